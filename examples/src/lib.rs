@@ -1,0 +1,1 @@
+//! Kairos examples crate: see the `examples` targets.

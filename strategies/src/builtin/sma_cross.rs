@@ -1,0 +1,79 @@
+//! `sma_cross`: the moving-average crossover.
+
+use super::{Mode, go, size_spec, state_for};
+use crate::indicators::{Cross, CrossEvent, Indicator, Sma};
+use crate::{Bar, Context, ParamSpec, Params, Result, Strategy, StrategyInfo};
+
+/// On a golden cross (fast SMA of closes crosses above the slow one) close any short and go
+/// long; on a death cross close any long and, in long-short mode, go short.
+///
+/// With `fast=10 slow=20 mode=long_short` this is backtesting.py's canonical `SmaCross`
+/// (`position.close(); buy()` / `position.close(); sell()`), and trades identically.
+#[derive(Debug, Clone)]
+pub struct SmaCross {
+    fast: usize,
+    slow: usize,
+    mode: Mode,
+    size: f64,
+    states: Vec<State>,
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    fast: Sma,
+    slow: Sma,
+    cross: Cross,
+}
+
+impl SmaCross {
+    /// A crossover of SMA(`fast`) and SMA(`slow`), `fast < slow`.
+    pub fn new(fast: usize, slow: usize, mode: Mode, size: f64) -> Self {
+        Self { fast, slow, mode, size, states: Vec::new() }
+    }
+}
+
+impl Strategy for SmaCross {
+    fn warmup_bars(&self) -> usize {
+        self.slow.max(self.fast) - 1
+    }
+
+    #[inline]
+    fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
+        let (fast, slow) = (self.fast, self.slow);
+        let st = state_for(&mut self.states, bar.instrument, || State {
+            fast: Sma::new(fast),
+            slow: Sma::new(slow),
+            cross: Cross::new(),
+        });
+        let f = st.fast.update(bar.close);
+        let s = st.slow.update(bar.close);
+        let (Some(f), Some(s)) = (f, s) else { return };
+        match st.cross.update(f, s) {
+            Some(CrossEvent::Above) => go(ctx, bar.instrument, true, self.mode, self.size),
+            Some(CrossEvent::Below) => go(ctx, bar.instrument, false, self.mode, self.size),
+            None => {}
+        }
+    }
+}
+
+fn build(p: &Params) -> Result<Box<dyn Strategy>> {
+    let (fast, slow) = (p.usize("fast")?, p.usize("slow")?);
+    if fast >= slow {
+        return Err(p.invalid("fast", format!("fast ({fast}) must be less than slow ({slow})")));
+    }
+    Ok(Box::new(SmaCross::new(fast, slow, Mode::from_params(p)?, p.float("size")?)))
+}
+
+pub(crate) fn info() -> StrategyInfo {
+    StrategyInfo {
+        name: "sma_cross",
+        description: "golden cross: go long; death cross: close the long (and go short in long_short mode)",
+        params: vec![
+            ParamSpec::int("fast", 10, 1, 100_000, "fast SMA period (bars)"),
+            ParamSpec::int("slow", 20, 2, 100_000, "slow SMA period (bars)"),
+            Mode::spec(),
+            size_spec(),
+        ],
+        build,
+    }
+}

@@ -1,0 +1,102 @@
+//! Streaming technical indicators, O(1) per update.
+//!
+//! Each indicator takes one input at a time and returns its value once warmed up. The
+//! definitions are TA-Lib's (seeding, Wilder smoothing, population standard deviation), and a
+//! test holds reference values recorded from TA-Lib on real market data; [`Sma`] additionally
+//! sums like pandas' `rolling().mean()` (Kahan-compensated), so crossovers of moving averages
+//! decide exactly as they do in pandas-based tools.
+//!
+//! ```
+//! use kairos_strategies::indicators::{Indicator, Sma};
+//! let mut sma = Sma::new(3);
+//! assert_eq!(sma.update(1.0), None);
+//! assert_eq!(sma.update(2.0), None);
+//! assert_eq!(sma.update(3.0), Some(2.0));
+//! assert_eq!(sma.update(4.0), Some(3.0));
+//! ```
+
+mod cross;
+mod momentum;
+mod moving;
+mod volatility;
+mod vwap;
+
+pub use cross::{Cross, CrossEvent, crossed_above, crossed_below};
+pub use momentum::{Macd, MacdValue, Rsi};
+pub use moving::{Ema, Sma, Wma};
+pub use volatility::{Atr, Bollinger, BollingerValue, StdDev};
+pub use vwap::Vwap;
+
+/// A streaming indicator.
+pub trait Indicator {
+    /// What one update takes (a price, or a bar's high/low/close).
+    type Input;
+    /// What it yields.
+    type Output: Copy;
+
+    /// Feeds one input; returns the new value once the indicator is warmed up.
+    fn update(&mut self, input: Self::Input) -> Option<Self::Output>;
+
+    /// The latest value, if warmed up.
+    fn value(&self) -> Option<Self::Output>;
+
+    /// TA-Lib's lookback: how many inputs come before the first value.
+    fn lookback(&self) -> usize;
+
+    /// Forgets all inputs.
+    fn reset(&mut self);
+
+    /// Whether a value is available.
+    fn is_ready(&self) -> bool {
+        self.value().is_some()
+    }
+}
+
+/// A fixed-capacity ring of the last `n` inputs.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    buf: Box<[f64]>,
+    head: usize,
+    len: usize,
+}
+
+impl Window {
+    pub(crate) fn new(n: usize) -> Self {
+        Self { buf: vec![0.0; n.max(1)].into_boxed_slice(), head: 0, len: 0 }
+    }
+
+    /// Pushes `x`; returns the value that fell out once the window is full.
+    #[inline]
+    pub(crate) fn push(&mut self, x: f64) -> Option<f64> {
+        let cap = self.buf.len();
+        let old = self.buf[self.head];
+        self.buf[self.head] = x;
+        self.head += 1;
+        if self.head == cap {
+            self.head = 0;
+        }
+        if self.len == cap {
+            Some(old)
+        } else {
+            self.len += 1;
+            None
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+}
+
+/// Panics with a clear message on a zero period: a period is a programming constant or a
+/// parameter validated by the registry before it gets here.
+pub(crate) fn check_period(name: &str, period: usize) -> usize {
+    assert!(period > 0, "{name} period must be at least 1");
+    period
+}

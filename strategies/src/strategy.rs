@@ -1,0 +1,96 @@
+//! The [`Strategy`] trait.
+
+use crate::{Bar, BookDelta, Context, Fill, Quote, Trade};
+
+/// A trading strategy: events in, orders out through the [`Context`].
+///
+/// # Contract
+///
+/// - Hooks are called on one thread, one at a time, in event-time order: `on_start` once before
+///   any event, then the market hooks and `on_fill` as events happen, then `on_stop` once.
+/// - A bar reaches `on_bar` only after it has closed; nothing later has been seen. Orders
+///   submitted in a hook work from the next event on (a market order fills at the next bar's
+///   open, or at this bar's close when the run fills on close).
+/// - Hooks must not block, sleep, read the wall clock or do I/O: the same code runs in a
+///   backtest, where time is simulated, and live. Anything slow (a remote model) arrives as an
+///   event. Keep state in `self` and randomness in seeded generators so backtests repeat.
+/// - Every hook has an empty default body: implement only what the strategy uses.
+///
+/// The trait is object safe so runtimes can hold a `Box<dyn Strategy>` chosen by name from
+/// the [`Registry`](crate::Registry); the backtest engine is also generic over it for speed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Kairos strategy",
+    note = "implement `kairos_strategies::Strategy` for it: every hook has a default body, so \
+            `impl Strategy for {Self} {{ fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {{ .. }} }}` is enough"
+)]
+pub trait Strategy: Send {
+    /// Bars the strategy needs before it can trade (its longest indicator's warm-up, minus
+    /// one). Reports use it for the buy-and-hold benchmark, which starts at the first bar the
+    /// strategy could have traded, as backtesting.py's does.
+    fn warmup_bars(&self) -> usize {
+        0
+    }
+
+    /// Called once before the first event.
+    fn on_start(&mut self, ctx: &mut Context) {
+        let _ = ctx;
+    }
+
+    /// Called for every closed bar.
+    fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
+        let _ = (ctx, bar);
+    }
+
+    /// Called for every trade print.
+    fn on_trade(&mut self, ctx: &mut Context, trade: &Trade) {
+        let _ = (ctx, trade);
+    }
+
+    /// Called for every top-of-book change.
+    fn on_quote(&mut self, ctx: &mut Context, quote: &Quote) {
+        let _ = (ctx, quote);
+    }
+
+    /// Called for every order-book change.
+    fn on_book(&mut self, ctx: &mut Context, delta: &BookDelta) {
+        let _ = (ctx, delta);
+    }
+
+    /// Called when one of the strategy's orders trades, after the portfolio has booked it.
+    fn on_fill(&mut self, ctx: &mut Context, fill: &Fill) {
+        let _ = (ctx, fill);
+    }
+
+    /// Called once after the last event.
+    fn on_stop(&mut self, ctx: &mut Context) {
+        let _ = ctx;
+    }
+}
+
+impl<S: Strategy + ?Sized> Strategy for Box<S> {
+    fn warmup_bars(&self) -> usize {
+        (**self).warmup_bars()
+    }
+    fn on_start(&mut self, ctx: &mut Context) {
+        (**self).on_start(ctx)
+    }
+    #[inline]
+    fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
+        (**self).on_bar(ctx, bar)
+    }
+    fn on_trade(&mut self, ctx: &mut Context, trade: &Trade) {
+        (**self).on_trade(ctx, trade)
+    }
+    fn on_quote(&mut self, ctx: &mut Context, quote: &Quote) {
+        (**self).on_quote(ctx, quote)
+    }
+    fn on_book(&mut self, ctx: &mut Context, delta: &BookDelta) {
+        (**self).on_book(ctx, delta)
+    }
+    fn on_fill(&mut self, ctx: &mut Context, fill: &Fill) {
+        (**self).on_fill(ctx, fill)
+    }
+    fn on_stop(&mut self, ctx: &mut Context) {
+        (**self).on_stop(ctx)
+    }
+}
