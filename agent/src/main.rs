@@ -1,1 +1,5 @@
-fn main() {}
+//! The `kairos` command-line tool.
+
+fn main() -> std::process::ExitCode {
+    kairos_agent::cli::main()
+}

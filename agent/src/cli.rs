@@ -1,0 +1,250 @@
+//! The `kairos` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use kairos_backtests::data::{self, BarSeries};
+use kairos_backtests::engine::Backtest;
+use kairos_backtests::report;
+use kairos_backtests::venue::FillAt;
+use kairos_strategies::Registry;
+
+use crate::config::BacktestFile;
+
+/// Kairos: autonomous trading agents. Write a strategy once; backtest it, paper trade it, run it.
+#[derive(Debug, Parser)]
+#[command(name = "kairos", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_parser = ["human", "json"], default_value = "human", env = "KAIROS_LOG_FORMAT")]
+    log_format: String,
+    /// More logging (-v debug, -vv trace); `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Backtest a strategy on historical or simulated bars.
+    Backtest(BacktestArgs),
+    /// List the registered strategies, or describe one.
+    Strategies {
+        /// A strategy to describe.
+        name: Option<String>,
+    },
+    /// Load and validate data files; print what they hold.
+    Data {
+        /// Files or `sim:SEED[:BARS]`.
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BacktestArgs {
+    /// TOML file with any of the settings below (see examples/backtest.toml); flags win.
+    #[arg(long, env = "KAIROS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Bars: a CSV/.csv.gz/Parquet/feather/JSON file, or `sim:SEED[:BARS]`. Repeat for
+    /// several instruments.
+    #[arg(long, env = "KAIROS_DATA", value_delimiter = ',')]
+    data: Vec<String>,
+    /// Resample the data to this interval first (`5m`, `1h`, `1d`).
+    #[arg(long)]
+    resample: Option<String>,
+    /// Strategy name (`kairos strategies` lists them).
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Strategy parameter `name=value`; repeat for several.
+    #[arg(long = "param", short = 'p')]
+    params: Vec<String>,
+    /// Starting cash [default: 100000].
+    #[arg(long, env = "KAIROS_CASH")]
+    cash: Option<f64>,
+    /// Commission as a fraction of traded value (0.0002 = 2 bps) [default: 0].
+    #[arg(long, env = "KAIROS_COMMISSION")]
+    commission: Option<f64>,
+    /// Fixed fee per fill [default: 0].
+    #[arg(long)]
+    fixed_fee: Option<f64>,
+    /// Slippage per fill in basis points [default: 0].
+    #[arg(long)]
+    slippage_bps: Option<f64>,
+    /// When market orders fill: `next-open` (default) or `close` (the signal bar's close).
+    #[arg(long)]
+    fill: Option<String>,
+    /// Lot size for every instrument (orders trade whole lots) [default: 1].
+    #[arg(long)]
+    lot_size: Option<f64>,
+    /// Folder for summary.json, trades.csv and equity.csv.
+    #[arg(long, env = "KAIROS_OUT")]
+    out: Option<PathBuf>,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the CLI with the built-in strategies.
+pub fn main() -> ExitCode {
+    main_with(Registry::with_builtins())
+}
+
+/// Runs the CLI with a registry of your own (built-ins plus your strategies).
+pub fn main_with(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format, cli.verbose);
+    let result = match cli.command {
+        Command::Backtest(args) => backtest(&registry, args),
+        Command::Strategies { name } => strategies(&registry, name.as_deref()),
+        Command::Data { sources } => data_info(&sources),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn strategies(registry: &Registry, name: Option<&str>) -> Result<()> {
+    match name {
+        Some(n) => print!("{}", registry.describe(n)?),
+        None => {
+            for info in registry.iter() {
+                println!("{:<20} {}", info.name, info.description);
+            }
+            println!("\n`kairos strategies NAME` shows a strategy's parameters.");
+        }
+    }
+    Ok(())
+}
+
+fn load_sources(sources: &[String], resample: Option<&str>) -> Result<Vec<BarSeries>> {
+    let interval = resample.map(data::parse_interval).transpose()?;
+    sources
+        .iter()
+        .map(|s| {
+            let series = data::source(s)?;
+            Ok(match interval {
+                Some(i) => data::resample(&series, i)?,
+                None => series,
+            })
+        })
+        .collect()
+}
+
+fn describe_series(s: &BarSeries) -> String {
+    let (a, b) = s.span().map(|(a, b)| (a.to_iso(), b.to_iso())).unwrap_or_default();
+    format!("{} ({}): {} bars, {} .. {}, every {}s", s.source, s.instrument.symbol, s.len(), a, b, s.interval() / 1_000_000_000)
+}
+
+fn data_info(sources: &[String]) -> Result<()> {
+    let mut failed = 0;
+    for src in sources {
+        match data::source(src) {
+            Ok(s) => println!("ok   {}", describe_series(&s)),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} sources failed validation", sources.len());
+    }
+    Ok(())
+}
+
+fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(p) => BacktestFile::load(p)?,
+        None => BacktestFile::default(),
+    };
+    let sources = if args.data.is_empty() { file.data.clone().map(|d| d.into_vec()).unwrap_or_default() } else { args.data.clone() };
+    if sources.is_empty() {
+        bail!("no data: pass --data FILE (or sim:SEED) or set `data` in the config file");
+    }
+    let strategy_name = args
+        .strategy
+        .clone()
+        .or_else(|| file.strategy.clone())
+        .context("no strategy: pass --strategy NAME or set `strategy` in the config file (`kairos strategies` lists them)")?;
+    let mut params = file.params_as_text();
+    for p in &args.params {
+        let (k, v) = Registry::parse_kv(p)?;
+        params.retain(|(pk, _)| pk != &k);
+        params.push((k, v));
+    }
+    let mut cfg = file.backtest.unwrap_or_default();
+    if let Some(v) = args.cash {
+        cfg.cash = v;
+    }
+    if let Some(v) = args.commission {
+        cfg.commission = v;
+    }
+    if let Some(v) = args.fixed_fee {
+        cfg.fixed_fee = v;
+    }
+    if let Some(v) = args.slippage_bps {
+        cfg.slippage_bps = v;
+    }
+    if let Some(v) = &args.fill {
+        cfg.fill = v.parse::<FillAt>()?;
+    }
+    if let Some(v) = args.lot_size {
+        cfg.lot_size = Some(v);
+    }
+    cfg.validate()?;
+    let mut strategy = registry.build(&strategy_name, &params)?;
+    let resample = args.resample.as_deref().or(file.resample.as_deref());
+    let series = load_sources(&sources, resample)?;
+    for s in &series {
+        eprintln!("data: {}", describe_series(s));
+        if s.simulated {
+            eprintln!("note: {} is SIMULATED data from the built-in market simulator, not market history", s.source);
+        }
+    }
+    let started = Instant::now();
+    let result = Backtest::new(cfg).run(&series, &mut strategy)?;
+    let elapsed = started.elapsed();
+    let summary = result.summary();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("strategy: {strategy_name} {}", params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        print!("{}", report::table(&summary));
+    }
+    eprintln!(
+        "replayed {} bars in {:.3} s ({:.1} M bars/s)",
+        result.bars,
+        elapsed.as_secs_f64(),
+        result.bars as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
+    );
+    if let Some(out) = args.out.clone().or(file.out.clone()) {
+        report::write(&out, &result, &summary)?;
+        eprintln!("wrote {}/summary.json, trades.csv, equity.csv", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! # kairos-agent
+//!
+//! The runtime around strategies and the `kairos` command-line tool. This first part holds the
+//! CLI and its configuration files; feeds, execution clients and persistence build on it.
+//!
+//! A user with their own strategies builds a `kairos` of their own by registering them and
+//! handing the registry to [`cli::main_with`]:
+//!
+//! ```no_run
+//! let mut registry = kairos_strategies::Registry::with_builtins();
+//! // registry.register(my_strategy_info())?;
+//! std::process::exit(match kairos_agent::cli::main_with(registry) {
+//!     std::process::ExitCode::SUCCESS => 0,
+//!     _ => 1,
+//! });
+//! ```
+
+pub mod cli;
+pub mod config;

@@ -1,0 +1,290 @@
+//! Reading OHLCV files with polars (CSV, Parquet, Arrow IPC) or serde (JSON arrays).
+
+use std::fs::File;
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use kairos_strategies::{Bar, Instrument, InstrumentId, Timestamp};
+use polars::prelude::*;
+
+use super::timestamps::TimeFormat;
+use super::{BarSeries, format_err, validate};
+use crate::{Error, Result};
+
+/// Names a timestamp column may have (lower case); an empty name is a pandas index column.
+const TIME_NAMES: &[&str] =
+    &["timestamp", "time", "date", "datetime", "open_time", "opentime", "ts", "index", ""];
+
+/// Loads and validates the bars in `path`; the format follows the extension (`.csv`,
+/// `.csv.gz`, `.parquet`, `.feather`/`.arrow`/`.ipc`, `.json`).
+pub fn load(path: &Path) -> Result<BarSeries> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let columns = if name.ends_with(".json") {
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        json_columns(path, &text)?
+    } else {
+        let df = if name.ends_with(".csv") || name.ends_with(".csv.gz") || name.ends_with(".txt") {
+            let mut raw = Vec::new();
+            File::open(path).and_then(|mut f| f.read_to_end(&mut raw)).map_err(io)?;
+            if raw.starts_with(&[0x1f, 0x8b]) {
+                let mut out = Vec::new();
+                flate2::read::MultiGzDecoder::new(&raw[..])
+                    .read_to_end(&mut out)
+                    .map_err(|e| format_err(path, format!("not a valid gzip file: {e}")))?;
+                raw = out;
+            }
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(100_000))
+                .into_reader_with_file_handle(Cursor::new(raw))
+                .finish()
+        } else if name.ends_with(".parquet") || name.ends_with(".pq") {
+            ParquetReader::new(File::open(path).map_err(io)?).finish()
+        } else if [".feather", ".arrow", ".ipc"].iter().any(|e| name.ends_with(e)) {
+            IpcReader::new(File::open(path).map_err(io)?).finish()
+        } else {
+            return Err(format_err(
+                path,
+                "unknown file type; expected .csv, .csv.gz, .parquet, .feather/.arrow/.ipc or .json",
+            ));
+        };
+        let df = df.map_err(|e| format_err(path, format!("cannot read: {e}")))?;
+        frame_columns(path, &df)?
+    };
+    let symbol = symbol_from_path(path);
+    let bars = columns.into_bars(path)?;
+    let series = BarSeries {
+        instrument: Instrument::new(symbol, "file"),
+        bars,
+        source: path.display().to_string(),
+        simulated: false,
+    };
+    validate(path, &series.bars)?;
+    Ok(series)
+}
+
+/// The file name without its data extensions: `EURUSD.csv.gz` gives `EURUSD`.
+fn symbol_from_path(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("data");
+    let mut s = name;
+    for ext in [".gz", ".csv", ".txt", ".parquet", ".pq", ".feather", ".arrow", ".ipc", ".json"] {
+        if let Some(stripped) = s.strip_suffix(ext) {
+            s = stripped;
+        }
+    }
+    s.to_string()
+}
+
+/// Column-oriented raw bars before validation.
+struct Columns {
+    ts: Vec<Option<i64>>,
+    /// Raw text of each timestamp for error messages, when the source was text.
+    ts_text: Option<Vec<Option<String>>>,
+    open: Vec<Option<f64>>,
+    high: Vec<Option<f64>>,
+    low: Vec<Option<f64>>,
+    close: Vec<Option<f64>>,
+    volume: Vec<Option<f64>>,
+}
+
+impl Columns {
+    fn into_bars(self, path: &Path) -> Result<Vec<Bar>> {
+        if self.ts.is_empty() {
+            return Err(format_err(path, "no rows"));
+        }
+        let mut bars = Vec::with_capacity(self.ts.len());
+        for i in 0..self.ts.len() {
+            let row_err = |problem: String| Error::BadRow {
+                path: path.to_path_buf(),
+                row: i + 1,
+                time: self.ts[i].map(|t| Timestamp(t).to_iso()),
+                problem,
+            };
+            let Some(ts) = self.ts[i] else {
+                let raw = self.ts_text.as_ref().and_then(|t| t[i].clone());
+                return Err(match raw {
+                    Some(text) => row_err(format!("cannot read timestamp `{text}`")),
+                    None => row_err("missing timestamp".into()),
+                });
+            };
+            let get = |col: &[Option<f64>], name: &str| {
+                col[i].ok_or_else(|| row_err(format!("missing or non-numeric {name}")))
+            };
+            bars.push(Bar {
+                instrument: InstrumentId(0),
+                ts: Timestamp(ts),
+                open: get(&self.open, "open")?,
+                high: get(&self.high, "high")?,
+                low: get(&self.low, "low")?,
+                close: get(&self.close, "close")?,
+                volume: get(&self.volume, "volume")?,
+            });
+        }
+        Ok(bars)
+    }
+}
+
+fn find<'a>(names: &'a [String], wanted: &[&str]) -> Option<&'a str> {
+    names.iter().find(|n| wanted.contains(&n.trim().to_ascii_lowercase().as_str())).map(String::as_str)
+}
+
+fn frame_columns(path: &Path, df: &DataFrame) -> Result<Columns> {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let missing = |what: &str| {
+        format_err(path, format!("no {what} column; columns are: {}", names.join(", ")))
+    };
+    let time_col = find(&names, TIME_NAMES).ok_or_else(|| missing("timestamp"))?;
+    let (ts, ts_text) = time_column(path, df.column(time_col).map_err(|e| format_err(path, e.to_string()))?)?;
+    let num = |wanted: &[&str], what: &str, required: bool| -> Result<Vec<Option<f64>>> {
+        match find(&names, wanted) {
+            Some(name) => numeric_column(path, df.column(name).map_err(|e| format_err(path, e.to_string()))?, name),
+            None if required => Err(missing(what)),
+            None => Ok(vec![Some(0.0); df.height()]),
+        }
+    };
+    Ok(Columns {
+        ts,
+        ts_text,
+        open: num(&["open", "o"], "open", true)?,
+        high: num(&["high", "h"], "high", true)?,
+        low: num(&["low", "l"], "low", true)?,
+        close: num(&["close", "c"], "close", true)?,
+        volume: num(&["volume", "vol", "v"], "volume", false)?,
+    })
+}
+
+fn numeric_column(path: &Path, col: &Column, name: &str) -> Result<Vec<Option<f64>>> {
+    if col.dtype() == &DataType::String {
+        // Inference fell back to text: some cell is not a number. Parse to find which.
+        let s = col.str().map_err(|e| format_err(path, e.to_string()))?;
+        return s
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                None => Ok(None),
+                Some(t) => t.trim().parse::<f64>().map(Some).map_err(|_| Error::BadRow {
+                    path: path.to_path_buf(),
+                    row: i + 1,
+                    time: None,
+                    problem: format!("{name} `{t}` is not a number"),
+                }),
+            })
+            .collect();
+    }
+    if !col.dtype().is_primitive_numeric() {
+        return Err(format_err(path, format!("column `{name}` has type {}, expected numbers", col.dtype())));
+    }
+    let c = col.cast(&DataType::Float64).map_err(|e| format_err(path, e.to_string()))?;
+    Ok(c.f64().map_err(|e| format_err(path, e.to_string()))?.iter().collect())
+}
+
+type TimeColumn = (Vec<Option<i64>>, Option<Vec<Option<String>>>);
+
+fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
+    let err = |e: PolarsError| format_err(path, e.to_string());
+    match col.dtype() {
+        DataType::String => {
+            let s = col.str().map_err(err)?;
+            let sample = s.iter().flatten().next().ok_or_else(|| format_err(path, "timestamp column is empty"))?;
+            let fmt = TimeFormat::detect_text(sample).ok_or_else(|| {
+                format_err(path, format!("cannot tell the timestamp format from `{sample}` (row 1)"))
+            })?;
+            let text: Vec<Option<String>> = s.iter().map(|v| v.map(str::to_string)).collect();
+            let ts = text.iter().map(|v| v.as_deref().and_then(|t| fmt.parse(t))).collect();
+            Ok((ts, Some(text)))
+        }
+        DataType::Datetime(unit, _) => {
+            let unit = match unit {
+                TimeUnit::Nanoseconds => TimeFormat::EpochNanos,
+                TimeUnit::Microseconds => TimeFormat::EpochMicros,
+                TimeUnit::Milliseconds => TimeFormat::EpochMillis,
+            };
+            let phys = col.cast(&DataType::Int64).map_err(err)?;
+            Ok((phys.i64().map_err(err)?.iter().map(|v| v.and_then(|v| unit.epoch_to_nanos(v))).collect(), None))
+        }
+        DataType::Date => {
+            let phys = col.cast(&DataType::Int32).map_err(err)?;
+            let days = phys.i32().map_err(err)?;
+            Ok((days.iter().map(|d| d.and_then(|d| i64::from(d).checked_mul(86_400_000_000_000))).collect(), None))
+        }
+        dt if dt.is_integer() => {
+            let phys = col.cast(&DataType::Int64).map_err(err)?;
+            let v = phys.i64().map_err(err)?;
+            let first = v.iter().flatten().next().ok_or_else(|| format_err(path, "timestamp column is empty"))?;
+            let unit = TimeFormat::detect_epoch(first);
+            Ok((v.iter().map(|x| x.and_then(|x| unit.epoch_to_nanos(x))).collect(), None))
+        }
+        dt if dt.is_float() => {
+            let phys = col.cast(&DataType::Float64).map_err(err)?;
+            let v = phys.f64().map_err(err)?;
+            let first = v.iter().flatten().next().ok_or_else(|| format_err(path, "timestamp column is empty"))?;
+            let unit = TimeFormat::detect_epoch(first as i64);
+            Ok((
+                v.iter()
+                    .map(|x| x.filter(|x| x.is_finite() && x.fract() == 0.0).and_then(|x| unit.epoch_to_nanos(x as i64)))
+                    .collect(),
+                None,
+            ))
+        }
+        other => Err(format_err(path, format!("timestamp column has type {other}, expected text, integers or datetimes"))),
+    }
+}
+
+/// `[[ms, open, high, low, close, volume], ...]`, as exchange REST APIs and freqtrade write.
+fn json_columns(path: &Path, text: &str) -> Result<Columns> {
+    let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(text).map_err(|e| {
+        format_err(path, format!("expected a JSON array of [time, open, high, low, close, volume] arrays: {e}"))
+    })?;
+    let n = rows.len();
+    let mut c = Columns {
+        ts: Vec::with_capacity(n),
+        ts_text: None,
+        open: Vec::with_capacity(n),
+        high: Vec::with_capacity(n),
+        low: Vec::with_capacity(n),
+        close: Vec::with_capacity(n),
+        volume: Vec::with_capacity(n),
+    };
+    let mut unit = None;
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() < 5 {
+            return Err(Error::BadRow {
+                path: path.to_path_buf(),
+                row: i + 1,
+                time: None,
+                problem: format!("has {} fields, expected [time, open, high, low, close, volume]", row.len()),
+            });
+        }
+        let num = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let t = match &row[0] {
+            serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let u = *unit.get_or_insert_with(|| TimeFormat::detect_epoch(t.unwrap_or(0)));
+        c.ts.push(t.and_then(|t| u.epoch_to_nanos(t)));
+        c.open.push(num(&row[1]));
+        c.high.push(num(&row[2]));
+        c.low.push(num(&row[3]));
+        c.close.push(num(&row[4]));
+        c.volume.push(row.get(5).map_or(Some(0.0), num));
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_from_file_names() {
+        assert_eq!(symbol_from_path(Path::new("/x/EURUSD.csv")), "EURUSD");
+        assert_eq!(symbol_from_path(Path::new("sp500.csv.gz")), "sp500");
+        assert_eq!(symbol_from_path(Path::new("ETH_BTC-5m.feather")), "ETH_BTC-5m");
+    }
+}

@@ -1,0 +1,269 @@
+//! The event-driven backtest engine.
+//!
+//! Bars of one or more instruments are merged into one stream ordered by time (ties in the
+//! order the series were given) and replayed under a historical clock. For each bar:
+//!
+//! 1. the clock moves to the bar's time;
+//! 2. working orders of that instrument are matched against the bar by the
+//!    [`SimulatedVenue`] (market orders at the open, limits and stops when the bar trades
+//!    through them), fills are booked and delivered to [`Strategy::on_fill`];
+//! 3. the instrument is marked at the close and the strategy's [`Strategy::on_bar`] runs: it
+//!    sees the bar only now that it has closed;
+//! 4. with [`FillAt::Close`], market orders the strategy just placed fill at that close;
+//! 5. once every bar of a timestamp is processed, the equity is recorded.
+//!
+//! The run is deterministic: the same bars, strategy and settings give bit-identical results.
+
+use kairos_strategies::{Bar, ClosedTrade, Context, Fill, Instrument, Portfolio, Strategy, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::data::BarSeries;
+use crate::stats::{self, Summary};
+use crate::venue::{FillAt, Phase, SimulatedVenue, VenueConfig};
+use crate::{Error, Result};
+
+/// Backtest settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BacktestConfig {
+    /// Starting cash in the quote currency.
+    pub cash: f64,
+    /// Commission as a fraction of traded value.
+    pub commission: f64,
+    /// Fixed fee per fill.
+    pub fixed_fee: f64,
+    /// Slippage per fill in basis points.
+    pub slippage_bps: f64,
+    /// When market orders fill.
+    pub fill: FillAt,
+    /// Lot size override for every instrument (order sizes are whole multiples of it);
+    /// `None` keeps the instruments' own (1 unit for files).
+    pub lot_size: Option<f64>,
+}
+
+impl Default for BacktestConfig {
+    fn default() -> Self {
+        Self { cash: 100_000.0, commission: 0.0, fixed_fee: 0.0, slippage_bps: 0.0, fill: FillAt::NextOpen, lot_size: None }
+    }
+}
+
+impl BacktestConfig {
+    /// Checks every setting, naming the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key, reason: String| Err(Error::Config { key, reason });
+        if !(self.cash.is_finite() && self.cash > 0.0) {
+            return bad("cash", format!("{} is not a positive amount", self.cash));
+        }
+        if !(self.commission.is_finite() && (-0.1..0.1).contains(&self.commission)) {
+            return bad("commission", format!("{} is outside [-0.1, 0.1) (it is a fraction: 0.001 = 0.1%)", self.commission));
+        }
+        if !(self.fixed_fee.is_finite() && self.fixed_fee >= 0.0) {
+            return bad("fixed_fee", format!("{} is not a non-negative amount", self.fixed_fee));
+        }
+        if !(self.slippage_bps.is_finite() && (0.0..10_000.0).contains(&self.slippage_bps)) {
+            return bad("slippage_bps", format!("{} is outside [0, 10000)", self.slippage_bps));
+        }
+        if let Some(l) = self.lot_size
+            && !(l.is_finite() && l > 0.0)
+        {
+            return bad("lot_size", format!("{l} is not a positive number"));
+        }
+        Ok(())
+    }
+
+    fn venue(&self) -> VenueConfig {
+        VenueConfig { commission: self.commission, fixed_fee: self.fixed_fee, slippage_bps: self.slippage_bps, fill: self.fill }
+    }
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct BacktestResult {
+    /// The settings it ran with.
+    pub config: BacktestConfig,
+    /// The instruments, indexed by `InstrumentId`.
+    pub instruments: Vec<Instrument>,
+    /// Where each instrument's data came from.
+    pub sources: Vec<String>,
+    /// Whether any of the data was simulated.
+    pub simulated: bool,
+    /// Number of bars replayed.
+    pub bars: usize,
+    /// One timestamp per equity point (each distinct bar time).
+    pub equity_time: Vec<Timestamp>,
+    /// Equity after each timestamp.
+    pub equity: Vec<f64>,
+    /// Closed trades in the order they closed. Positions still open at the end are not in it
+    /// (as in backtesting.py); they are valued in the final equity.
+    pub trades: Vec<ClosedTrade>,
+    /// Every fill.
+    pub fills: Vec<Fill>,
+    /// The account at the end.
+    pub portfolio: Portfolio,
+    /// Orders the venue rejected.
+    pub rejected_orders: u64,
+    /// Orders still working at the end (never filled).
+    pub unfilled_orders: usize,
+    /// Per instrument: the close at the strategy's first tradable bar and the last close, for
+    /// the buy-and-hold benchmark.
+    pub buy_hold: Vec<(f64, f64)>,
+}
+
+impl BacktestResult {
+    /// The summary statistics.
+    pub fn summary(&self) -> Summary {
+        stats::summarize(self)
+    }
+}
+
+/// A configured backtest, ready to run strategies.
+#[derive(Debug, Clone, Default)]
+pub struct Backtest {
+    config: BacktestConfig,
+}
+
+impl Backtest {
+    /// A backtest with these settings.
+    pub fn new(config: BacktestConfig) -> Self {
+        Self { config }
+    }
+
+    /// Replays `series` through `strategy`.
+    pub fn run<S: Strategy + ?Sized>(&self, series: &[BarSeries], strategy: &mut S) -> Result<BacktestResult> {
+        self.config.validate()?;
+        if series.is_empty() || series.iter().all(BarSeries::is_empty) {
+            return Err(Error::Config { key: "data", reason: "no bars to replay".into() });
+        }
+        let mut instruments: Vec<Instrument> = series.iter().map(|s| s.instrument.clone()).collect();
+        if let Some(lot) = self.config.lot_size {
+            for i in &mut instruments {
+                i.lot_size = lot;
+            }
+        }
+        for i in &instruments {
+            i.validate()?;
+        }
+        let bars: usize = series.iter().map(BarSeries::len).sum();
+        let mut run = Run {
+            ctx: Context::new(instruments.clone(), self.config.cash),
+            venue: SimulatedVenue::new(self.config.venue()),
+            fill_at_close: self.config.fill == FillAt::Close,
+            fills: Vec::new(),
+            trades: Vec::new(),
+            equity_time: Vec::with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0)),
+            equity: Vec::with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0)),
+        };
+        strategy.on_start(&mut run.ctx);
+        if let [only] = series {
+            for bar in &only.bars {
+                let bar = Bar { instrument: kairos_strategies::InstrumentId(0), ..*bar };
+                run.step(strategy, &bar);
+                run.record(bar.ts);
+            }
+        } else {
+            run.merged(series, strategy);
+        }
+        strategy.on_stop(&mut run.ctx);
+        let unfilled_orders = run.ctx.clear_orders().len();
+        let rejected_orders = run.venue.rejected();
+        if rejected_orders > 0 {
+            tracing::warn!(rejected_orders, "the venue rejected orders it could not size or afford");
+        }
+        let warmup = strategy.warmup_bars();
+        let buy_hold = series
+            .iter()
+            .map(|s| {
+                let first = s.bars.get(warmup).map_or(f64::NAN, |b| b.close);
+                let last = s.bars.last().map_or(f64::NAN, |b| b.close);
+                (first, last)
+            })
+            .collect();
+        Ok(BacktestResult {
+            config: self.config,
+            instruments,
+            sources: series.iter().map(|s| s.source.clone()).collect(),
+            simulated: series.iter().any(|s| s.simulated),
+            bars,
+            equity_time: run.equity_time,
+            equity: run.equity,
+            trades: run.trades,
+            fills: run.fills,
+            portfolio: run.ctx.portfolio().clone(),
+            rejected_orders,
+            unfilled_orders,
+            buy_hold,
+        })
+    }
+}
+
+/// The mutable state of one run.
+struct Run {
+    ctx: Context,
+    venue: SimulatedVenue,
+    fill_at_close: bool,
+    fills: Vec<Fill>,
+    trades: Vec<ClosedTrade>,
+    equity_time: Vec<Timestamp>,
+    equity: Vec<f64>,
+}
+
+impl Run {
+    #[inline(always)]
+    fn step<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar) {
+        self.ctx.set_now(bar.ts);
+        if self.ctx.has_orders() {
+            self.ctx.portfolio_mut().mark(bar.instrument, bar.open);
+            self.match_orders(strategy, bar, Phase::Open);
+        }
+        self.ctx.portfolio_mut().mark(bar.instrument, bar.close);
+        strategy.on_bar(&mut self.ctx, bar);
+        if self.fill_at_close && self.ctx.has_orders() {
+            self.match_orders(strategy, bar, Phase::Close);
+        }
+    }
+
+    #[inline(never)]
+    fn match_orders<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar, phase: Phase) {
+        let first = self.fills.len();
+        self.venue.process(&mut self.ctx, bar, phase, &mut self.fills, &mut self.trades);
+        for i in first..self.fills.len() {
+            let fill = self.fills[i];
+            strategy.on_fill(&mut self.ctx, &fill);
+        }
+    }
+
+    #[inline(always)]
+    fn record(&mut self, ts: Timestamp) {
+        self.equity_time.push(ts);
+        self.equity.push(self.ctx.portfolio().equity());
+    }
+
+    /// Several series: a k-way merge by time, ties broken by series order.
+    fn merged<S: Strategy + ?Sized>(&mut self, series: &[BarSeries], strategy: &mut S) {
+        let mut cursor = vec![0usize; series.len()];
+        let mut current: Option<Timestamp> = None;
+        loop {
+            let mut next: Option<(Timestamp, usize)> = None;
+            for (k, s) in series.iter().enumerate() {
+                if let Some(b) = s.bars.get(cursor[k])
+                    && next.is_none_or(|(t, _)| b.ts < t)
+                {
+                    next = Some((b.ts, k));
+                }
+            }
+            let Some((ts, k)) = next else { break };
+            if let Some(cur) = current
+                && cur != ts
+            {
+                self.record(cur);
+            }
+            current = Some(ts);
+            let bar = Bar { instrument: kairos_strategies::InstrumentId(k as u32), ..series[k].bars[cursor[k]] };
+            cursor[k] += 1;
+            self.step(strategy, &bar);
+        }
+        if let Some(cur) = current {
+            self.record(cur);
+        }
+    }
+}

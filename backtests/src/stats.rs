@@ -1,0 +1,319 @@
+//! Summary statistics of a run, with backtesting.py's definitions.
+//!
+//! Every statistic backtesting.py (0.6) also reports is computed the way it computes it, so the
+//! two can be compared figure for figure:
+//!
+//! - returns are of the equity curve; annualised figures compound the geometric mean of the
+//!   *daily* returns (equity resampled to the last value of each calendar day, or week, month,
+//!   year for coarser data) over 252 trading days a year, or 365 when more than 60% of the
+//!   weekend share of bars fall on weekends (crypto);
+//! - volatility is `sqrt((var + (1+g)²)^N − (1+g)^(2N))` of those day returns (`var` with one
+//!   degree of freedom), the Sharpe ratio is annual return over it, Sortino uses the root mean
+//!   square of negative day returns, Calmar the maximum drawdown;
+//! - drawdowns are `1 − equity / running peak`, reported negative in percent; a drawdown
+//!   period runs between two new peaks (or the end), its duration is in seconds;
+//! - trade figures use each trade's return net of commission; the average trade is their
+//!   geometric mean, the profit factor the sum of winning over losing *returns*, the SQN
+//!   `sqrt(n) × mean(pnl) / std(pnl)`;
+//! - exposure is the share of bars from a closed trade's entry bar to its exit bar, inclusive;
+//! - buy and hold runs from the close of the first bar the strategy could trade
+//!   ([`Strategy::warmup_bars`](kairos_strategies::Strategy::warmup_bars)) to the last close.
+//!
+//! Figures that are undefined (no trades, no losing trade, a flat equity) are NaN, written
+//! as `null` in JSON.
+
+use chrono::Datelike;
+use kairos_strategies::Timestamp;
+use serde::{Serialize, Serializer};
+
+use crate::engine::BacktestResult;
+
+const DAY_NS: i64 = 86_400_000_000_000;
+
+fn finite_or_null<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+}
+
+/// The summary of a run; field order is the order of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Total return of the equity, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub return_pct: f64,
+    /// Buy-and-hold return over the tradable span, % (mean over instruments).
+    #[serde(serialize_with = "finite_or_null")]
+    pub buy_hold_return_pct: f64,
+    /// Annualised return, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub return_ann_pct: f64,
+    /// Annualised volatility, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub volatility_ann_pct: f64,
+    /// Sharpe ratio (risk-free rate 0).
+    #[serde(serialize_with = "finite_or_null")]
+    pub sharpe: f64,
+    /// Sortino ratio.
+    #[serde(serialize_with = "finite_or_null")]
+    pub sortino: f64,
+    /// Calmar ratio.
+    #[serde(serialize_with = "finite_or_null")]
+    pub calmar: f64,
+    /// Deepest drawdown, % (negative).
+    #[serde(serialize_with = "finite_or_null")]
+    pub max_drawdown_pct: f64,
+    /// Mean of the drawdown periods' depths, % (negative).
+    #[serde(serialize_with = "finite_or_null")]
+    pub avg_drawdown_pct: f64,
+    /// Longest drawdown period, seconds.
+    #[serde(serialize_with = "finite_or_null")]
+    pub max_drawdown_duration: f64,
+    /// Closed trades.
+    pub num_trades: usize,
+    /// Share of closed trades with a positive net PnL, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub win_rate_pct: f64,
+    /// Best trade return, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub best_trade_pct: f64,
+    /// Worst trade return, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub worst_trade_pct: f64,
+    /// Geometric mean trade return, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub avg_trade_pct: f64,
+    /// Sum of winning returns over the sum of losing returns.
+    #[serde(serialize_with = "finite_or_null")]
+    pub profit_factor: f64,
+    /// Arithmetic mean trade return, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub expectancy_pct: f64,
+    /// System quality number.
+    #[serde(serialize_with = "finite_or_null")]
+    pub sqn: f64,
+    /// Share of bars with a trade open, %.
+    #[serde(serialize_with = "finite_or_null")]
+    pub exposure_pct: f64,
+    /// Final equity.
+    #[serde(serialize_with = "finite_or_null")]
+    pub equity_final: f64,
+    /// Highest equity.
+    #[serde(serialize_with = "finite_or_null")]
+    pub equity_peak: f64,
+    /// Commissions of the closed trades.
+    #[serde(serialize_with = "finite_or_null")]
+    pub commissions: f64,
+    /// Bars replayed.
+    pub bars: usize,
+    /// First bar time.
+    pub start: String,
+    /// Last bar time.
+    pub end: String,
+    /// Trades still open at the end (valued in the final equity, not counted above).
+    pub open_trades: usize,
+    /// Orders the venue rejected.
+    pub rejected_orders: u64,
+    /// Whether the data was simulated.
+    pub simulated: bool,
+}
+
+/// backtesting.py's `geometric_mean`: 0 if any `1 + r <= 0`, NaN for no returns.
+fn geometric_mean(returns: &[f64]) -> f64 {
+    if returns.iter().any(|r| 1.0 + r <= 0.0) {
+        return 0.0;
+    }
+    if returns.is_empty() {
+        return f64::NAN;
+    }
+    (returns.iter().map(|r| (1.0 + r).ln()).sum::<f64>() / returns.len() as f64).exp() - 1.0
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() { f64::NAN } else { xs.iter().sum::<f64>() / xs.len() as f64 }
+}
+
+/// Sample variance (one degree of freedom); NaN below two values.
+fn var1(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return f64::NAN;
+    }
+    let m = mean(xs);
+    xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64
+}
+
+fn nan_if_zero(x: f64) -> f64 {
+    if x == 0.0 { f64::NAN } else { x }
+}
+
+/// How equity is bucketed for "daily" returns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Period {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+fn bucket(ts: Timestamp, period: Period) -> i64 {
+    let day = ts.0.div_euclid(DAY_NS);
+    match period {
+        Period::Day => day,
+        // Weeks end on Sunday (pandas 'W'); 1970-01-01 was a Thursday.
+        Period::Week => (day + 3).div_euclid(7),
+        Period::Month => {
+            let d = ts.to_datetime();
+            i64::from(d.year()) * 12 + i64::from(d.month0())
+        }
+        Period::Year => i64::from(ts.to_datetime().year()),
+    }
+}
+
+/// backtesting.py's `_data_period`: the median spacing of the last 100 timestamps.
+fn data_period_days(times: &[Timestamp]) -> i64 {
+    let tail = &times[times.len().saturating_sub(100)..];
+    let mut d: Vec<i64> = tail.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    if d.is_empty() {
+        return 0;
+    }
+    d.sort_unstable();
+    let n = d.len();
+    let median = if n % 2 == 1 { d[n / 2] as f64 } else { (d[n / 2 - 1] as f64 + d[n / 2] as f64) / 2.0 };
+    (median / DAY_NS as f64).floor() as i64
+}
+
+/// Computes the summary of a finished run.
+pub fn summarize(r: &BacktestResult) -> Summary {
+    let eq = &r.equity;
+    let times = &r.equity_time;
+    let n = eq.len();
+    let first = eq.first().copied().unwrap_or(f64::NAN);
+    let last = eq.last().copied().unwrap_or(f64::NAN);
+
+    // Drawdowns.
+    let mut peak = f64::NEG_INFINITY;
+    let dd: Vec<f64> = eq
+        .iter()
+        .map(|&e| {
+            peak = peak.max(e);
+            1.0 - e / peak
+        })
+        .collect();
+    let max_dd = dd.iter().copied().filter(|x| !x.is_nan()).fold(0.0f64, f64::max);
+    let mut zero_idx: Vec<usize> = (0..n).filter(|&i| dd[i] == 0.0).collect();
+    if n > 0 && zero_idx.last() != Some(&(n - 1)) {
+        zero_idx.push(n - 1);
+    }
+    let mut durations = Vec::new();
+    let mut peaks = Vec::new();
+    for w in zero_idx.windows(2) {
+        let (prev, cur) = (w[0], w[1]);
+        if cur > prev + 1 {
+            durations.push((times[cur].0 - times[prev].0) as f64 / 1e9);
+            peaks.push(dd[prev..=cur].iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        }
+    }
+    let (max_dd_duration, avg_dd) = if durations.is_empty() {
+        let nonzero: Vec<f64> = dd.iter().copied().filter(|&x| x != 0.0).collect();
+        (f64::NAN, mean(&nonzero))
+    } else {
+        (durations.iter().copied().fold(f64::NEG_INFINITY, f64::max), mean(&peaks))
+    };
+
+    // Day returns.
+    let freq_days = data_period_days(times);
+    let weekend = times.iter().filter(|t| t.to_datetime().weekday().num_days_from_monday() >= 5).count();
+    let have_weekends = n > 0 && weekend as f64 / n as f64 > 2.0 / 7.0 * 0.6;
+    let (period, annual_days) = match freq_days {
+        7 => (Period::Week, 52.0),
+        31 => (Period::Month, 12.0),
+        365 => (Period::Year, 1.0),
+        _ => (Period::Day, if have_weekends { 365.0 } else { 252.0 }),
+    };
+    let mut closes: Vec<f64> = Vec::new();
+    let mut last_bucket = None;
+    for (t, &e) in times.iter().zip(eq) {
+        let b = bucket(*t, period);
+        if last_bucket == Some(b) {
+            if let Some(l) = closes.last_mut() {
+                *l = e;
+            }
+        } else {
+            closes.push(e);
+            last_bucket = Some(b);
+        }
+    }
+    let day_returns: Vec<f64> = closes.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let g = if day_returns.is_empty() { f64::NAN } else { geometric_mean(&day_returns) };
+    let g = if g.is_nan() && day_returns.is_empty() { 0.0 } else { g };
+    let ann_return = (1.0 + g).powf(annual_days) - 1.0;
+    let vol = ((var1(&day_returns) + (1.0 + g).powi(2)).powf(annual_days) - (1.0 + g).powf(2.0 * annual_days)).sqrt();
+    let downside = mean(&day_returns.iter().map(|r| r.min(0.0).powi(2)).collect::<Vec<_>>()).sqrt();
+
+    // Trades.
+    let returns: Vec<f64> = r.trades.iter().map(|t| t.return_frac).collect();
+    let pnl: Vec<f64> = r.trades.iter().map(|t| t.pnl).collect();
+    let n_trades = r.trades.len();
+    let mut have_position = vec![false; n];
+    for t in &r.trades {
+        let a = times.partition_point(|x| *x < t.entry_time);
+        let b = times.partition_point(|x| *x <= t.exit_time);
+        for h in &mut have_position[a.min(n)..b.min(n)] {
+            *h = true;
+        }
+    }
+    let wins: f64 = returns.iter().filter(|&&x| x > 0.0).sum();
+    let losses: f64 = returns.iter().filter(|&&x| x < 0.0).sum();
+    let buy_hold: Vec<f64> = r.buy_hold.iter().map(|(a, b)| (b - a) / a * 100.0).collect();
+
+    Summary {
+        return_pct: (last - first) / first * 100.0,
+        buy_hold_return_pct: mean(&buy_hold),
+        return_ann_pct: ann_return * 100.0,
+        volatility_ann_pct: vol * 100.0,
+        sharpe: ann_return * 100.0 / nan_if_zero(vol * 100.0),
+        sortino: ann_return / (downside * annual_days.sqrt()),
+        calmar: ann_return / nan_if_zero(max_dd),
+        max_drawdown_pct: -max_dd * 100.0,
+        avg_drawdown_pct: -avg_dd * 100.0,
+        max_drawdown_duration: max_dd_duration,
+        num_trades: n_trades,
+        win_rate_pct: if n_trades == 0 { f64::NAN } else { pnl.iter().filter(|&&p| p > 0.0).count() as f64 / n_trades as f64 * 100.0 },
+        best_trade_pct: returns.iter().copied().fold(f64::NAN, f64::max) * 100.0,
+        worst_trade_pct: returns.iter().copied().fold(f64::NAN, f64::min) * 100.0,
+        avg_trade_pct: geometric_mean(&returns) * 100.0,
+        profit_factor: wins / nan_if_zero(losses.abs()),
+        expectancy_pct: mean(&returns) * 100.0,
+        sqn: (n_trades as f64).sqrt() * mean(&pnl) / nan_if_zero(var1(&pnl).sqrt()),
+        exposure_pct: if n == 0 { f64::NAN } else { have_position.iter().filter(|&&h| h).count() as f64 / n as f64 * 100.0 },
+        equity_final: last,
+        equity_peak: eq.iter().copied().fold(f64::NAN, f64::max),
+        commissions: r.trades.iter().map(|t| t.commission).sum(),
+        bars: r.bars,
+        start: times.first().map(|t| t.to_iso()).unwrap_or_default(),
+        end: times.last().map(|t| t.to_iso()).unwrap_or_default(),
+        open_trades: r.portfolio.positions().iter().map(|p| p.lots().len()).sum(),
+        rejected_orders: r.rejected_orders,
+        simulated: r.simulated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometric_mean_like_backtesting_py() {
+        assert!((geometric_mean(&[0.1, -0.1]) - ((1.1f64 * 0.9).sqrt() - 1.0)).abs() < 1e-15);
+        assert_eq!(geometric_mean(&[0.1, -1.0]), 0.0);
+        assert!(geometric_mean(&[]).is_nan());
+    }
+
+    #[test]
+    fn week_buckets_end_on_sunday() {
+        // 2024-01-07 was a Sunday, 2024-01-08 a Monday.
+        let sun = Timestamp(1_704_585_600_000_000_000);
+        let mon = Timestamp(sun.0 + DAY_NS);
+        let sat = Timestamp(sun.0 - DAY_NS);
+        assert_eq!(bucket(sat, Period::Week), bucket(sun, Period::Week));
+        assert_ne!(bucket(sun, Period::Week), bucket(mon, Period::Week));
+    }
+}
