@@ -10,12 +10,14 @@ summary statistics under Kairos' key names.
 Used by scripts/reference/record.sh, which pins the library version.
 """
 import argparse
+import os
 import json
 import math
 import warnings
 
 import numpy as np
 import pandas as pd
+import backtesting
 from backtesting import Backtest, Strategy
 from backtesting.lib import crossover
 
@@ -76,7 +78,8 @@ def main() -> None:
 
     trades = s["_trades"]
     out = {
-        "file": args.file,
+        "file": os.path.basename(args.file),
+        "backtesting_version": backtesting.__version__,
         "params": {"fast": args.fast, "slow": args.slow, "cash": args.cash,
                    "commission": args.commission},
         "summary": {
@@ -104,21 +107,15 @@ def main() -> None:
             "commissions": num(s.get("Commissions [$]", 0.0)),
             "bars": len(data),
         },
+        # One row per closed trade: entry time, exit time, signed size, entry price, exit
+        # price, net PnL.
         "trades": [
-            {
-                "entry_time": str(t.EntryTime),
-                "exit_time": str(t.ExitTime),
-                "size": int(t.Size),
-                "entry_price": float(t.EntryPrice),
-                "exit_price": float(t.ExitPrice),
-                "pnl": float(t.PnL),
-                "return_pct": float(t.ReturnPct) * 100,
-                "commission": float(t.Commission),
-            }
+            [str(t.EntryTime), str(t.ExitTime), int(t.Size), float(t.EntryPrice),
+             float(t.ExitPrice), float(t.PnL)]
             for t in trades.itertuples()
         ],
     }
-    print(json.dumps(out, indent=1))
+    print(json.dumps(out, separators=(",", ":")).replace("],[", "],\n["))
 
 
 if __name__ == "__main__":
