@@ -130,6 +130,9 @@ fn find<'a>(names: &'a [String], wanted: &[&str]) -> Option<&'a str> {
 }
 
 fn frame_columns(path: &Path, df: &DataFrame) -> Result<Columns> {
+    if df.height() == 0 {
+        return Err(format_err(path, "no rows (only a header?)"));
+    }
     let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
     let missing = |what: &str| {
         format_err(path, format!("no {what} column; columns are: {}", names.join(", ")))

@@ -1,0 +1,192 @@
+//! Loading real bar files, round trips through Parquet and Arrow IPC, and every malformed
+//! input the loader must refuse with a message naming the file, the row and the problem.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use kairos_backtests::data::{self, BarSeries};
+use kairos_strategies::Timestamp;
+use polars::prelude::*;
+
+fn iso(ts: Timestamp) -> String {
+    ts.to_iso()
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_shared_bar_file_loads() {
+    let Some(dir) = common::bars_dir() else { return };
+    let mut files = Vec::new();
+    all_files(&dir, &mut files);
+    files.sort();
+    assert!(files.len() >= 9, "expected the shared bar files, found {files:?}");
+    for f in &files {
+        let s = data::load(f).unwrap_or_else(|e| panic!("{} failed: {e}", f.display()));
+        assert!(s.len() > 1000, "{}: only {} bars", f.display(), s.len());
+        let (a, b) = s.span().expect("span");
+        assert!(iso(a).as_str() > "1990" && iso(b).as_str() < "2030", "{}: implausible span {a}..{b}", f.display());
+    }
+}
+
+#[test]
+fn values_match_the_files() {
+    let Some(dir) = common::bars_dir() else { return };
+    let eur = data::load(&dir.join("EURUSD.csv")).unwrap();
+    let b = eur.bars[0];
+    assert_eq!((iso(b.ts).as_str(), b.open, b.high, b.low, b.close, b.volume), ("2017-04-19 09:00:00", 1.0716, 1.0722, 1.07083, 1.07219, 1413.0));
+    let btc = data::load(&dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
+    assert_eq!(iso(btc.bars[0].ts), "2021-12-31 23:01:00");
+    assert_eq!(btc.bars[0].volume, 2300413.7295);
+    assert_eq!(btc.interval(), 60_000_000_000);
+    let sp = data::load(&dir.join("sp500.csv.gz")).unwrap();
+    assert_eq!((iso(sp.bars[0].ts).as_str(), sp.bars[0].close), ("1999-01-04 00:00:00", 1228.099976));
+    let json = data::load(&dir.join("freqtrade/UNITTEST_BTC-1m.json")).unwrap();
+    assert_eq!(json.bars[0].ts, Timestamp::from_millis(1509836520000));
+    assert_eq!(json.bars[0].close, 0.00162008);
+    let feather = data::load(&dir.join("freqtrade/ETH_BTC-5m.feather")).unwrap();
+    assert_eq!(feather.interval(), 300_000_000_000);
+    assert!(iso(feather.bars[0].ts).starts_with("2018-01"));
+}
+
+fn frame(s: &BarSeries) -> DataFrame {
+    let ts: Vec<i64> = s.bars.iter().map(|b| b.ts.0).collect();
+    let col = |f: fn(&kairos_strategies::Bar) -> f64| s.bars.iter().map(f).collect::<Vec<f64>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("date".into(), ts).cast(&DataType::Datetime(TimeUnit::Nanoseconds, None)).unwrap(),
+        Column::new("open".into(), col(|b| b.open)),
+        Column::new("high".into(), col(|b| b.high)),
+        Column::new("low".into(), col(|b| b.low)),
+        Column::new("close".into(), col(|b| b.close)),
+        Column::new("volume".into(), col(|b| b.volume)),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn parquet_and_ipc_round_trip() {
+    let Some(dir) = common::bars_dir() else { return };
+    let src = data::load(&dir.join("EURUSD.csv")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut df = frame(&src);
+    let pq = tmp.path().join("EURUSD.parquet");
+    ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
+    let ipc = tmp.path().join("EURUSD.feather");
+    IpcWriter::new(std::fs::File::create(&ipc).unwrap()).finish(&mut df).unwrap();
+    for p in [pq, ipc] {
+        let back = data::load(&p).unwrap();
+        assert_eq!(back.bars, src.bars, "{}", p.display());
+        assert_eq!(back.instrument.symbol, "EURUSD");
+    }
+}
+
+#[test]
+fn resampling_real_minutes() {
+    let Some(dir) = common::bars_dir() else { return };
+    let m1 = data::load(&dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
+    let m5 = data::resample(&m1, data::parse_interval("5m").unwrap()).unwrap();
+    // 23:01..23:04 fall in the 23:00 bucket, then whole 5-minute buckets.
+    let first: Vec<_> = m1.bars.iter().take_while(|b| b.ts < m5.bars[1].ts).collect();
+    assert_eq!(first.len(), 4);
+    assert_eq!(m5.bars[0].open, first[0].open);
+    assert_eq!(m5.bars[0].close, first[3].close);
+    assert_eq!(m5.bars[0].high, first.iter().map(|b| b.high).fold(f64::MIN, f64::max));
+    assert_eq!(m5.bars[0].low, first.iter().map(|b| b.low).fold(f64::MAX, f64::min));
+    assert_eq!(m5.bars[0].volume, first.iter().map(|b| b.volume).sum::<f64>());
+    let total: f64 = m1.bars.iter().map(|b| b.volume).sum();
+    let d1 = data::resample(&m1, data::parse_interval("1d").unwrap()).unwrap();
+    assert_eq!(d1.len(), 33); // 2021-12-31 .. 2022-02-01
+    assert!(common::close_rel(d1.bars.iter().map(|b| b.volume).sum::<f64>(), total, 1e-12));
+    assert!(data::resample(&m5, 60_000_000_000).is_err());
+    data::validate(Path::new("x"), &d1.bars).unwrap();
+}
+
+/// Writes `body` to a file called `name` and returns the loader's error message.
+fn load_err(name: &str, body: &[u8]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join(name);
+    std::fs::write(&p, body).unwrap();
+    match data::load(&p) {
+        Ok(s) => panic!("{name} loaded {} bars, expected an error", s.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+const HEADER: &str = "timestamp,open,high,low,close,volume\n";
+const ROW1: &str = "2024-01-01 00:00:00,10,11,9,10.5,100\n";
+
+#[test]
+fn malformed_inputs_are_named() {
+    let csv = |rows: &str| format!("{HEADER}{ROW1}{rows}").into_bytes();
+    let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
+        ("unsorted.csv", csv("2023-12-31 23:59:00,10,11,9,10,1\n"), vec!["unsorted.csv", "row 2", "not sorted", "2023-12-31 23:59:00"]),
+        ("dup.csv", csv("2024-01-01 00:00:00,10,11,9,10,1\n"), vec!["row 2", "duplicate timestamp"]),
+        ("nan.csv", csv("2024-01-01 00:01:00,10,11,9,NaN,1\n"), vec!["row 2", "close is NaN"]),
+        ("zero.csv", csv("2024-01-01 00:01:00,10,11,0,10,1\n"), vec!["row 2", "low 0 is not a positive price"]),
+        ("negative.csv", csv("2024-01-01 00:01:00,-10,11,9,10,1\n"), vec!["row 2", "open -10 is not a positive price"]),
+        ("inverted.csv", csv("2024-01-01 00:01:00,10,9,11,10,1\n"), vec!["row 2", "high 9 is below low 11"]),
+        ("outside.csv", csv("2024-01-01 00:01:00,12,11,9,10,1\n"), vec!["row 2", "open 12 is outside low..high"]),
+        ("negvol.csv", csv("2024-01-01 00:01:00,10,11,9,10,-5\n"), vec!["row 2", "volume -5"]),
+        ("badtime.csv", csv("2024-13-45 00:00:00,10,11,9,10,1\n"), vec!["row 2", "cannot read timestamp `2024-13-45 00:00:00`"]),
+        ("text.csv", csv("2024-01-01 00:01:00,10,eleven,9,10,1\n"), vec!["row 2", "high `eleven` is not a number"]),
+        ("blank.csv", csv("2024-01-01 00:01:00,10,11,9,,1\n"), vec!["row 2", "missing or non-numeric close"]),
+        ("noclose.csv", b"timestamp,open,high,low,volume\n2024-01-01 00:00:00,1,1,1,1\n".to_vec(), vec!["no close column", "timestamp, open, high, low, volume"]),
+        ("notime.csv", b"a,open,high,low,close\n1,1,1,1,1\n".to_vec(), vec!["no timestamp column"]),
+        ("weirdtime.csv", b"date,open,high,low,close\nsoon,1,1,1,1\n".to_vec(), vec!["cannot tell the timestamp format from `soon`"]),
+        ("empty.csv", HEADER.as_bytes().to_vec(), vec!["empty.csv", "no rows"]),
+        ("bars.xlsx", b"PK".to_vec(), vec!["unknown file type"]),
+        ("broken.csv.gz", vec![0x1f, 0x8b, 8, 0, 1, 2, 3], vec!["not a valid gzip file"]),
+        ("broken.parquet", b"PAR1 not really".to_vec(), vec!["broken.parquet", "cannot read"]),
+        ("broken.json", b"{\"a\": 1}".to_vec(), vec!["expected a JSON array"]),
+        ("short.json", b"[[1704067200000,1,1,1,1,1],[1704067260000,1,1]]".to_vec(), vec!["row 2", "has 3 fields"]),
+        ("nanjson.json", b"[[1704067200000,1,1,1,1,1],[1704067260000,1,1,1,null,1]]".to_vec(), vec!["row 2", "missing or non-numeric close"]),
+    ];
+    for (name, body, wants) in cases {
+        let msg = load_err(name, &body);
+        for w in wants {
+            assert!(msg.contains(w), "{name}: message `{msg}` lacks `{w}`");
+        }
+    }
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let e = data::load(Path::new("/nonexistent/bars.csv")).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/bars.csv"), "{e}");
+    let e = data::source("sim:abc").unwrap_err().to_string();
+    assert!(e.contains("sim:SEED"), "{e}");
+}
+
+#[test]
+fn epoch_and_date_forms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let forms = [
+        ("s.csv", "time,open,high,low,close\n1704067200,1,1,1,1\n1704067260,1,1,1,1\n"),
+        ("ms.csv", "open_time,open,high,low,close\n1704067200000,1,1,1,1\n1704067260000,1,1,1,1\n"),
+        ("us.csv", "ts,open,high,low,close\n1704067200000000,1,1,1,1\n1704067260000000,1,1,1,1\n"),
+        ("ns.csv", "ts,open,high,low,close\n1704067200000000000,1,1,1,1\n1704067260000000000,1,1,1,1\n"),
+        ("iso.csv", "Date,Open,High,Low,Close\n2024-01-01T00:00:00Z,1,1,1,1\n2024-01-01T00:01:00Z,1,1,1,1\n"),
+    ];
+    for (name, body) in forms {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let s = data::load(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(s.bars[0].ts, Timestamp(1_704_067_200_000_000_000), "{name}");
+        assert_eq!(s.bars[1].ts, Timestamp(1_704_067_260_000_000_000), "{name}");
+        assert_eq!(s.bars[0].volume, 0.0, "{name}: volume defaults to 0");
+    }
+    let p = tmp.path().join("us.csv");
+    std::fs::write(&p, "Date,Open,High,Low,Close\n1/4/1999,1,1,1,1\n12/31/2018,1,1,1,1\n").unwrap();
+    let s = data::load(&p).unwrap();
+    assert_eq!(iso(s.bars[1].ts), "2018-12-31 00:00:00");
+}
