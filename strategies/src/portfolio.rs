@@ -72,6 +72,7 @@ impl Position {
     }
 
     /// Net signed quantity (0 when flat).
+    #[inline]
     pub fn quantity(&self) -> f64 {
         self.quantity
     }
@@ -102,6 +103,7 @@ impl Position {
     }
 
     /// Unrealised PnL at the last mark: `quantity × last price − cost` (0 when flat).
+    #[inline]
     pub fn unrealised_pnl(&self) -> f64 {
         if self.lots.is_empty() { 0.0 } else { self.last_price * self.quantity - self.cost }
     }
@@ -150,6 +152,7 @@ impl Portfolio {
     }
 
     /// Balance plus unrealised PnL at the latest marks.
+    #[inline]
     pub fn equity(&self) -> f64 {
         let mut e = self.balance;
         for p in &self.positions {
@@ -178,6 +181,7 @@ impl Portfolio {
     /// # Panics
     /// If `instrument` is not one of the portfolio's instruments: ids come from the run's own
     /// instrument table, so this is a programming error, not bad input.
+    #[inline]
     pub fn position(&self, instrument: InstrumentId) -> &Position {
         &self.positions[instrument.index()]
     }
