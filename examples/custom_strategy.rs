@@ -18,8 +18,12 @@ fn main() -> anyhow::Result<()> {
     }
     let mut registry = Registry::with_builtins();
     kairos_plugin_donchian::register(&mut registry)?;
-    let backtest = Backtest::new(BacktestConfig { commission: 0.0005, ..BacktestConfig::default() });
-    for (name, params) in [("donchian", vec![("period", "60"), ("exit", "20")]), ("sma_cross", vec![("fast", "10"), ("slow", "60")])] {
+    let backtest =
+        Backtest::new(BacktestConfig { commission: 0.0005, ..BacktestConfig::default() });
+    for (name, params) in [
+        ("donchian", vec![("period", "60"), ("exit", "20")]),
+        ("sma_cross", vec![("fast", "10"), ("slow", "60")]),
+    ] {
         let mut strategy = registry.build(name, &params)?;
         let s = backtest.run(std::slice::from_ref(&series), &mut strategy)?.summary();
         println!(

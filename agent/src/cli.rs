@@ -157,7 +157,15 @@ fn load_sources(sources: &[String], resample: Option<&str>) -> Result<Vec<BarSer
 
 fn describe_series(s: &BarSeries) -> String {
     let (a, b) = s.span().map(|(a, b)| (a.to_iso(), b.to_iso())).unwrap_or_default();
-    format!("{} ({}): {} bars, {} .. {}, every {}s", s.source, s.instrument.symbol, s.len(), a, b, s.interval() / 1_000_000_000)
+    format!(
+        "{} ({}): {} bars, {} .. {}, every {}s",
+        s.source,
+        s.instrument.symbol,
+        s.len(),
+        a,
+        b,
+        s.interval() / 1_000_000_000
+    )
 }
 
 fn data_info(sources: &[String]) -> Result<()> {
@@ -182,7 +190,11 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         Some(p) => BacktestFile::load(p)?,
         None => BacktestFile::default(),
     };
-    let sources = if args.data.is_empty() { file.data.clone().map(|d| d.into_vec()).unwrap_or_default() } else { args.data.clone() };
+    let sources = if args.data.is_empty() {
+        file.data.clone().map(|d| d.into_vec()).unwrap_or_default()
+    } else {
+        args.data.clone()
+    };
     if sources.is_empty() {
         bail!("no data: pass --data FILE (or sim:SEED) or set `data` in the config file");
     }
@@ -223,7 +235,10 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     for s in &series {
         eprintln!("data: {}", describe_series(s));
         if s.simulated {
-            eprintln!("note: {} is SIMULATED data from the built-in market simulator, not market history", s.source);
+            eprintln!(
+                "note: {} is SIMULATED data from the built-in market simulator, not market history",
+                s.source
+            );
         }
     }
     let started = Instant::now();
@@ -233,7 +248,10 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("strategy: {strategy_name} {}", params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        println!(
+            "strategy: {strategy_name} {}",
+            params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        );
         print!("{}", report::table(&summary));
     }
     eprintln!(

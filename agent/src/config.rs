@@ -53,7 +53,8 @@ pub struct BacktestFile {
 impl BacktestFile {
     /// Reads and parses a config file; paths inside it are made relative to its folder.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut cfg: BacktestFile =
             toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -61,7 +62,13 @@ impl BacktestFile {
             cfg.data = Some(DataList::Many(
                 d.into_vec()
                     .into_iter()
-                    .map(|s| if s.starts_with("sim:") || Path::new(&s).is_absolute() { s } else { base.join(s).display().to_string() })
+                    .map(|s| {
+                        if s.starts_with("sim:") || Path::new(&s).is_absolute() {
+                            s
+                        } else {
+                            base.join(s).display().to_string()
+                        }
+                    })
                     .collect(),
             ));
         }
@@ -96,11 +103,18 @@ mod tests {
             "data = \"x.csv\"\nstrategy = \"sma_cross\"\n[params]\nfast = 5\nmode = \"long_only\"\n[backtest]\ncash = 5000.0\nfill = \"close\"\n",
         )
         .unwrap();
-        assert_eq!(c.params_as_text(), vec![("fast".into(), "5".into()), ("mode".into(), "long_only".into())]);
+        assert_eq!(
+            c.params_as_text(),
+            vec![("fast".into(), "5".into()), ("mode".into(), "long_only".into())]
+        );
         assert_eq!(c.backtest.unwrap().cash, 5000.0);
-        let e = toml::from_str::<BacktestFile>("strategy = \"a\"\ncapital = 1\n").unwrap_err().to_string();
+        let e = toml::from_str::<BacktestFile>("strategy = \"a\"\ncapital = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("capital"), "{e}");
-        let e = toml::from_str::<BacktestFile>("[backtest]\ncomission = 0.1\n").unwrap_err().to_string();
+        let e = toml::from_str::<BacktestFile>("[backtest]\ncomission = 0.1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("comission"), "{e}");
     }
 }

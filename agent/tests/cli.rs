@@ -4,11 +4,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn kairos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kairos")).args(args).env_remove("RUST_LOG").output().expect("run kairos")
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run kairos")
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn bars_dir() -> Option<PathBuf> {
@@ -21,11 +28,31 @@ fn bars_dir() -> Option<PathBuf> {
 }
 
 const SUMMARY_KEYS: [&str; 25] = [
-    "return_pct", "buy_hold_return_pct", "return_ann_pct", "volatility_ann_pct", "sharpe", "sortino",
-    "calmar", "max_drawdown_pct", "avg_drawdown_pct", "max_drawdown_duration", "num_trades",
-    "win_rate_pct", "best_trade_pct", "worst_trade_pct", "avg_trade_pct", "profit_factor",
-    "expectancy_pct", "sqn", "exposure_pct", "equity_final", "equity_peak", "commissions", "bars",
-    "start", "end",
+    "return_pct",
+    "buy_hold_return_pct",
+    "return_ann_pct",
+    "volatility_ann_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown_pct",
+    "avg_drawdown_pct",
+    "max_drawdown_duration",
+    "num_trades",
+    "win_rate_pct",
+    "best_trade_pct",
+    "worst_trade_pct",
+    "avg_trade_pct",
+    "profit_factor",
+    "expectancy_pct",
+    "sqn",
+    "exposure_pct",
+    "equity_final",
+    "equity_peak",
+    "commissions",
+    "bars",
+    "start",
+    "end",
 ];
 
 #[test]
@@ -33,21 +60,36 @@ fn backtest_on_simulated_data_writes_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let o = kairos(&[
-        "backtest", "--data", "sim:42:20000", "--strategy", "sma_cross", "-p", "fast=10", "-p", "slow=30",
-        "--commission", "0.0005", "--out", out.to_str().unwrap(),
+        "backtest",
+        "--data",
+        "sim:42:20000",
+        "--strategy",
+        "sma_cross",
+        "-p",
+        "fast=10",
+        "-p",
+        "slow=30",
+        "--commission",
+        "0.0005",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("SIMULATED"), "the run must say the data is simulated: {stderr}");
     assert!(stdout.contains("return_pct") && stdout.contains("sharpe"), "{stdout}");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let keys: Vec<&str> = summary.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(&keys[..25], &SUMMARY_KEYS, "summary.json keys and order");
     assert_eq!(summary["bars"], 20000);
     assert_eq!(summary["simulated"], true);
     let trades = std::fs::read_to_string(out.join("trades.csv")).unwrap();
     let mut lines = trades.lines();
-    assert_eq!(lines.next(), Some("entry_time,exit_time,side,size,entry_price,exit_price,pnl,return_pct,commission"));
+    assert_eq!(
+        lines.next(),
+        Some("entry_time,exit_time,side,size,entry_price,exit_price,pnl,return_pct,commission")
+    );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len() as u64, summary["num_trades"].as_u64().unwrap());
     assert!(rows.len() > 10, "a 20k-bar crossover run trades: {}", rows.len());
@@ -76,8 +118,18 @@ fn config_file_matches_flags() {
     assert!(o.status.success(), "{}", text(&o).1);
     let flags_out = tmp.path().join("from-flags");
     let o2 = kairos(&[
-        "backtest", "--data", data.to_str().unwrap(), "--strategy", "sma_cross", "--cash", "100000",
-        "--commission", "0.0002", "--out", flags_out.to_str().unwrap(), "--json",
+        "backtest",
+        "--data",
+        data.to_str().unwrap(),
+        "--strategy",
+        "sma_cross",
+        "--cash",
+        "100000",
+        "--commission",
+        "0.0002",
+        "--out",
+        flags_out.to_str().unwrap(),
+        "--json",
     ]);
     assert!(o2.status.success(), "{}", text(&o2).1);
     let a = std::fs::read_to_string(tmp.path().join("from-file/summary.json")).unwrap();
@@ -99,14 +151,38 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let bad_toml = tmp.path().join("bad.toml");
     std::fs::write(&bad_toml, "strategy = \"sma_cross\"\ncapital = 5\n").unwrap();
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
-        (vec!["backtest", "--data", "sim:1:100", "--strategy", "nope"], vec!["unknown strategy `nope`", "sma_cross"]),
-        (vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "-p", "fats=3"], vec!["no parameter `fats`", "fast (integer"]),
-        (vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "-p", "fast"], vec!["not of the form key=value"]),
-        (vec!["backtest", "--data", "/no/such/file.csv", "--strategy", "sma_cross"], vec!["/no/such/file.csv"]),
-        (vec!["backtest", "--data", bad_csv.to_str().unwrap(), "--strategy", "sma_cross"], vec!["bad.csv", "row 2", "high 2 is below low 3"]),
-        (vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--cash", "-5"], vec!["`cash`", "-5"]),
-        (vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--fill", "later"], vec!["`fill`", "later"]),
-        (vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--resample", "5q"], vec!["interval `5q`"]),
+        (
+            vec!["backtest", "--data", "sim:1:100", "--strategy", "nope"],
+            vec!["unknown strategy `nope`", "sma_cross"],
+        ),
+        (
+            vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "-p", "fats=3"],
+            vec!["no parameter `fats`", "fast (integer"],
+        ),
+        (
+            vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "-p", "fast"],
+            vec!["not of the form key=value"],
+        ),
+        (
+            vec!["backtest", "--data", "/no/such/file.csv", "--strategy", "sma_cross"],
+            vec!["/no/such/file.csv"],
+        ),
+        (
+            vec!["backtest", "--data", bad_csv.to_str().unwrap(), "--strategy", "sma_cross"],
+            vec!["bad.csv", "row 2", "high 2 is below low 3"],
+        ),
+        (
+            vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--cash", "-5"],
+            vec!["`cash`", "-5"],
+        ),
+        (
+            vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--fill", "later"],
+            vec!["`fill`", "later"],
+        ),
+        (
+            vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--resample", "5q"],
+            vec!["interval `5q`"],
+        ),
         (vec!["backtest", "--config", bad_toml.to_str().unwrap()], vec!["bad.toml", "capital"]),
         (vec!["backtest", "--strategy", "sma_cross"], vec!["no data"]),
         (vec!["backtest", "--data", "sim:x", "--strategy", "sma_cross"], vec!["sim:SEED"]),
@@ -132,7 +208,11 @@ fn lists_strategies_and_checks_data() {
     let o = kairos(&["strategies", "sma_cross"]);
     assert!(text(&o).0.contains("mode (long_short|long_only, default long_short)"));
     let Some(dir) = bars_dir() else { return };
-    let o = kairos(&["data", dir.join("sp500.csv.gz").to_str().unwrap(), dir.join("freqtrade/ETH_BTC-5m.feather").to_str().unwrap()]);
+    let o = kairos(&[
+        "data",
+        dir.join("sp500.csv.gz").to_str().unwrap(),
+        dir.join("freqtrade/ETH_BTC-5m.feather").to_str().unwrap(),
+    ]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("5031 bars") && stdout.contains("5760 bars"), "{stdout}");

@@ -17,7 +17,8 @@ use kairos_strategies::builtin::{Mode, SmaCross};
 
 /// The real series repeated end to end, each copy shifted in time so timestamps keep rising.
 fn tiled(bars: usize) -> Option<BarSeries> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
     if !path.exists() {
         eprintln!("skipping: {} not found", path.display());
         return None;
@@ -42,10 +43,15 @@ fn tiled(bars: usize) -> Option<BarSeries> {
 }
 
 fn engine(c: &mut Criterion) {
-    let n: usize = std::env::var("KAIROS_BENCH_BARS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let n: usize =
+        std::env::var("KAIROS_BENCH_BARS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let Some(series) = tiled(n) else { return };
     let series = [series];
-    let backtest = Backtest::new(BacktestConfig { cash: 100_000.0, commission: 0.0002, ..BacktestConfig::default() });
+    let backtest = Backtest::new(BacktestConfig {
+        cash: 100_000.0,
+        commission: 0.0002,
+        ..BacktestConfig::default()
+    });
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);

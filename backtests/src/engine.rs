@@ -14,7 +14,9 @@
 //!
 //! The run is deterministic: the same bars, strategy and settings give bit-identical results.
 
-use kairos_strategies::{Bar, ClosedTrade, Context, Fill, Instrument, Portfolio, Strategy, Timestamp};
+use kairos_strategies::{
+    Bar, ClosedTrade, Context, Fill, Instrument, Portfolio, Strategy, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::data::BarSeries;
@@ -43,7 +45,14 @@ pub struct BacktestConfig {
 
 impl Default for BacktestConfig {
     fn default() -> Self {
-        Self { cash: 100_000.0, commission: 0.0, fixed_fee: 0.0, slippage_bps: 0.0, fill: FillAt::NextOpen, lot_size: None }
+        Self {
+            cash: 100_000.0,
+            commission: 0.0,
+            fixed_fee: 0.0,
+            slippage_bps: 0.0,
+            fill: FillAt::NextOpen,
+            lot_size: None,
+        }
     }
 }
 
@@ -55,7 +64,13 @@ impl BacktestConfig {
             return bad("cash", format!("{} is not a positive amount", self.cash));
         }
         if !(self.commission.is_finite() && (-0.1..0.1).contains(&self.commission)) {
-            return bad("commission", format!("{} is outside [-0.1, 0.1) (it is a fraction: 0.001 = 0.1%)", self.commission));
+            return bad(
+                "commission",
+                format!(
+                    "{} is outside [-0.1, 0.1) (it is a fraction: 0.001 = 0.1%)",
+                    self.commission
+                ),
+            );
         }
         if !(self.fixed_fee.is_finite() && self.fixed_fee >= 0.0) {
             return bad("fixed_fee", format!("{} is not a non-negative amount", self.fixed_fee));
@@ -72,7 +87,12 @@ impl BacktestConfig {
     }
 
     fn venue(&self) -> VenueConfig {
-        VenueConfig { commission: self.commission, fixed_fee: self.fixed_fee, slippage_bps: self.slippage_bps, fill: self.fill }
+        VenueConfig {
+            commission: self.commission,
+            fixed_fee: self.fixed_fee,
+            slippage_bps: self.slippage_bps,
+            fill: self.fill,
+        }
     }
 }
 
@@ -129,12 +149,17 @@ impl Backtest {
     }
 
     /// Replays `series` through `strategy`.
-    pub fn run<S: Strategy + ?Sized>(&self, series: &[BarSeries], strategy: &mut S) -> Result<BacktestResult> {
+    pub fn run<S: Strategy + ?Sized>(
+        &self,
+        series: &[BarSeries],
+        strategy: &mut S,
+    ) -> Result<BacktestResult> {
         self.config.validate()?;
         if series.is_empty() || series.iter().all(BarSeries::is_empty) {
             return Err(Error::Config { key: "data", reason: "no bars to replay".into() });
         }
-        let mut instruments: Vec<Instrument> = series.iter().map(|s| s.instrument.clone()).collect();
+        let mut instruments: Vec<Instrument> =
+            series.iter().map(|s| s.instrument.clone()).collect();
         if let Some(lot) = self.config.lot_size {
             for i in &mut instruments {
                 i.lot_size = lot;
@@ -150,16 +175,19 @@ impl Backtest {
             fill_at_close: self.config.fill == FillAt::Close,
             fills: Vec::new(),
             trades: Vec::new(),
-            equity_time: Vec::with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0)),
+            equity_time: Vec::new(),
             equity: Vec::with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0)),
         };
         strategy.on_start(&mut run.ctx);
         if let [only] = series {
+            // One instrument: every bar is its own timestamp, so only equity is recorded in the
+            // loop and the times are copied from the bars afterwards.
             for bar in &only.bars {
                 let bar = Bar { instrument: kairos_strategies::InstrumentId(0), ..*bar };
                 run.step(strategy, &bar);
-                run.record(bar.ts);
+                run.equity.push(run.ctx.portfolio().equity());
             }
+            run.equity_time = only.bars.iter().map(|b| b.ts).collect();
         } else {
             run.merged(series, strategy);
         }
@@ -167,7 +195,10 @@ impl Backtest {
         let unfilled_orders = run.ctx.clear_orders().len();
         let rejected_orders = run.venue.rejected();
         if rejected_orders > 0 {
-            tracing::warn!(rejected_orders, "the venue rejected orders it could not size or afford");
+            tracing::warn!(
+                rejected_orders,
+                "the venue rejected orders it could not size or afford"
+            );
         }
         let warmup = strategy.warmup_bars();
         let buy_hold = series
@@ -258,7 +289,10 @@ impl Run {
                 self.record(cur);
             }
             current = Some(ts);
-            let bar = Bar { instrument: kairos_strategies::InstrumentId(k as u32), ..series[k].bars[cursor[k]] };
+            let bar = Bar {
+                instrument: kairos_strategies::InstrumentId(k as u32),
+                ..series[k].bars[cursor[k]]
+            };
             cursor[k] += 1;
             self.step(strategy, &bar);
         }

@@ -19,14 +19,17 @@ pub fn write(dir: &Path, result: &BacktestResult, summary: &Summary) -> Result<(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
 
     let p = dir.join("summary.json");
-    let mut json = serde_json::to_string_pretty(summary).map_err(|e| Error::Format { path: p.clone(), reason: e.to_string() })?;
+    let mut json = serde_json::to_string_pretty(summary)
+        .map_err(|e| Error::Format { path: p.clone(), reason: e.to_string() })?;
     json.push('\n');
     std::fs::write(&p, json).map_err(io(&p))?;
 
     let p = dir.join("trades.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&p).map_err(io(&p))?);
     let multi = result.instruments.len() > 1;
-    let mut s = String::from("entry_time,exit_time,side,size,entry_price,exit_price,pnl,return_pct,commission");
+    let mut s = String::from(
+        "entry_time,exit_time,side,size,entry_price,exit_price,pnl,return_pct,commission",
+    );
     if multi {
         s.push_str(",symbol");
     }
@@ -94,5 +97,9 @@ pub fn table(summary: &Summary) -> String {
 }
 
 fn format_number(f: f64) -> String {
-    if f.abs() >= 1e6 || (f != 0.0 && f.abs() < 1e-3) { format!("{f:.6e}") } else { format!("{f:.4}") }
+    if f.abs() >= 1e6 || (f != 0.0 && f.abs() < 1e-3) {
+        format!("{f:.6e}")
+    } else {
+        format!("{f:.4}")
+    }
 }

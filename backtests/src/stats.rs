@@ -176,7 +176,8 @@ fn data_period_days(times: &[Timestamp]) -> i64 {
     }
     d.sort_unstable();
     let n = d.len();
-    let median = if n % 2 == 1 { d[n / 2] as f64 } else { (d[n / 2 - 1] as f64 + d[n / 2] as f64) / 2.0 };
+    let median =
+        if n % 2 == 1 { d[n / 2] as f64 } else { (d[n / 2 - 1] as f64 + d[n / 2] as f64) / 2.0 };
     (median / DAY_NS as f64).floor() as i64
 }
 
@@ -220,7 +221,8 @@ pub fn summarize(r: &BacktestResult) -> Summary {
 
     // Day returns.
     let freq_days = data_period_days(times);
-    let weekend = times.iter().filter(|t| t.to_datetime().weekday().num_days_from_monday() >= 5).count();
+    let weekend =
+        times.iter().filter(|t| t.to_datetime().weekday().num_days_from_monday() >= 5).count();
     let have_weekends = n > 0 && weekend as f64 / n as f64 > 2.0 / 7.0 * 0.6;
     let (period, annual_days) = match freq_days {
         7 => (Period::Week, 52.0),
@@ -242,10 +244,11 @@ pub fn summarize(r: &BacktestResult) -> Summary {
         }
     }
     let day_returns: Vec<f64> = closes.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
-    let g = if day_returns.is_empty() { f64::NAN } else { geometric_mean(&day_returns) };
-    let g = if g.is_nan() && day_returns.is_empty() { 0.0 } else { g };
+    let g = geometric_mean(&day_returns);
     let ann_return = (1.0 + g).powf(annual_days) - 1.0;
-    let vol = ((var1(&day_returns) + (1.0 + g).powi(2)).powf(annual_days) - (1.0 + g).powf(2.0 * annual_days)).sqrt();
+    let vol = ((var1(&day_returns) + (1.0 + g).powi(2)).powf(annual_days)
+        - (1.0 + g).powf(2.0 * annual_days))
+    .sqrt();
     let downside = mean(&day_returns.iter().map(|r| r.min(0.0).powi(2)).collect::<Vec<_>>()).sqrt();
 
     // Trades.
@@ -276,14 +279,22 @@ pub fn summarize(r: &BacktestResult) -> Summary {
         avg_drawdown_pct: -avg_dd * 100.0,
         max_drawdown_duration: max_dd_duration,
         num_trades: n_trades,
-        win_rate_pct: if n_trades == 0 { f64::NAN } else { pnl.iter().filter(|&&p| p > 0.0).count() as f64 / n_trades as f64 * 100.0 },
+        win_rate_pct: if n_trades == 0 {
+            f64::NAN
+        } else {
+            pnl.iter().filter(|&&p| p > 0.0).count() as f64 / n_trades as f64 * 100.0
+        },
         best_trade_pct: returns.iter().copied().fold(f64::NAN, f64::max) * 100.0,
         worst_trade_pct: returns.iter().copied().fold(f64::NAN, f64::min) * 100.0,
         avg_trade_pct: geometric_mean(&returns) * 100.0,
         profit_factor: wins / nan_if_zero(losses.abs()),
         expectancy_pct: mean(&returns) * 100.0,
         sqn: (n_trades as f64).sqrt() * mean(&pnl) / nan_if_zero(var1(&pnl).sqrt()),
-        exposure_pct: if n == 0 { f64::NAN } else { have_position.iter().filter(|&&h| h).count() as f64 / n as f64 * 100.0 },
+        exposure_pct: if n == 0 {
+            f64::NAN
+        } else {
+            have_position.iter().filter(|&&h| h).count() as f64 / n as f64 * 100.0
+        },
         equity_final: last,
         equity_peak: eq.iter().copied().fold(f64::NAN, f64::max),
         commissions: r.trades.iter().map(|t| t.commission).sum(),

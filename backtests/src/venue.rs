@@ -38,7 +38,10 @@ impl std::str::FromStr for FillAt {
         match s {
             "next-open" | "next_open" => Ok(FillAt::NextOpen),
             "close" => Ok(FillAt::Close),
-            _ => Err(crate::Error::Config { key: "fill", reason: format!("`{s}` is not next-open or close") }),
+            _ => Err(crate::Error::Config {
+                key: "fill",
+                reason: format!("`{s}` is not next-open or close"),
+            }),
         }
     }
 }
@@ -106,7 +109,9 @@ impl SimulatedVenue {
             let eligible = order.request.instrument == bar.instrument
                 && match phase {
                     Phase::Open => order.submitted < bar.ts,
-                    Phase::Close => matches!(order.request.kind, OrderKind::Market) && order.submitted <= bar.ts,
+                    Phase::Close => {
+                        matches!(order.request.kind, OrderKind::Market) && order.submitted <= bar.ts
+                    }
                 };
             let price = if eligible { self.trigger_price(&order, bar, phase) } else { None };
             let Some(price) = price else {
@@ -179,7 +184,7 @@ impl SimulatedVenue {
                 (lots * lot, per_unit)
             }
         };
-        if !(qty > 0.0) {
+        if qty.is_nan() || qty <= 0.0 {
             self.reject(order, "size rounds to zero lots (too little equity, or nothing to close)");
             return None;
         }

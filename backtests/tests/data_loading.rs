@@ -35,7 +35,11 @@ fn every_shared_bar_file_loads() {
         let s = data::load(f).unwrap_or_else(|e| panic!("{} failed: {e}", f.display()));
         assert!(s.len() > 1000, "{}: only {} bars", f.display(), s.len());
         let (a, b) = s.span().expect("span");
-        assert!(iso(a).as_str() > "1990" && iso(b).as_str() < "2030", "{}: implausible span {a}..{b}", f.display());
+        assert!(
+            iso(a).as_str() > "1990" && iso(b).as_str() < "2030",
+            "{}: implausible span {a}..{b}",
+            f.display()
+        );
     }
 }
 
@@ -44,13 +48,19 @@ fn values_match_the_files() {
     let Some(dir) = common::bars_dir() else { return };
     let eur = data::load(&dir.join("EURUSD.csv")).unwrap();
     let b = eur.bars[0];
-    assert_eq!((iso(b.ts).as_str(), b.open, b.high, b.low, b.close, b.volume), ("2017-04-19 09:00:00", 1.0716, 1.0722, 1.07083, 1.07219, 1413.0));
+    assert_eq!(
+        (iso(b.ts).as_str(), b.open, b.high, b.low, b.close, b.volume),
+        ("2017-04-19 09:00:00", 1.0716, 1.0722, 1.07083, 1.07219, 1413.0)
+    );
     let btc = data::load(&dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
     assert_eq!(iso(btc.bars[0].ts), "2021-12-31 23:01:00");
     assert_eq!(btc.bars[0].volume, 2300413.7295);
     assert_eq!(btc.interval(), 60_000_000_000);
     let sp = data::load(&dir.join("sp500.csv.gz")).unwrap();
-    assert_eq!((iso(sp.bars[0].ts).as_str(), sp.bars[0].close), ("1999-01-04 00:00:00", 1228.099976));
+    assert_eq!(
+        (iso(sp.bars[0].ts).as_str(), sp.bars[0].close),
+        ("1999-01-04 00:00:00", 1228.099976)
+    );
     let json = data::load(&dir.join("freqtrade/UNITTEST_BTC-1m.json")).unwrap();
     assert_eq!(json.bars[0].ts, Timestamp::from_millis(1509836520000));
     assert_eq!(json.bars[0].close, 0.00162008);
@@ -63,7 +73,9 @@ fn frame(s: &BarSeries) -> DataFrame {
     let ts: Vec<i64> = s.bars.iter().map(|b| b.ts.0).collect();
     let col = |f: fn(&kairos_strategies::Bar) -> f64| s.bars.iter().map(f).collect::<Vec<f64>>();
     DataFrame::new_infer_height(vec![
-        Column::new("date".into(), ts).cast(&DataType::Datetime(TimeUnit::Nanoseconds, None)).unwrap(),
+        Column::new("date".into(), ts)
+            .cast(&DataType::Datetime(TimeUnit::Nanoseconds, None))
+            .unwrap(),
         Column::new("open".into(), col(|b| b.open)),
         Column::new("high".into(), col(|b| b.high)),
         Column::new("low".into(), col(|b| b.low)),
@@ -129,27 +141,79 @@ const ROW1: &str = "2024-01-01 00:00:00,10,11,9,10.5,100\n";
 fn malformed_inputs_are_named() {
     let csv = |rows: &str| format!("{HEADER}{ROW1}{rows}").into_bytes();
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
-        ("unsorted.csv", csv("2023-12-31 23:59:00,10,11,9,10,1\n"), vec!["unsorted.csv", "row 2", "not sorted", "2023-12-31 23:59:00"]),
-        ("dup.csv", csv("2024-01-01 00:00:00,10,11,9,10,1\n"), vec!["row 2", "duplicate timestamp"]),
+        (
+            "unsorted.csv",
+            csv("2023-12-31 23:59:00,10,11,9,10,1\n"),
+            vec!["unsorted.csv", "row 2", "not sorted", "2023-12-31 23:59:00"],
+        ),
+        (
+            "dup.csv",
+            csv("2024-01-01 00:00:00,10,11,9,10,1\n"),
+            vec!["row 2", "duplicate timestamp"],
+        ),
         ("nan.csv", csv("2024-01-01 00:01:00,10,11,9,NaN,1\n"), vec!["row 2", "close is NaN"]),
-        ("zero.csv", csv("2024-01-01 00:01:00,10,11,0,10,1\n"), vec!["row 2", "low 0 is not a positive price"]),
-        ("negative.csv", csv("2024-01-01 00:01:00,-10,11,9,10,1\n"), vec!["row 2", "open -10 is not a positive price"]),
-        ("inverted.csv", csv("2024-01-01 00:01:00,10,9,11,10,1\n"), vec!["row 2", "high 9 is below low 11"]),
-        ("outside.csv", csv("2024-01-01 00:01:00,12,11,9,10,1\n"), vec!["row 2", "open 12 is outside low..high"]),
+        (
+            "zero.csv",
+            csv("2024-01-01 00:01:00,10,11,0,10,1\n"),
+            vec!["row 2", "low 0 is not a positive price"],
+        ),
+        (
+            "negative.csv",
+            csv("2024-01-01 00:01:00,-10,11,9,10,1\n"),
+            vec!["row 2", "open -10 is not a positive price"],
+        ),
+        (
+            "inverted.csv",
+            csv("2024-01-01 00:01:00,10,9,11,10,1\n"),
+            vec!["row 2", "high 9 is below low 11"],
+        ),
+        (
+            "outside.csv",
+            csv("2024-01-01 00:01:00,12,11,9,10,1\n"),
+            vec!["row 2", "open 12 is outside low..high"],
+        ),
         ("negvol.csv", csv("2024-01-01 00:01:00,10,11,9,10,-5\n"), vec!["row 2", "volume -5"]),
-        ("badtime.csv", csv("2024-13-45 00:00:00,10,11,9,10,1\n"), vec!["row 2", "cannot read timestamp `2024-13-45 00:00:00`"]),
-        ("text.csv", csv("2024-01-01 00:01:00,10,eleven,9,10,1\n"), vec!["row 2", "high `eleven` is not a number"]),
-        ("blank.csv", csv("2024-01-01 00:01:00,10,11,9,,1\n"), vec!["row 2", "missing or non-numeric close"]),
-        ("noclose.csv", b"timestamp,open,high,low,volume\n2024-01-01 00:00:00,1,1,1,1\n".to_vec(), vec!["no close column", "timestamp, open, high, low, volume"]),
+        (
+            "badtime.csv",
+            csv("2024-13-45 00:00:00,10,11,9,10,1\n"),
+            vec!["row 2", "cannot read timestamp `2024-13-45 00:00:00`"],
+        ),
+        (
+            "text.csv",
+            csv("2024-01-01 00:01:00,10,eleven,9,10,1\n"),
+            vec!["row 2", "high `eleven` is not a number"],
+        ),
+        (
+            "blank.csv",
+            csv("2024-01-01 00:01:00,10,11,9,,1\n"),
+            vec!["row 2", "missing or non-numeric close"],
+        ),
+        (
+            "noclose.csv",
+            b"timestamp,open,high,low,volume\n2024-01-01 00:00:00,1,1,1,1\n".to_vec(),
+            vec!["no close column", "timestamp, open, high, low, volume"],
+        ),
         ("notime.csv", b"a,open,high,low,close\n1,1,1,1,1\n".to_vec(), vec!["no timestamp column"]),
-        ("weirdtime.csv", b"date,open,high,low,close\nsoon,1,1,1,1\n".to_vec(), vec!["cannot tell the timestamp format from `soon`"]),
+        (
+            "weirdtime.csv",
+            b"date,open,high,low,close\nsoon,1,1,1,1\n".to_vec(),
+            vec!["cannot tell the timestamp format from `soon`"],
+        ),
         ("empty.csv", HEADER.as_bytes().to_vec(), vec!["empty.csv", "no rows"]),
         ("bars.xlsx", b"PK".to_vec(), vec!["unknown file type"]),
         ("broken.csv.gz", vec![0x1f, 0x8b, 8, 0, 1, 2, 3], vec!["not a valid gzip file"]),
         ("broken.parquet", b"PAR1 not really".to_vec(), vec!["broken.parquet", "cannot read"]),
         ("broken.json", b"{\"a\": 1}".to_vec(), vec!["expected a JSON array"]),
-        ("short.json", b"[[1704067200000,1,1,1,1,1],[1704067260000,1,1]]".to_vec(), vec!["row 2", "has 3 fields"]),
-        ("nanjson.json", b"[[1704067200000,1,1,1,1,1],[1704067260000,1,1,1,null,1]]".to_vec(), vec!["row 2", "missing or non-numeric close"]),
+        (
+            "short.json",
+            b"[[1704067200000,1,1,1,1,1],[1704067260000,1,1]]".to_vec(),
+            vec!["row 2", "has 3 fields"],
+        ),
+        (
+            "nanjson.json",
+            b"[[1704067200000,1,1,1,1,1],[1704067260000,1,1,1,null,1]]".to_vec(),
+            vec!["row 2", "missing or non-numeric close"],
+        ),
     ];
     for (name, body, wants) in cases {
         let msg = load_err(name, &body);
@@ -174,8 +238,14 @@ fn epoch_and_date_forms() {
         ("s.csv", "time,open,high,low,close\n1704067200,1,1,1,1\n1704067260,1,1,1,1\n"),
         ("ms.csv", "open_time,open,high,low,close\n1704067200000,1,1,1,1\n1704067260000,1,1,1,1\n"),
         ("us.csv", "ts,open,high,low,close\n1704067200000000,1,1,1,1\n1704067260000000,1,1,1,1\n"),
-        ("ns.csv", "ts,open,high,low,close\n1704067200000000000,1,1,1,1\n1704067260000000000,1,1,1,1\n"),
-        ("iso.csv", "Date,Open,High,Low,Close\n2024-01-01T00:00:00Z,1,1,1,1\n2024-01-01T00:01:00Z,1,1,1,1\n"),
+        (
+            "ns.csv",
+            "ts,open,high,low,close\n1704067200000000000,1,1,1,1\n1704067260000000000,1,1,1,1\n",
+        ),
+        (
+            "iso.csv",
+            "Date,Open,High,Low,Close\n2024-01-01T00:00:00Z,1,1,1,1\n2024-01-01T00:01:00Z,1,1,1,1\n",
+        ),
     ];
     for (name, body) in forms {
         let p = tmp.path().join(name);
@@ -189,4 +259,55 @@ fn epoch_and_date_forms() {
     std::fs::write(&p, "Date,Open,High,Low,Close\n1/4/1999,1,1,1,1\n12/31/2018,1,1,1,1\n").unwrap();
     let s = data::load(&p).unwrap();
     assert_eq!(iso(s.bars[1].ts), "2018-12-31 00:00:00");
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,19}",
+            "-?[0-9]{1,6}\\.[0-9]{0,6}",
+            Just("nan".to_string()),
+            Just("inf".to_string()),
+            Just(String::new()),
+            "[a-z\"]{1,5}",
+            "20[0-9]{2}-[01][0-9]-[0-3][0-9][ T][0-2][0-9]:[0-5][0-9]:[0-5][0-9]",
+            "[01]?[0-9]/[0-3]?[0-9]/19[0-9]{2}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Whatever a CSV holds, loading returns bars or an error; it never panics.
+        #[test]
+        fn arbitrary_csv_never_panics(
+            header in prop::sample::subsequence(vec!["timestamp", "open", "high", "low", "close", "volume", "x"], 0..=7),
+            rows in prop::collection::vec(prop::collection::vec(cell(), 0..8), 0..12),
+        ) {
+            let mut body = header.join(",");
+            body.push('\n');
+            for r in &rows {
+                body.push_str(&r.join(","));
+                body.push('\n');
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let p = tmp.path().join("fuzz.csv");
+            std::fs::write(&p, &body).unwrap();
+            if let Ok(s) = data::load(&p) {
+                data::validate(&p, &s.bars).unwrap();
+            }
+        }
+
+        /// Arbitrary bytes in any supported container never panic the loader.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), ext in prop::sample::select(vec!["json", "csv.gz", "parquet", "feather", "csv"])) {
+            let tmp = tempfile::tempdir().unwrap();
+            let p = tmp.path().join(format!("fuzz.{ext}"));
+            std::fs::write(&p, &bytes).unwrap();
+            let _ = data::load(&p);
+        }
+    }
 }

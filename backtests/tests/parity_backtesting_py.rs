@@ -25,7 +25,11 @@ fn check(fixture: &str) {
     let mut strategy = Registry::with_builtins()
         .build(
             "sma_cross",
-            &[("fast", p["fast"].to_string()), ("slow", p["slow"].to_string()), ("mode", "long_short".into())],
+            &[
+                ("fast", p["fast"].to_string()),
+                ("slow", p["slow"].to_string()),
+                ("mode", "long_short".into()),
+            ],
         )
         .expect("strategy");
     let cfg = BacktestConfig {
@@ -45,7 +49,12 @@ fn check(fixture: &str) {
         assert_eq!(ours.size, t[2].as_f64().expect("size"), "{ctx}: size");
         assert_eq!(ours.entry_price, t[3].as_f64().expect("entry price"), "{ctx}: entry price");
         assert_eq!(ours.exit_price, t[4].as_f64().expect("exit price"), "{ctx}: exit price");
-        assert!(common::close_rel(ours.pnl, t[5].as_f64().expect("pnl"), 1e-9), "{ctx}: pnl {} vs {}", ours.pnl, t[5]);
+        assert!(
+            common::close_rel(ours.pnl, t[5].as_f64().expect("pnl"), 1e-9),
+            "{ctx}: pnl {} vs {}",
+            ours.pnl,
+            t[5]
+        );
     }
 
     let summary = serde_json::to_value(result.summary()).expect("summary");
@@ -53,7 +62,10 @@ fn check(fixture: &str) {
     for (key, want) in reference["summary"].as_object().expect("summary") {
         let got = &summary[key];
         let (g, w) = (got.as_f64().unwrap_or(f64::NAN), want.as_f64().unwrap_or(f64::NAN));
-        assert!(!got.is_null() || want.is_null(), "{file}: {key} is null, backtesting.py has {want}");
+        assert!(
+            !got.is_null() || want.is_null(),
+            "{file}: {key} is null, backtesting.py has {want}"
+        );
         assert!(common::close_rel(g, w, 1e-6), "{file}: {key} = {g}, backtesting.py {w}");
         compared += 1;
     }
@@ -67,7 +79,9 @@ fn eurusd_hourly() {
 
 #[test]
 fn btc_perp_minutes() {
-    check(include_str!("fixtures/backtesting_py/sma_cross_10_20_btc-perp-20211231-20220201_1m.json"));
+    check(include_str!(
+        "fixtures/backtesting_py/sma_cross_10_20_btc-perp-20211231-20220201_1m.json"
+    ));
 }
 
 #[test]

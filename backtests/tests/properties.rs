@@ -11,8 +11,8 @@ use kairos_backtests::data::BarSeries;
 use kairos_backtests::engine::{Backtest, BacktestConfig, BacktestResult};
 use kairos_backtests::venue::FillAt;
 use kairos_strategies::{
-    Bar, Context, Fill, Instrument, InstrumentId, OrderId, OrderKind, OrderRequest, OrderSize, Registry, Side,
-    Strategy, Timestamp,
+    Bar, Context, Fill, Instrument, InstrumentId, OrderId, OrderKind, OrderRequest, OrderSize,
+    Registry, Side, Strategy, Timestamp,
 };
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -42,7 +42,12 @@ fn market(seed: u64, n: usize, step_secs: i64, start: i64) -> Vec<Bar> {
 }
 
 fn series(bars: Vec<Bar>, symbol: &str) -> BarSeries {
-    BarSeries { instrument: Instrument::new(symbol, "test"), bars, source: symbol.into(), simulated: false }
+    BarSeries {
+        instrument: Instrument::new(symbol, "test"),
+        bars,
+        source: symbol.into(),
+        simulated: false,
+    }
 }
 
 /// Trades at random and checks the accounting against its own ledger at every bar.
@@ -72,7 +77,8 @@ impl Chaos {
     }
 
     fn check(&mut self, ctx: &Context) {
-        let marked: f64 = self.qty.iter().zip(&self.last).filter(|(q, _)| **q != 0.0).map(|(q, p)| q * p).sum();
+        let marked: f64 =
+            self.qty.iter().zip(&self.last).filter(|(q, _)| **q != 0.0).map(|(q, p)| q * p).sum();
         let scale = ctx.portfolio().initial_cash().abs() + marked.abs() + self.cash.abs();
         let m1 = (ctx.portfolio().cash() - self.cash).abs() / scale;
         let m2 = (ctx.equity() - (self.cash + marked)).abs() / scale;

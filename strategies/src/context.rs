@@ -153,7 +153,13 @@ impl Context {
     /// Runtime: a context for `instruments` with `cash` in the account.
     pub fn new(instruments: Vec<Instrument>, cash: f64) -> Self {
         let portfolio = Portfolio::new(cash, instruments.len());
-        Self { now: Timestamp(i64::MIN), instruments, portfolio, orders: Vec::new(), next_order_id: 1 }
+        Self {
+            now: Timestamp(i64::MIN),
+            instruments,
+            portfolio,
+            orders: Vec::new(),
+            next_order_id: 1,
+        }
     }
 
     /// Runtime: advances the clock.

@@ -8,7 +8,9 @@ use crate::{Error, Result};
 ///
 /// Events carry this handle instead of a symbol string so the hot path copies four bytes; the
 /// [`Context`](crate::Context) maps it back to the full [`Instrument`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct InstrumentId(pub u32);
 

@@ -212,7 +212,9 @@ impl Portfolio {
         let pos = &mut self.positions[fill.instrument.index()];
         let sign = fill.side.sign();
         let total = fill.quantity;
-        let share = |part: f64| if part == total { fill.commission } else { fill.commission * (part / total) };
+        let share = |part: f64| {
+            if part == total { fill.commission } else { fill.commission * (part / total) }
+        };
         let mut remaining = total;
         while remaining > 0.0 {
             let Some(lot) = pos.lots.front_mut() else { break };

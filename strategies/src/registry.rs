@@ -71,13 +71,30 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     /// An integer parameter.
-    pub const fn int(name: &'static str, default: i64, min: i64, max: i64, help: &'static str) -> Self {
+    pub const fn int(
+        name: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+        help: &'static str,
+    ) -> Self {
         Self { name, kind: ParamKind::Int { min, max }, default: ParamValue::Int(default), help }
     }
 
     /// A float parameter.
-    pub const fn float(name: &'static str, default: f64, min: f64, max: f64, help: &'static str) -> Self {
-        Self { name, kind: ParamKind::Float { min, max }, default: ParamValue::Float(default), help }
+    pub const fn float(
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+        help: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Float { min, max },
+            default: ParamValue::Float(default),
+            help,
+        }
     }
 
     /// A choice parameter; `default` must be one of `choices`.
@@ -87,7 +104,12 @@ impl ParamSpec {
         choices: &'static [&'static str],
         help: &'static str,
     ) -> Self {
-        Self { name, kind: ParamKind::Choice(choices), default: ParamValue::Str(default.into()), help }
+        Self {
+            name,
+            kind: ParamKind::Choice(choices),
+            default: ParamValue::Str(default.into()),
+            help,
+        }
     }
 
     fn describe(&self) -> String {
@@ -213,7 +235,11 @@ impl Params {
 
     /// An error about this strategy's parameter `param` (for cross-parameter checks).
     pub fn invalid(&self, param: &str, reason: impl Into<String>) -> Error {
-        Error::InvalidParam { strategy: self.strategy.clone(), param: param.into(), reason: reason.into() }
+        Error::InvalidParam {
+            strategy: self.strategy.clone(),
+            param: param.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -281,14 +307,18 @@ impl Registry {
     }
 
     /// Parses and validates `name=value` pairs for strategy `name`, filling in defaults.
-    pub fn params<K: AsRef<str>, V: AsRef<str>>(&self, name: &str, given: &[(K, V)]) -> Result<Params> {
+    pub fn params<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        name: &str,
+        given: &[(K, V)],
+    ) -> Result<Params> {
         let info = self.get(name)?;
         let mut values: BTreeMap<&'static str, ParamValue> =
             info.params.iter().map(|p| (p.name, p.default.clone())).collect();
         for (k, v) in given {
             let (k, v) = (k.as_ref().trim(), v.as_ref());
-            let spec = info.params.iter().find(|p| p.name == k).ok_or_else(|| {
-                Error::UnknownParam {
+            let spec =
+                info.params.iter().find(|p| p.name == k).ok_or_else(|| Error::UnknownParam {
                     strategy: name.into(),
                     param: k.into(),
                     available: if info.params.is_empty() {
@@ -296,8 +326,7 @@ impl Registry {
                     } else {
                         info.params.iter().map(ParamSpec::describe).collect::<Vec<_>>().join(", ")
                     },
-                }
-            })?;
+                })?;
             values.insert(spec.name, spec.parse(name, v)?);
         }
         Ok(Params { strategy: name.into(), values })

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// 64-bit nanoseconds cover the years 1678 to 2262, the same range as pandas and polars
 /// `Datetime[ns]`, so timestamps cross between them without conversion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

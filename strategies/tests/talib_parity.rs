@@ -67,14 +67,19 @@ fn gunzip(raw: &[u8], out: &mut String) {
     assert!(child.wait().expect("wait").success());
 }
 
-fn series<I: Indicator<Input = f64>>(mut ind: I, xs: &[f64], f: impl Fn(I::Output) -> f64) -> Vec<Option<f64>> {
+fn series<I: Indicator<Input = f64>>(
+    mut ind: I,
+    xs: &[f64],
+    f: impl Fn(I::Output) -> f64,
+) -> Vec<Option<f64>> {
     xs.iter().map(|&x| ind.update(x).map(&f)).collect()
 }
 
 #[test]
 fn indicators_match_talib() {
     let Some(dir) = data_dir() else { return };
-    let fixture: Value = serde_json::from_str(include_str!("fixtures/talib_reference.json")).unwrap();
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/talib_reference.json")).unwrap();
     let mut compared = 0usize;
     for (name, ds) in fixture["datasets"].as_object().unwrap() {
         let cols = load(&dir, ds["file"].as_str().unwrap());
@@ -119,7 +124,9 @@ fn indicators_match_talib() {
                         );
                         compared += 1;
                     }
-                    (r, m) => panic!("{name} {key}[{i}]: warm-up differs: kairos {m:?} vs TA-Lib {r:?}"),
+                    (r, m) => {
+                        panic!("{name} {key}[{i}]: warm-up differs: kairos {m:?} vs TA-Lib {r:?}")
+                    }
                 }
             }
         }

@@ -126,7 +126,10 @@ impl Columns {
 }
 
 fn find<'a>(names: &'a [String], wanted: &[&str]) -> Option<&'a str> {
-    names.iter().find(|n| wanted.contains(&n.trim().to_ascii_lowercase().as_str())).map(String::as_str)
+    names
+        .iter()
+        .find(|n| wanted.contains(&n.trim().to_ascii_lowercase().as_str()))
+        .map(String::as_str)
 }
 
 fn frame_columns(path: &Path, df: &DataFrame) -> Result<Columns> {
@@ -138,10 +141,15 @@ fn frame_columns(path: &Path, df: &DataFrame) -> Result<Columns> {
         format_err(path, format!("no {what} column; columns are: {}", names.join(", ")))
     };
     let time_col = find(&names, TIME_NAMES).ok_or_else(|| missing("timestamp"))?;
-    let (ts, ts_text) = time_column(path, df.column(time_col).map_err(|e| format_err(path, e.to_string()))?)?;
+    let (ts, ts_text) =
+        time_column(path, df.column(time_col).map_err(|e| format_err(path, e.to_string()))?)?;
     let num = |wanted: &[&str], what: &str, required: bool| -> Result<Vec<Option<f64>>> {
         match find(&names, wanted) {
-            Some(name) => numeric_column(path, df.column(name).map_err(|e| format_err(path, e.to_string()))?, name),
+            Some(name) => numeric_column(
+                path,
+                df.column(name).map_err(|e| format_err(path, e.to_string()))?,
+                name,
+            ),
             None if required => Err(missing(what)),
             None => Ok(vec![Some(0.0); df.height()]),
         }
@@ -176,7 +184,10 @@ fn numeric_column(path: &Path, col: &Column, name: &str) -> Result<Vec<Option<f6
             .collect();
     }
     if !col.dtype().is_primitive_numeric() {
-        return Err(format_err(path, format!("column `{name}` has type {}, expected numbers", col.dtype())));
+        return Err(format_err(
+            path,
+            format!("column `{name}` has type {}, expected numbers", col.dtype()),
+        ));
     }
     let c = col.cast(&DataType::Float64).map_err(|e| format_err(path, e.to_string()))?;
     Ok(c.f64().map_err(|e| format_err(path, e.to_string()))?.iter().collect())
@@ -189,9 +200,16 @@ fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
     match col.dtype() {
         DataType::String => {
             let s = col.str().map_err(err)?;
-            let sample = s.iter().flatten().next().ok_or_else(|| format_err(path, "timestamp column is empty"))?;
+            let sample = s
+                .iter()
+                .flatten()
+                .next()
+                .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
             let fmt = TimeFormat::detect_text(sample).ok_or_else(|| {
-                format_err(path, format!("cannot tell the timestamp format from `{sample}` (row 1)"))
+                format_err(
+                    path,
+                    format!("cannot tell the timestamp format from `{sample}` (row 1)"),
+                )
             })?;
             let text: Vec<Option<String>> = s.iter().map(|v| v.map(str::to_string)).collect();
             let ts = text.iter().map(|v| v.as_deref().and_then(|t| fmt.parse(t))).collect();
@@ -204,40 +222,69 @@ fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
                 TimeUnit::Milliseconds => TimeFormat::EpochMillis,
             };
             let phys = col.cast(&DataType::Int64).map_err(err)?;
-            Ok((phys.i64().map_err(err)?.iter().map(|v| v.and_then(|v| unit.epoch_to_nanos(v))).collect(), None))
+            Ok((
+                phys.i64()
+                    .map_err(err)?
+                    .iter()
+                    .map(|v| v.and_then(|v| unit.epoch_to_nanos(v)))
+                    .collect(),
+                None,
+            ))
         }
         DataType::Date => {
             let phys = col.cast(&DataType::Int32).map_err(err)?;
             let days = phys.i32().map_err(err)?;
-            Ok((days.iter().map(|d| d.and_then(|d| i64::from(d).checked_mul(86_400_000_000_000))).collect(), None))
+            Ok((
+                days.iter()
+                    .map(|d| d.and_then(|d| i64::from(d).checked_mul(86_400_000_000_000)))
+                    .collect(),
+                None,
+            ))
         }
         dt if dt.is_integer() => {
             let phys = col.cast(&DataType::Int64).map_err(err)?;
             let v = phys.i64().map_err(err)?;
-            let first = v.iter().flatten().next().ok_or_else(|| format_err(path, "timestamp column is empty"))?;
+            let first = v
+                .iter()
+                .flatten()
+                .next()
+                .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
             let unit = TimeFormat::detect_epoch(first);
             Ok((v.iter().map(|x| x.and_then(|x| unit.epoch_to_nanos(x))).collect(), None))
         }
         dt if dt.is_float() => {
             let phys = col.cast(&DataType::Float64).map_err(err)?;
             let v = phys.f64().map_err(err)?;
-            let first = v.iter().flatten().next().ok_or_else(|| format_err(path, "timestamp column is empty"))?;
+            let first = v
+                .iter()
+                .flatten()
+                .next()
+                .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
             let unit = TimeFormat::detect_epoch(first as i64);
             Ok((
                 v.iter()
-                    .map(|x| x.filter(|x| x.is_finite() && x.fract() == 0.0).and_then(|x| unit.epoch_to_nanos(x as i64)))
+                    .map(|x| {
+                        x.filter(|x| x.is_finite() && x.fract() == 0.0)
+                            .and_then(|x| unit.epoch_to_nanos(x as i64))
+                    })
                     .collect(),
                 None,
             ))
         }
-        other => Err(format_err(path, format!("timestamp column has type {other}, expected text, integers or datetimes"))),
+        other => Err(format_err(
+            path,
+            format!("timestamp column has type {other}, expected text, integers or datetimes"),
+        )),
     }
 }
 
 /// `[[ms, open, high, low, close, volume], ...]`, as exchange REST APIs and freqtrade write.
 fn json_columns(path: &Path, text: &str) -> Result<Columns> {
     let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(text).map_err(|e| {
-        format_err(path, format!("expected a JSON array of [time, open, high, low, close, volume] arrays: {e}"))
+        format_err(
+            path,
+            format!("expected a JSON array of [time, open, high, low, close, volume] arrays: {e}"),
+        )
     })?;
     let n = rows.len();
     let mut c = Columns {
@@ -256,7 +303,10 @@ fn json_columns(path: &Path, text: &str) -> Result<Columns> {
                 path: path.to_path_buf(),
                 row: i + 1,
                 time: None,
-                problem: format!("has {} fields, expected [time, open, high, low, close, volume]", row.len()),
+                problem: format!(
+                    "has {} fields, expected [time, open, high, low, close, volume]",
+                    row.len()
+                ),
             });
         }
         let num = |v: &serde_json::Value| match v {

@@ -10,7 +10,11 @@ pub fn parse_interval(s: &str) -> Result<i64> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || Error::Spec(format!("interval `{s}`: expected a number and a unit s, m, h, d or w (like 5m or 1h)"));
+    let bad = || {
+        Error::Spec(format!(
+            "interval `{s}`: expected a number and a unit s, m, h, d or w (like 5m or 1h)"
+        ))
+    };
     let n: i64 = num.parse().map_err(|_| bad())?;
     let unit_ns: i64 = match unit {
         "s" | "sec" => 1_000_000_000,
@@ -40,7 +44,8 @@ pub fn resample(series: &BarSeries, interval: i64) -> Result<BarSeries> {
             source as f64 / 1e9
         )));
     }
-    let mut out: Vec<Bar> = Vec::with_capacity(series.len() / (interval / source.max(1)).max(1) as usize + 1);
+    let mut out: Vec<Bar> =
+        Vec::with_capacity(series.len() / (interval / source.max(1)).max(1) as usize + 1);
     for b in &series.bars {
         let bucket = Timestamp(b.ts.0.div_euclid(interval) * interval);
         match out.last_mut() {
@@ -73,14 +78,33 @@ mod tests {
     use kairos_strategies::{Instrument, InstrumentId};
 
     fn bar(min: i64, o: f64, h: f64, l: f64, c: f64, v: f64) -> Bar {
-        Bar { instrument: InstrumentId(0), ts: Timestamp(min * 60_000_000_000), open: o, high: h, low: l, close: c, volume: v }
+        Bar {
+            instrument: InstrumentId(0),
+            ts: Timestamp(min * 60_000_000_000),
+            open: o,
+            high: h,
+            low: l,
+            close: c,
+            volume: v,
+        }
     }
 
     #[test]
     fn one_minute_to_five() {
         let s = BarSeries {
             instrument: Instrument::new("X", "t"),
-            bars: (0..7).map(|i| bar(i, 10.0 + i as f64, 20.0 + i as f64, 5.0 - i as f64 * 0.1, 11.0 + i as f64, 1.0)).collect(),
+            bars: (0..7)
+                .map(|i| {
+                    bar(
+                        i,
+                        10.0 + i as f64,
+                        20.0 + i as f64,
+                        5.0 - i as f64 * 0.1,
+                        11.0 + i as f64,
+                        1.0,
+                    )
+                })
+                .collect(),
             source: "t".into(),
             simulated: false,
         };
@@ -89,7 +113,9 @@ mod tests {
         assert_eq!(r.bars[0], bar(0, 10.0, 24.0, 4.6, 15.0, 5.0));
         assert_eq!(r.bars[1].ts, Timestamp(5 * 60_000_000_000));
         assert_eq!(r.bars[1].volume, 2.0);
-        assert!(resample(&r, parse_interval("1m").unwrap()).unwrap_err().to_string().contains("finer"));
+        assert!(
+            resample(&r, parse_interval("1m").unwrap()).unwrap_err().to_string().contains("finer")
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ impl SimConfig {
 
     /// Parses `SEED[:BARS]` (the part after `sim:`).
     pub fn parse(spec: &str) -> Result<Self> {
-        let bad = |why: &str| Error::Spec(format!("data source `sim:{spec}`: {why}; expected sim:SEED[:BARS], like sim:42 or sim:42:500000"));
+        let bad = |why: &str| {
+            Error::Spec(format!(
+                "data source `sim:{spec}`: {why}; expected sim:SEED[:BARS], like sim:42 or sim:42:500000"
+            ))
+        };
         let mut parts = spec.split(':');
         let seed = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| bad("missing seed"))?;
         let mut cfg = Self::new(seed.parse().map_err(|_| bad("the seed is not a whole number"))?);
@@ -106,7 +110,12 @@ impl SimConfig {
         }
         let source = format!("sim:{}:{}", self.seed, self.bars);
         validate(std::path::Path::new(&source), &bars)?;
-        Ok(BarSeries { instrument: Instrument::new("SIM-USD", "sim"), bars, source, simulated: true })
+        Ok(BarSeries {
+            instrument: Instrument::new("SIM-USD", "sim"),
+            bars,
+            source,
+            simulated: true,
+        })
     }
 }
 
@@ -127,7 +136,9 @@ mod tests {
 
     #[test]
     fn bad_specs_explain() {
-        for (spec, want) in [("", "missing seed"), ("x", "seed"), ("1:0", "at least 1"), ("1:2:3", "too many")] {
+        for (spec, want) in
+            [("", "missing seed"), ("x", "seed"), ("1:0", "at least 1"), ("1:2:3", "too many")]
+        {
             let e = SimConfig::parse(spec).unwrap_err().to_string();
             assert!(e.contains(want) && e.contains("sim:SEED"), "{spec}: {e}");
         }

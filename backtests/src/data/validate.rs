@@ -43,7 +43,10 @@ pub fn validate(path: &Path, bars: &[Bar]) -> Result<()> {
         }
         for (name, v) in [("open", b.open), ("close", b.close)] {
             if v > b.high || v < b.low {
-                return Err(bad(format!("{name} {v} is outside low..high ({}..{})", b.low, b.high)));
+                return Err(bad(format!(
+                    "{name} {v} is outside low..high ({}..{})",
+                    b.low, b.high
+                )));
             }
         }
         if !(b.volume.is_finite() && b.volume >= 0.0) {

@@ -24,7 +24,13 @@ impl Donchian {
     /// Entry channel of `period` bars, exit channel of `exit` bars.
     pub fn new(period: usize, exit: usize, long_only: bool) -> Self {
         let cap = period.max(exit);
-        Self { period, exit, long_only, highs: VecDeque::with_capacity(cap + 1), lows: VecDeque::with_capacity(cap + 1) }
+        Self {
+            period,
+            exit,
+            long_only,
+            highs: VecDeque::with_capacity(cap + 1),
+            lows: VecDeque::with_capacity(cap + 1),
+        }
     }
 
     fn channel(v: &VecDeque<f64>, n: usize, max: bool) -> f64 {
@@ -81,7 +87,12 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         params: vec![
             ParamSpec::int("period", 20, 2, 10_000, "entry channel (bars)"),
             ParamSpec::int("exit", 10, 1, 10_000, "exit channel (bars)"),
-            ParamSpec::choice("mode", "long_short", &["long_short", "long_only"], "long_short or long_only"),
+            ParamSpec::choice(
+                "mode",
+                "long_short",
+                &["long_short", "long_only"],
+                "long_short or long_only",
+            ),
         ],
         build,
     })

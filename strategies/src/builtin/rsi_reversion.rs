@@ -50,7 +50,9 @@ impl Strategy for RsiReversion {
 fn build(p: &Params) -> Result<Box<dyn Strategy>> {
     let (lower, upper, exit) = (p.float("lower")?, p.float("upper")?, p.float("exit")?);
     if !(lower < exit && exit < upper) {
-        return Err(p.invalid("exit", format!("need lower ({lower}) < exit ({exit}) < upper ({upper})")));
+        return Err(
+            p.invalid("exit", format!("need lower ({lower}) < exit ({exit}) < upper ({upper})"))
+        );
     }
     Ok(Box::new(RsiReversion::new(
         p.usize("period")?,

@@ -66,15 +66,13 @@ impl Window {
     }
 
     /// Pushes `x`; returns the value that fell out once the window is full.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, x: f64) -> Option<f64> {
         let cap = self.buf.len();
-        let old = self.buf[self.head];
-        self.buf[self.head] = x;
-        self.head += 1;
-        if self.head == cap {
-            self.head = 0;
-        }
+        let head = self.head;
+        let slot = &mut self.buf[head];
+        let old = std::mem::replace(slot, x);
+        self.head = if head + 1 == cap { 0 } else { head + 1 };
         if self.len == cap {
             Some(old)
         } else {

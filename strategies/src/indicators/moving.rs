@@ -48,40 +48,35 @@ impl Indicator for Sma {
     type Input = f64;
     type Output = f64;
 
-    #[inline]
+    #[inline(always)]
     fn update(&mut self, x: f64) -> Option<f64> {
+        // Branch-free bookkeeping: this runs on every bar of every SMA strategy.
         if let Some(old) = self.window.push(x) {
             let y = -old - self.comp_remove;
             let t = self.sum + y;
             self.comp_remove = t - self.sum - y;
             self.sum = t;
-            if old < 0.0 {
-                self.negatives -= 1;
-            }
+            self.negatives -= usize::from(old < 0.0);
         }
         let y = x - self.comp_add;
         let t = self.sum + y;
         self.comp_add = t - self.sum - y;
         self.sum = t;
-        if x < 0.0 {
-            self.negatives += 1;
-        }
-        if x == self.prev {
-            self.same_run += 1;
-        } else {
-            self.same_run = 1;
-        }
+        self.negatives += usize::from(x < 0.0);
+        self.same_run = if x == self.prev { self.same_run + 1 } else { 1 };
         self.prev = x;
         if !self.window.is_full() {
             return None;
         }
         let n = self.period;
-        let mut mean = self.sum / n as f64;
-        if self.same_run >= n {
-            mean = self.prev;
+        let mean = self.sum / n as f64;
+        let mean = if self.same_run >= n {
+            self.prev
         } else if (self.negatives == 0 && mean < 0.0) || (self.negatives == n && mean > 0.0) {
-            mean = 0.0;
-        }
+            0.0
+        } else {
+            mean
+        };
         self.value = Some(mean);
         self.value
     }
