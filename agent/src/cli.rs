@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Backtest a strategy on historical or simulated bars.
-    Backtest(BacktestArgs),
+    Backtest(Box<BacktestArgs>),
     /// List the registered strategies, or describe one.
     Strategies {
         /// A strategy to describe.
@@ -64,16 +64,16 @@ struct BacktestArgs {
     #[arg(long = "param", short = 'p')]
     params: Vec<String>,
     /// Starting cash [default: 100000].
-    #[arg(long, env = "KAIROS_CASH")]
+    #[arg(long, env = "KAIROS_CASH", allow_negative_numbers = true)]
     cash: Option<f64>,
     /// Commission as a fraction of traded value (0.0002 = 2 bps) [default: 0].
-    #[arg(long, env = "KAIROS_COMMISSION")]
+    #[arg(long, env = "KAIROS_COMMISSION", allow_negative_numbers = true)]
     commission: Option<f64>,
     /// Fixed fee per fill [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     fixed_fee: Option<f64>,
     /// Slippage per fill in basis points [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     slippage_bps: Option<f64>,
     /// When market orders fill: `next-open` (default) or `close` (the signal bar's close).
     #[arg(long)]
@@ -99,7 +99,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format, cli.verbose);
     let result = match cli.command {
-        Command::Backtest(args) => backtest(&registry, args),
+        Command::Backtest(args) => backtest(&registry, *args),
         Command::Strategies { name } => strategies(&registry, name.as_deref()),
         Command::Data { sources } => data_info(&sources),
     };

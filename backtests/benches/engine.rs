@@ -12,8 +12,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kairos_backtests::data::{self, BarSeries};
 use kairos_backtests::engine::{Backtest, BacktestConfig};
-use kairos_strategies::Timestamp;
 use kairos_strategies::builtin::{Mode, SmaCross};
+use kairos_strategies::indicators::{Indicator, SmaPair};
+use kairos_strategies::{Strategy, Timestamp};
 
 /// The real series repeated end to end, each copy shifted in time so timestamps keep rising.
 fn tiled(bars: usize) -> Option<BarSeries> {
@@ -63,8 +64,33 @@ fn engine(c: &mut Criterion) {
             black_box(r.equity.len() + r.trades.len())
         })
     });
+    // The engine's own cost per bar: the same replay with a strategy that does nothing.
+    g.bench_function(format!("noop_strategy_{}_bars", n), |b| {
+        b.iter(|| {
+            let mut s = Noop;
+            let r = backtest.run(black_box(&series), &mut s).expect("run");
+            black_box(r.equity.len())
+        })
+    });
+    // The strategy's indicator work alone: both SMAs over the closes.
+    g.bench_function(format!("sma_pair_10_20_{}_closes", n), |b| {
+        b.iter(|| {
+            let mut p = SmaPair::new(10, 20);
+            let mut acc = 0.0;
+            for bar in &series[0].bars {
+                if let Some((f, s)) = p.update(black_box(bar.close)) {
+                    acc += f - s;
+                }
+            }
+            black_box(acc)
+        })
+    });
     g.finish();
 }
+
+struct Noop;
+
+impl Strategy for Noop {}
 
 criterion_group!(benches, engine);
 criterion_main!(benches);

@@ -15,7 +15,7 @@
 //! The run is deterministic: the same bars, strategy and settings give bit-identical results.
 
 use kairos_strategies::{
-    Bar, ClosedTrade, Context, Fill, Instrument, Portfolio, Strategy, Timestamp,
+    Bar, ClosedTrade, Context, Fill, Instrument, InstrumentId, Portfolio, Strategy, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -176,18 +176,24 @@ impl Backtest {
             fills: Vec::new(),
             trades: Vec::new(),
             equity_time: Vec::new(),
-            equity: Vec::with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0)),
+            equity: crate::mem::vec_with_capacity(
+                series.iter().map(BarSeries::len).max().unwrap_or(0),
+            ),
         };
         strategy.on_start(&mut run.ctx);
         if let [only] = series {
             // One instrument: every bar is its own timestamp, so only equity is recorded in the
             // loop and the times are copied from the bars afterwards.
             for bar in &only.bars {
-                let bar = Bar { instrument: kairos_strategies::InstrumentId(0), ..*bar };
-                run.step(strategy, &bar);
+                if bar.instrument == InstrumentId(0) {
+                    run.step(strategy, bar);
+                } else {
+                    run.step(strategy, &Bar { instrument: InstrumentId(0), ..*bar });
+                }
                 run.equity.push(run.ctx.portfolio().equity());
             }
-            run.equity_time = only.bars.iter().map(|b| b.ts).collect();
+            run.equity_time = crate::mem::vec_with_capacity(only.len());
+            run.equity_time.extend(only.bars.iter().map(|b| b.ts));
         } else {
             run.merged(series, strategy);
         }
@@ -289,10 +295,7 @@ impl Run {
                 self.record(cur);
             }
             current = Some(ts);
-            let bar = Bar {
-                instrument: kairos_strategies::InstrumentId(k as u32),
-                ..series[k].bars[cursor[k]]
-            };
+            let bar = Bar { instrument: InstrumentId(k as u32), ..series[k].bars[cursor[k]] };
             cursor[k] += 1;
             self.step(strategy, &bar);
         }

@@ -24,6 +24,7 @@
 pub mod data;
 pub mod engine;
 mod error;
+mod mem;
 pub mod report;
 pub mod stats;
 pub mod venue;

@@ -104,8 +104,8 @@ impl SimulatedVenue {
         fills: &mut Vec<Fill>,
         closed: &mut Vec<ClosedTrade>,
     ) {
-        let mut i = 0;
-        while let Some(order) = ctx.order_at(i).copied() {
+        let mut orders = ctx.take_orders();
+        orders.retain(|order| {
             let eligible = order.request.instrument == bar.instrument
                 && match phase {
                     Phase::Open => order.submitted < bar.ts,
@@ -113,17 +113,17 @@ impl SimulatedVenue {
                         matches!(order.request.kind, OrderKind::Market) && order.submitted <= bar.ts
                     }
                 };
-            let price = if eligible { self.trigger_price(&order, bar, phase) } else { None };
-            let Some(price) = price else {
-                i += 1;
-                continue;
+            let Some(price) = (if eligible { self.trigger_price(order, bar, phase) } else { None })
+            else {
+                return true;
             };
-            ctx.take_order(i);
-            if let Some(fill) = self.fill(ctx, &order, bar, price) {
+            if let Some(fill) = self.fill(ctx, order, bar, price) {
                 ctx.portfolio_mut().apply_fill(&fill, closed);
                 fills.push(fill);
             }
-        }
+            false
+        });
+        ctx.restore_orders(orders);
     }
 
     /// The price an order trades at on this bar, if it trades.

@@ -46,25 +46,25 @@ fn every_shared_bar_file_loads() {
 #[test]
 fn values_match_the_files() {
     let Some(dir) = common::bars_dir() else { return };
-    let eur = data::load(&dir.join("EURUSD.csv")).unwrap();
+    let eur = data::load(dir.join("EURUSD.csv")).unwrap();
     let b = eur.bars[0];
     assert_eq!(
         (iso(b.ts).as_str(), b.open, b.high, b.low, b.close, b.volume),
         ("2017-04-19 09:00:00", 1.0716, 1.0722, 1.07083, 1.07219, 1413.0)
     );
-    let btc = data::load(&dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
+    let btc = data::load(dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
     assert_eq!(iso(btc.bars[0].ts), "2021-12-31 23:01:00");
     assert_eq!(btc.bars[0].volume, 2300413.7295);
     assert_eq!(btc.interval(), 60_000_000_000);
-    let sp = data::load(&dir.join("sp500.csv.gz")).unwrap();
+    let sp = data::load(dir.join("sp500.csv.gz")).unwrap();
     assert_eq!(
         (iso(sp.bars[0].ts).as_str(), sp.bars[0].close),
         ("1999-01-04 00:00:00", 1228.099976)
     );
-    let json = data::load(&dir.join("freqtrade/UNITTEST_BTC-1m.json")).unwrap();
+    let json = data::load(dir.join("freqtrade/UNITTEST_BTC-1m.json")).unwrap();
     assert_eq!(json.bars[0].ts, Timestamp::from_millis(1509836520000));
     assert_eq!(json.bars[0].close, 0.00162008);
-    let feather = data::load(&dir.join("freqtrade/ETH_BTC-5m.feather")).unwrap();
+    let feather = data::load(dir.join("freqtrade/ETH_BTC-5m.feather")).unwrap();
     assert_eq!(feather.interval(), 300_000_000_000);
     assert!(iso(feather.bars[0].ts).starts_with("2018-01"));
 }
@@ -88,7 +88,7 @@ fn frame(s: &BarSeries) -> DataFrame {
 #[test]
 fn parquet_and_ipc_round_trip() {
     let Some(dir) = common::bars_dir() else { return };
-    let src = data::load(&dir.join("EURUSD.csv")).unwrap();
+    let src = data::load(dir.join("EURUSD.csv")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut df = frame(&src);
     let pq = tmp.path().join("EURUSD.parquet");
@@ -105,7 +105,7 @@ fn parquet_and_ipc_round_trip() {
 #[test]
 fn resampling_real_minutes() {
     let Some(dir) = common::bars_dir() else { return };
-    let m1 = data::load(&dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
+    let m1 = data::load(dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
     let m5 = data::resample(&m1, data::parse_interval("5m").unwrap()).unwrap();
     // 23:01..23:04 fall in the 23:00 bucket, then whole 5-minute buckets.
     let first: Vec<_> = m1.bars.iter().take_while(|b| b.ts < m5.bars[1].ts).collect();

@@ -21,7 +21,7 @@ fn check(fixture: &str) {
     let reference: Value = serde_json::from_str(fixture).expect("fixture is JSON");
     let file = reference["file"].as_str().expect("file");
     let p = &reference["params"];
-    let series = data::load(&dir.join(file)).expect("load");
+    let series = data::load(dir.join(file)).expect("load");
     let mut strategy = Registry::with_builtins()
         .build(
             "sma_cross",

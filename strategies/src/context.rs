@@ -14,7 +14,7 @@ use crate::{
 /// # Runtime interface
 ///
 /// The methods under "runtime" ([`Context::new`], [`Context::set_now`],
-/// [`Context::portfolio_mut`], [`Context::take_order`] ...) are for execution runtimes. A
+/// [`Context::portfolio_mut`], [`Context::take_orders`] ...) are for execution runtimes. A
 /// strategy never needs them: it reads through the accessors and trades through
 /// [`Context::submit`] and its shorthands.
 #[derive(Debug, Clone)]
@@ -180,15 +180,21 @@ impl Context {
         !self.orders.is_empty()
     }
 
-    /// Runtime: the working order at `index`.
+    /// Runtime: takes the working orders out to match them; hand the ones still working back
+    /// with [`Context::restore_orders`].
     #[inline]
-    pub fn order_at(&self, index: usize) -> Option<&Order> {
-        self.orders.get(index)
+    pub fn take_orders(&mut self) -> Vec<Order> {
+        std::mem::take(&mut self.orders)
     }
 
-    /// Runtime: removes and returns the working order at `index` (it filled or was rejected).
-    pub fn take_order(&mut self, index: usize) -> Order {
-        self.orders.remove(index)
+    /// Runtime: puts back orders taken with [`Context::take_orders`] that are still working,
+    /// ahead of any submitted in between, so submission order is kept.
+    #[inline]
+    pub fn restore_orders(&mut self, mut working: Vec<Order>) {
+        if !self.orders.is_empty() {
+            working.append(&mut self.orders);
+        }
+        self.orders = working;
     }
 
     /// Runtime: removes every working order (the run ended).

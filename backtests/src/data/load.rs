@@ -17,7 +17,8 @@ const TIME_NAMES: &[&str] =
 
 /// Loads and validates the bars in `path`; the format follows the extension (`.csv`,
 /// `.csv.gz`, `.parquet`, `.feather`/`.arrow`/`.ipc`, `.json`).
-pub fn load(path: &Path) -> Result<BarSeries> {
+pub fn load(path: impl AsRef<Path>) -> Result<BarSeries> {
+    let path = path.as_ref();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
     let io = |source| Error::Io { path: path.to_path_buf(), source };
     let columns = if name.ends_with(".json") {

@@ -1,7 +1,7 @@
 //! `sma_cross`: the moving-average crossover.
 
 use super::{Mode, go, size_spec, state_for};
-use crate::indicators::{Cross, CrossEvent, Indicator, Sma};
+use crate::indicators::{Cross, CrossEvent, Indicator, SmaPair};
 use crate::{Bar, Context, ParamSpec, Params, Result, Strategy, StrategyInfo};
 
 /// On a golden cross (fast SMA of closes crosses above the slow one) close any short and go
@@ -20,8 +20,7 @@ pub struct SmaCross {
 
 #[derive(Debug, Clone)]
 struct State {
-    fast: Sma,
-    slow: Sma,
+    smas: SmaPair,
     cross: Cross,
 }
 
@@ -37,17 +36,19 @@ impl Strategy for SmaCross {
         self.slow.max(self.fast) - 1
     }
 
-    #[inline]
+    #[inline(always)]
     fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
-        let (fast, slow) = (self.fast, self.slow);
-        let st = state_for(&mut self.states, bar.instrument, || State {
-            fast: Sma::new(fast),
-            slow: Sma::new(slow),
-            cross: Cross::new(),
-        });
-        let f = st.fast.update(bar.close);
-        let s = st.slow.update(bar.close);
-        let (Some(f), Some(s)) = (f, s) else { return };
+        let st = match self.states.get_mut(bar.instrument.index()) {
+            Some(st) => st,
+            None => {
+                let (fast, slow) = (self.fast, self.slow);
+                state_for(&mut self.states, bar.instrument, || State {
+                    smas: SmaPair::new(fast.min(slow), slow.max(fast)),
+                    cross: Cross::new(),
+                })
+            }
+        };
+        let Some((f, s)) = st.smas.update(bar.close) else { return };
         match st.cross.update(f, s) {
             Some(CrossEvent::Above) => go(ctx, bar.instrument, true, self.mode, self.size),
             Some(CrossEvent::Below) => go(ctx, bar.instrument, false, self.mode, self.size),

@@ -23,7 +23,7 @@ mod vwap;
 
 pub use cross::{Cross, CrossEvent, crossed_above, crossed_below};
 pub use momentum::{Macd, MacdValue, Rsi};
-pub use moving::{Ema, Sma, Wma};
+pub use moving::{Ema, Sma, SmaPair, Wma};
 pub use volatility::{Atr, Bollinger, BollingerValue, StdDev};
 pub use vwap::Vwap;
 
@@ -52,43 +52,55 @@ pub trait Indicator {
     }
 }
 
-/// A fixed-capacity ring of the last `n` inputs.
+/// A ring of the last `n` inputs. The buffer is a power of two long so the hot path indexes
+/// with a mask instead of wrapping with a compare.
 #[derive(Debug, Clone)]
 pub(crate) struct Window {
     buf: Box<[f64]>,
-    head: usize,
-    len: usize,
+    mask: usize,
+    n: usize,
+    /// Inputs pushed so far.
+    pushed: usize,
 }
 
 impl Window {
     pub(crate) fn new(n: usize) -> Self {
-        Self { buf: vec![0.0; n.max(1)].into_boxed_slice(), head: 0, len: 0 }
+        let n = n.max(1);
+        let cap = (n + 1).next_power_of_two();
+        Self { buf: vec![0.0; cap].into_boxed_slice(), mask: cap - 1, n, pushed: 0 }
     }
 
     /// Pushes `x`; returns the value that fell out once the window is full.
     #[inline(always)]
     pub(crate) fn push(&mut self, x: f64) -> Option<f64> {
-        let cap = self.buf.len();
-        let head = self.head;
-        let slot = &mut self.buf[head];
-        let old = std::mem::replace(slot, x);
-        self.head = if head + 1 == cap { 0 } else { head + 1 };
-        if self.len == cap {
-            Some(old)
-        } else {
-            self.len += 1;
-            None
-        }
+        let i = self.pushed;
+        self.buf[i & self.mask] = x;
+        self.pushed = i + 1;
+        if i >= self.n { Some(self.buf[(i - self.n) & self.mask]) } else { None }
+    }
+
+    /// The newest `k` values (at most the window), oldest first.
+    pub(crate) fn last(&self, k: usize) -> impl Iterator<Item = f64> + '_ {
+        let start = self.pushed.saturating_sub(k.min(self.n));
+        (start..self.pushed).map(move |i| self.buf[i & self.mask])
+    }
+
+    /// The value that leaves a trailing window of `k <= n` inputs when the next one is
+    /// pushed (call before [`Window::push`]).
+    #[inline(always)]
+    pub(crate) fn leaving(&self, k: usize) -> Option<f64> {
+        debug_assert!(k <= self.n);
+        if self.pushed >= k { Some(self.buf[(self.pushed - k) & self.mask]) } else { None }
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.pushed.min(self.n)
     }
 
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        self.len == self.buf.len()
+        self.pushed >= self.n
     }
 }
 

@@ -38,7 +38,7 @@ impl Indicator for Rsi {
 
     #[inline]
     fn update(&mut self, x: f64) -> Option<f64> {
-        let Some(prev) = self.prev_input.replace(x) else { return None };
+        let prev = self.prev_input.replace(x)?;
         let change = x - prev;
         let n = self.period as f64;
         self.changes += 1;

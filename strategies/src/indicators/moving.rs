@@ -2,6 +2,89 @@
 
 use super::{Indicator, Window, check_period};
 
+/// pandas' rolling-mean accumulator: a Kahan-compensated running sum with separate
+/// compensations for values entering and leaving the window (`pandas/_libs/window/
+/// aggregations.pyx`, `add_mean` / `remove_mean` / `calc_mean`).
+#[derive(Debug, Clone)]
+struct PandasMean {
+    period: usize,
+    divisor: f64,
+    sum: f64,
+    comp_add: f64,
+    comp_remove: f64,
+}
+
+impl PandasMean {
+    fn new(period: usize) -> Self {
+        Self { period, divisor: period as f64, sum: 0.0, comp_add: 0.0, comp_remove: 0.0 }
+    }
+
+    #[inline(always)]
+    fn remove(&mut self, old: f64) {
+        let y = -old - self.comp_remove;
+        let t = self.sum + y;
+        self.comp_remove = t - self.sum - y;
+        self.sum = t;
+    }
+
+    #[inline(always)]
+    fn add(&mut self, x: f64) {
+        let y = x - self.comp_add;
+        let t = self.sum + y;
+        self.comp_add = t - self.sum - y;
+        self.sum = t;
+    }
+
+    /// The mean of a full window whose newest input is `x`; `run` counts how many of the
+    /// newest inputs equal `x`.
+    #[inline(always)]
+    fn mean(&self, x: f64, run: usize, window: &Window) -> f64 {
+        let mean = self.sum / self.divisor;
+        if run >= self.period {
+            x
+        } else if (mean < 0.0 && x >= 0.0) || (mean > 0.0 && x < 0.0) {
+            // pandas zeroes a mean whose sign contradicts every input (rounding noise). That
+            // needs all inputs on one side, so the newest input must be on it too: only then
+            // is the window scanned.
+            self.sign_checked(mean, window)
+        } else {
+            mean
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sign_checked(&self, mean: f64, window: &Window) -> f64 {
+        let negatives = window.last(self.period).filter(|v| *v < 0.0).count();
+        if (negatives == 0 && mean < 0.0) || (negatives == self.period && mean > 0.0) {
+            0.0
+        } else {
+            mean
+        }
+    }
+}
+
+/// Counts how many of the newest inputs are equal (pandas returns such a window's value
+/// exactly).
+#[derive(Debug, Clone)]
+struct Run {
+    len: usize,
+    prev: f64,
+}
+
+impl Run {
+    fn new() -> Self {
+        Self { len: 0, prev: f64::NAN }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, x: f64) -> usize {
+        self.len = if x == self.prev { self.len + 1 } else { 1 };
+        self.prev = x;
+        self.len
+    }
+}
+
 /// Simple moving average of the last `period` inputs.
 ///
 /// The running sum is Kahan-compensated with separate compensations for values entering and
@@ -11,13 +94,8 @@ use super::{Indicator, Window, check_period};
 #[derive(Debug, Clone)]
 pub struct Sma {
     window: Window,
-    period: usize,
-    sum: f64,
-    comp_add: f64,
-    comp_remove: f64,
-    negatives: usize,
-    same_run: usize,
-    prev: f64,
+    acc: PandasMean,
+    run: Run,
     value: Option<f64>,
 }
 
@@ -27,20 +105,15 @@ impl Sma {
         let period = check_period("SMA", period);
         Self {
             window: Window::new(period),
-            period,
-            sum: 0.0,
-            comp_add: 0.0,
-            comp_remove: 0.0,
-            negatives: 0,
-            same_run: 0,
-            prev: f64::NAN,
+            acc: PandasMean::new(period),
+            run: Run::new(),
             value: None,
         }
     }
 
     /// The period.
     pub fn period(&self) -> usize {
-        self.period
+        self.acc.period
     }
 }
 
@@ -50,34 +123,15 @@ impl Indicator for Sma {
 
     #[inline(always)]
     fn update(&mut self, x: f64) -> Option<f64> {
-        // Branch-free bookkeeping: this runs on every bar of every SMA strategy.
         if let Some(old) = self.window.push(x) {
-            let y = -old - self.comp_remove;
-            let t = self.sum + y;
-            self.comp_remove = t - self.sum - y;
-            self.sum = t;
-            self.negatives -= usize::from(old < 0.0);
+            self.acc.remove(old);
         }
-        let y = x - self.comp_add;
-        let t = self.sum + y;
-        self.comp_add = t - self.sum - y;
-        self.sum = t;
-        self.negatives += usize::from(x < 0.0);
-        self.same_run = if x == self.prev { self.same_run + 1 } else { 1 };
-        self.prev = x;
+        self.acc.add(x);
+        let run = self.run.push(x);
         if !self.window.is_full() {
             return None;
         }
-        let n = self.period;
-        let mean = self.sum / n as f64;
-        let mean = if self.same_run >= n {
-            self.prev
-        } else if (self.negatives == 0 && mean < 0.0) || (self.negatives == n && mean > 0.0) {
-            0.0
-        } else {
-            mean
-        };
-        self.value = Some(mean);
+        self.value = Some(self.acc.mean(x, run, &self.window));
         self.value
     }
 
@@ -87,11 +141,78 @@ impl Indicator for Sma {
     }
 
     fn lookback(&self) -> usize {
-        self.period - 1
+        self.acc.period - 1
     }
 
     fn reset(&mut self) {
-        *self = Self::new(self.period);
+        *self = Self::new(self.acc.period);
+    }
+}
+
+/// Two simple moving averages of one series (a fast and a slow one, as crossover strategies
+/// use), sharing one window of inputs: each value is bit-identical to a separate [`Sma`], at
+/// a little more than the cost of one.
+#[derive(Debug, Clone)]
+pub struct SmaPair {
+    window: Window,
+    fast: PandasMean,
+    slow: PandasMean,
+    run: Run,
+    value: Option<(f64, f64)>,
+}
+
+impl SmaPair {
+    /// SMA(`fast`) and SMA(`slow`) with `1 <= fast <= slow`.
+    pub fn new(fast: usize, slow: usize) -> Self {
+        let fast = check_period("SMA fast", fast);
+        let slow = check_period("SMA slow", slow);
+        assert!(fast <= slow, "SmaPair needs fast ({fast}) <= slow ({slow})");
+        Self {
+            window: Window::new(slow),
+            fast: PandasMean::new(fast),
+            slow: PandasMean::new(slow),
+            run: Run::new(),
+            value: None,
+        }
+    }
+}
+
+impl Indicator for SmaPair {
+    type Input = f64;
+    /// `(fast, slow)`.
+    type Output = (f64, f64);
+
+    #[inline(always)]
+    fn update(&mut self, x: f64) -> Option<(f64, f64)> {
+        // The input leaving the fast window is still inside the slow one.
+        if let Some(old) = self.window.leaving(self.fast.period) {
+            self.fast.remove(old);
+        }
+        if let Some(old) = self.window.push(x) {
+            self.slow.remove(old);
+        }
+        self.fast.add(x);
+        self.slow.add(x);
+        let run = self.run.push(x);
+        if !self.window.is_full() {
+            return None;
+        }
+        self.value =
+            Some((self.fast.mean(x, run, &self.window), self.slow.mean(x, run, &self.window)));
+        self.value
+    }
+
+    #[inline]
+    fn value(&self) -> Option<(f64, f64)> {
+        self.value
+    }
+
+    fn lookback(&self) -> usize {
+        self.slow.period - 1
+    }
+
+    fn reset(&mut self) {
+        *self = Self::new(self.fast.period, self.slow.period);
     }
 }
 
@@ -222,9 +343,46 @@ mod tests {
     }
 
     #[test]
+    fn sma_sign_follows_inputs_like_pandas() {
+        // Kahan residue can leave a tiny negative mean after large positives leave the window;
+        // pandas clamps it to 0 when no input in the window is negative.
+        let mut s = Sma::new(2);
+        for x in [1e17, 1.0, 1.0] {
+            s.update(x);
+        }
+        assert_eq!(s.value(), Some(1.0));
+        let out = run(Sma::new(2), &[-1.0, -3.0, 2.0, 4.0]);
+        assert_eq!(out[1..], [Some(-2.0), Some(-0.5), Some(3.0)]);
+    }
+
+    #[test]
     fn sma_constant_run_is_exact() {
         let out = run(Sma::new(3), &[0.1, 0.7, 0.3, 0.3, 0.3]);
         assert_eq!(out[4], Some(0.3));
+    }
+
+    #[test]
+    fn pair_matches_two_smas_bit_for_bit() {
+        let xs: Vec<f64> = (0..500)
+            .map(|i| 100.0 + ((i * 37 % 101) as f64).sin() * 3.0 + (i / 50) as f64 * 0.1)
+            .collect();
+        let xs: Vec<f64> =
+            xs.iter().enumerate().map(|(i, x)| if i % 7 < 3 { 100.0 } else { *x }).collect();
+        for (f, s) in [(1, 1), (1, 5), (3, 4), (10, 20), (7, 30)] {
+            let mut pair = SmaPair::new(f, s);
+            let (mut a, mut b) = (Sma::new(f), Sma::new(s));
+            for &x in &xs {
+                let p = pair.update(x);
+                let (fa, sb) = (a.update(x), b.update(x));
+                match p {
+                    Some((pf, ps)) => {
+                        assert_eq!(Some(pf.to_bits()), fa.map(f64::to_bits), "fast {f}/{s}");
+                        assert_eq!(Some(ps.to_bits()), sb.map(f64::to_bits), "slow {f}/{s}");
+                    }
+                    None => assert!(sb.is_none()),
+                }
+            }
+        }
     }
 
     #[test]

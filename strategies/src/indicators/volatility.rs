@@ -169,7 +169,7 @@ impl Indicator for Atr {
 
     #[inline]
     fn update(&mut self, (high, low, close): (f64, f64, f64)) -> Option<f64> {
-        let Some(pc) = self.prev_close.replace(close) else { return None };
+        let pc = self.prev_close.replace(close)?;
         let tr = Self::true_range(high, low, pc);
         let n = self.period as f64;
         match self.value {
