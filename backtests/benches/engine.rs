@@ -53,6 +53,13 @@ fn engine(c: &mut Criterion) {
         commission: 0.0002,
         ..BacktestConfig::default()
     });
+    // Print what the run does, to compare with the peer script's line for the same run.
+    let check = backtest.run(&series, &mut SmaCross::new(10, 20, Mode::LongShort, 1.0)).expect("run");
+    eprintln!(
+        "kairos: {n} bars, {} trades, final equity {:.2}",
+        check.trades.len(),
+        check.equity.last().copied().unwrap_or(f64::NAN)
+    );
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);

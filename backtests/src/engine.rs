@@ -182,18 +182,17 @@ impl Backtest {
         };
         strategy.on_start(&mut run.ctx);
         if let [only] = series {
-            // One instrument: every bar is its own timestamp, so only equity is recorded in the
-            // loop and the times are copied from the bars afterwards.
+            // One instrument: every bar is its own timestamp. Times are recorded in the loop,
+            // while the bar is in cache, not in a second pass over the series.
+            run.equity_time = crate::mem::vec_with_capacity(only.len());
             for bar in &only.bars {
                 if bar.instrument == InstrumentId(0) {
                     run.step(strategy, bar);
                 } else {
                     run.step(strategy, &Bar { instrument: InstrumentId(0), ..*bar });
                 }
-                run.equity.push(run.ctx.portfolio().equity());
+                run.record(bar.ts);
             }
-            run.equity_time = crate::mem::vec_with_capacity(only.len());
-            run.equity_time.extend(only.bars.iter().map(|b| b.ts));
         } else {
             run.merged(series, strategy);
         }

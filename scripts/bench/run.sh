@@ -12,6 +12,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== kairos (criterion, one core)"
-KAIROS_BENCH_BARS=$BARS cargo bench -p kairos-backtests --bench engine -- --noplot 2>&1 | grep -E "time:|thrpt:|sma_cross"
+KAIROS_BENCH_BARS=$BARS cargo bench -p kairos-backtests --bench engine -- --noplot 2>&1 | grep -E "time:|thrpt:|^engine/|^kairos:"
 echo "== backtesting.py"
 "$VENV/bin/python" scripts/bench/peer_backtesting_py.py --bars "$BARS"

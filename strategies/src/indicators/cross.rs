@@ -23,9 +23,17 @@ pub enum CrossEvent {
 }
 
 /// Remembers the previous pair of readings and reports crossings.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Cross {
-    prev: Option<(f64, f64)>,
+    prev_a: f64,
+    prev_b: f64,
+}
+
+impl Default for Cross {
+    fn default() -> Self {
+        // NaN compares false both ways, so the first reading never reports a crossing.
+        Self { prev_a: f64::NAN, prev_b: f64::NAN }
+    }
 }
 
 impl Cross {
@@ -37,8 +45,9 @@ impl Cross {
     /// Feeds the current readings of `a` and `b`.
     #[inline]
     pub fn update(&mut self, a: f64, b: f64) -> Option<CrossEvent> {
-        let prev = self.prev.replace((a, b));
-        let (pa, pb) = prev?;
+        let (pa, pb) = (self.prev_a, self.prev_b);
+        self.prev_a = a;
+        self.prev_b = b;
         if crossed_above(pa, pb, a, b) {
             Some(CrossEvent::Above)
         } else if crossed_below(pa, pb, a, b) {

@@ -85,12 +85,14 @@ impl Window {
         (start..self.pushed).map(move |i| self.buf[i & self.mask])
     }
 
-    /// The value that leaves a trailing window of `k <= n` inputs when the next one is
-    /// pushed (call before [`Window::push`]).
+    /// Pushes `x` and returns what fell out of the trailing `k <= n` inputs and out of the
+    /// whole window, for two averages sharing one window.
     #[inline(always)]
-    pub(crate) fn leaving(&self, k: usize) -> Option<f64> {
+    pub(crate) fn push2(&mut self, x: f64, k: usize) -> (Option<f64>, Option<f64>) {
         debug_assert!(k <= self.n);
-        if self.pushed >= k { Some(self.buf[(self.pushed - k) & self.mask]) } else { None }
+        let i = self.pushed;
+        let inner = if i >= k { Some(self.buf[(i - k) & self.mask]) } else { None };
+        (inner, self.push(x))
     }
 
     #[inline]

@@ -185,10 +185,11 @@ impl Indicator for SmaPair {
     #[inline(always)]
     fn update(&mut self, x: f64) -> Option<(f64, f64)> {
         // The input leaving the fast window is still inside the slow one.
-        if let Some(old) = self.window.leaving(self.fast.period) {
+        let (fast_old, slow_old) = self.window.push2(x, self.fast.period);
+        if let Some(old) = fast_old {
             self.fast.remove(old);
         }
-        if let Some(old) = self.window.push(x) {
+        if let Some(old) = slow_old {
             self.slow.remove(old);
         }
         self.fast.add(x);
