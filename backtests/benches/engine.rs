@@ -54,7 +54,8 @@ fn engine(c: &mut Criterion) {
         ..BacktestConfig::default()
     });
     // Print what the run does, to compare with the peer script's line for the same run.
-    let check = backtest.run(&series, &mut SmaCross::new(10, 20, Mode::LongShort, 1.0)).expect("run");
+    let check =
+        backtest.run(&series, &mut SmaCross::new(10, 20, Mode::LongShort, 1.0)).expect("run");
     eprintln!(
         "kairos: {n} bars, {} trades, final equity {:.2}",
         check.trades.len(),
