@@ -4,7 +4,8 @@
 //! cargo run -p kairos-examples --example custom_strategy -- [DATA]
 //! ```
 //!
-//! `DATA` is a bar file or `sim:SEED[:BARS]` (the default, `sim:7:200000`).
+//! `DATA` is a bar file or `sim:SEED[:BARS]` (the default, `sim:7:200000`: 200,000 simulated
+//! one-minute bars), resampled to hourly bars.
 
 use kairos_backtests::data;
 use kairos_backtests::engine::{Backtest, BacktestConfig};
@@ -12,7 +13,7 @@ use kairos_strategies::Registry;
 
 fn main() -> anyhow::Result<()> {
     let source = std::env::args().nth(1).unwrap_or_else(|| "sim:7:200000".into());
-    let series = data::source(&source)?;
+    let series = data::resample(&data::source(&source)?, data::parse_interval("1h")?)?;
     if series.simulated {
         println!("note: {source} is simulated data");
     }

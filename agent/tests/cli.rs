@@ -217,3 +217,25 @@ fn lists_strategies_and_checks_data() {
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("5031 bars") && stdout.contains("5760 bars"), "{stdout}");
 }
+
+#[test]
+fn example_config_file_runs() {
+    if bars_dir().is_none() {
+        return;
+    }
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/backtest.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let o = kairos(&[
+        "backtest",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--json",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(s["num_trades"], 262);
+    assert!(tmp.path().join("summary.json").exists());
+}
