@@ -225,6 +225,13 @@ impl SimulatedVenue {
 /// sizes match backtesting.py's even when `a / b` lands within a rounding error of a whole
 /// number.
 pub fn py_floor_div(a: f64, b: f64) -> f64 {
+    // Fast path: CPython's result can differ from `floor(a / b)` only when the quotient lies
+    // within a few ulps of a whole number, so far from one the plain floor is the same value.
+    let q = a / b;
+    let f = q.floor();
+    if q.is_finite() && q - f > 1e-6 && f + 1.0 - q > 1e-6 {
+        return f;
+    }
     let m = a % b;
     let mut div = (a - m) / b;
     if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
@@ -248,5 +255,34 @@ mod tests {
         assert_eq!(py_floor_div(-7.0, 2.0), -4.0);
         assert_eq!(py_floor_div(1.0, 0.1), 9.0); // Python: 1.0 // 0.1 == 9.0
         assert_eq!(py_floor_div(0.0, 3.0), 0.0);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_exact_algorithm() {
+        fn exact(a: f64, b: f64) -> f64 {
+            let m = a % b;
+            let mut div = (a - m) / b;
+            if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+                div -= 1.0;
+            }
+            if div != 0.0 {
+                let floor = div.floor();
+                if div - floor > 0.5 { floor + 1.0 } else { floor }
+            } else {
+                0.0f64.copysign(a / b)
+            }
+        }
+        let mut x = 0.123_456_789_f64;
+        for i in 0..100_000 {
+            x = (x * 3.987_654_3 + 0.1).fract();
+            let a = 1e5 * (1.0 + x) + i as f64;
+            let b = 1.0 + x * 5e4;
+            assert_eq!(py_floor_div(a, b).to_bits(), exact(a, b).to_bits(), "{a} // {b}");
+            // Quotients on and next to whole numbers take the exact path.
+            let c = (a / b).floor() * b;
+            for v in [c, f64::from_bits(c.to_bits() + 1), f64::from_bits(c.to_bits() - 1)] {
+                assert_eq!(py_floor_div(v, b).to_bits(), exact(v, b).to_bits(), "{v} // {b}");
+            }
+        }
     }
 }

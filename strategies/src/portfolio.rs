@@ -154,6 +154,10 @@ impl Portfolio {
     /// Balance plus unrealised PnL at the latest marks.
     #[inline]
     pub fn equity(&self) -> f64 {
+        // Single-instrument runs are the common case and this runs on every bar.
+        if let [p] = self.positions.as_slice() {
+            return self.balance + p.unrealised_pnl();
+        }
         let mut e = self.balance;
         for p in &self.positions {
             e += p.unrealised_pnl();

@@ -70,13 +70,25 @@ impl Window {
         Self { buf: vec![0.0; cap].into_boxed_slice(), mask: cap - 1, n, pushed: 0 }
     }
 
+    /// The slot of the `i`-th input ever pushed.
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn slot(&mut self, i: usize) -> &mut f64 {
+        let j = i & self.mask;
+        debug_assert!(j < self.buf.len());
+        // SAFETY: `buf.len()` is a power of two and `mask == buf.len() - 1`, both fixed in
+        // `new` and never changed, so `i & mask < buf.len()` for every `i`. This is the
+        // innermost loop of every moving average; the bounds check costs more than the work.
+        unsafe { self.buf.get_unchecked_mut(j) }
+    }
+
     /// Pushes `x`; returns the value that fell out once the window is full.
     #[inline(always)]
     pub(crate) fn push(&mut self, x: f64) -> Option<f64> {
         let i = self.pushed;
-        self.buf[i & self.mask] = x;
+        *self.slot(i) = x;
         self.pushed = i + 1;
-        if i >= self.n { Some(self.buf[(i - self.n) & self.mask]) } else { None }
+        if i >= self.n { Some(*self.slot(i - self.n)) } else { None }
     }
 
     /// The newest `k` values (at most the window), oldest first.
@@ -91,7 +103,7 @@ impl Window {
     pub(crate) fn push2(&mut self, x: f64, k: usize) -> (Option<f64>, Option<f64>) {
         debug_assert!(k <= self.n);
         let i = self.pushed;
-        let inner = if i >= k { Some(self.buf[(i - k) & self.mask]) } else { None };
+        let inner = if i >= k { Some(*self.slot(i - k)) } else { None };
         (inner, self.push(x))
     }
 
