@@ -6,7 +6,7 @@ use crate::{Bar, Context, ParamSpec, Params, Result, Strategy, StrategyInfo};
 
 /// When flat: go long when RSI falls below `lower`, short (long-short mode) when it rises
 /// above `upper`. Exit a long when RSI reaches `exit` from below, a short when it reaches it
-/// from above.
+/// from above. A market that has not moved over the RSI period gives no signal.
 #[derive(Debug, Clone)]
 pub struct RsiReversion {
     period: usize,
@@ -34,6 +34,10 @@ impl Strategy for RsiReversion {
         let period = self.period;
         let rsi = state_for(&mut self.states, bar.instrument, || Rsi::new(period));
         let Some(r) = rsi.update(bar.close) else { return };
+        // TA-Lib's RSI reads 0 when prices have not moved at all; that is no signal.
+        if rsi.averages().is_some_and(|(g, l)| g + l == 0.0) {
+            return;
+        }
         let pos = ctx.position(bar.instrument);
         if pos == 0.0 {
             if r < self.lower {

@@ -26,6 +26,12 @@ impl Rsi {
         Self { period, prev_input: None, changes: 0, gain: 0.0, loss: 0.0, value: None }
     }
 
+    /// Wilder-smoothed average gain and loss (both 0 while the input has not moved), once
+    /// warmed up.
+    pub fn averages(&self) -> Option<(f64, f64)> {
+        self.value.map(|_| (self.gain, self.loss))
+    }
+
     fn ratio(&self) -> f64 {
         let total = self.gain + self.loss;
         if total.abs() < TA_ZERO { 0.0 } else { 100.0 * (self.gain / total) }
