@@ -42,11 +42,11 @@ impl PandasMean {
         let mean = self.sum / self.divisor;
         if run >= self.period {
             x
-        } else if (mean < 0.0 && x >= 0.0) || (mean > 0.0 && x < 0.0) {
+        } else if (mean <= 0.0) | (x < 0.0) {
             // pandas zeroes a mean whose sign contradicts every input (rounding noise). That
-            // needs all inputs on one side, so the newest input must be on it too: only then
-            // is the window scanned.
-            self.sign_checked(mean, window)
+            // needs all inputs on one side, the newest included, so a positive mean of a
+            // positive newest input (every price) never needs the window scanned.
+            self.sign_checked(mean, x, window)
         } else {
             mean
         }
@@ -54,7 +54,10 @@ impl PandasMean {
 
     #[cold]
     #[inline(never)]
-    fn sign_checked(&self, mean: f64, window: &Window) -> f64 {
+    fn sign_checked(&self, mean: f64, x: f64, window: &Window) -> f64 {
+        if !((mean < 0.0 && x >= 0.0) || (mean > 0.0 && x < 0.0)) {
+            return mean;
+        }
         let negatives = window.last(self.period).filter(|v| *v < 0.0).count();
         if (negatives == 0 && mean < 0.0) || (negatives == self.period && mean > 0.0) {
             0.0
