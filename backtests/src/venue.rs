@@ -232,6 +232,11 @@ pub fn py_floor_div(a: f64, b: f64) -> f64 {
     if q.is_finite() && q - f > 1e-6 && f + 1.0 - q > 1e-6 {
         return f;
     }
+    py_floor_div_exact(a, b)
+}
+
+/// CPython's `float_floor_div` algorithm, step for step.
+fn py_floor_div_exact(a: f64, b: f64) -> f64 {
     let m = a % b;
     let mut div = (a - m) / b;
     if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
@@ -259,19 +264,7 @@ mod tests {
 
     #[test]
     fn fast_path_agrees_with_the_exact_algorithm() {
-        fn exact(a: f64, b: f64) -> f64 {
-            let m = a % b;
-            let mut div = (a - m) / b;
-            if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
-                div -= 1.0;
-            }
-            if div != 0.0 {
-                let floor = div.floor();
-                if div - floor > 0.5 { floor + 1.0 } else { floor }
-            } else {
-                0.0f64.copysign(a / b)
-            }
-        }
+        let exact = super::py_floor_div_exact;
         let mut x = 0.123_456_789_f64;
         for i in 0..100_000 {
             x = (x * 3.987_654_3 + 0.1).fract();

@@ -8,37 +8,19 @@ Prints bars per second of `Backtest.run()` (data preparation excluded, as in the
 """
 import argparse
 import os
+import sys
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
-from backtesting import Backtest, Strategy
-from backtesting.lib import crossover
+from backtesting import Backtest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+from backtesting_py_reference import sma_cross  # noqa: E402  (the same SmaCross as the parity fixtures)
+
 DATA = os.path.join(HERE, "..", "..", "..", "shared", "data", "bars", "btc-perp-20211231-20220201_1m.csv")
-
-
-def sma(values, n):
-    return pd.Series(values).rolling(n).mean()
-
-
-class SmaCross(Strategy):
-    n1 = 10
-    n2 = 20
-
-    def init(self):
-        self.sma1 = self.I(sma, self.data.Close, self.n1)
-        self.sma2 = self.I(sma, self.data.Close, self.n2)
-
-    def next(self):
-        if crossover(self.sma1, self.sma2):
-            self.position.close()
-            self.buy()
-        elif crossover(self.sma2, self.sma1):
-            self.position.close()
-            self.sell()
 
 
 def main():
@@ -54,7 +36,7 @@ def main():
     df = pd.DataFrame(cols, index=pd.DatetimeIndex(idx))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bt = Backtest(df, SmaCross, cash=100_000, commission=0.0002)
+        bt = Backtest(df, sma_cross(10, 20), cash=100_000, commission=0.0002)
         t0 = time.perf_counter()
         stats = bt.run()
         dt = time.perf_counter() - t0

@@ -38,22 +38,13 @@ def sma(values, n):
     return pd.Series(values).rolling(n).mean()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("file")
-    ap.add_argument("--fast", type=int, default=10)
-    ap.add_argument("--slow", type=int, default=20)
-    ap.add_argument("--cash", type=float, default=100_000)
-    ap.add_argument("--commission", type=float, default=0.0002)
-    args = ap.parse_args()
+def sma_cross(n1: int, n2: int) -> type:
+    """backtesting.py's canonical SmaCross with SMA periods n1 and n2 of Close."""
 
     class SmaCross(Strategy):
-        n1 = args.fast
-        n2 = args.slow
-
         def init(self):
-            self.sma1 = self.I(sma, self.data.Close, self.n1)
-            self.sma2 = self.I(sma, self.data.Close, self.n2)
+            self.sma1 = self.I(sma, self.data.Close, n1)
+            self.sma2 = self.I(sma, self.data.Close, n2)
 
         def next(self):
             if crossover(self.sma1, self.sma2):
@@ -63,10 +54,22 @@ def main() -> None:
                 self.position.close()
                 self.sell()
 
+    return SmaCross
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("file")
+    ap.add_argument("--fast", type=int, default=10)
+    ap.add_argument("--slow", type=int, default=20)
+    ap.add_argument("--cash", type=float, default=100_000)
+    ap.add_argument("--commission", type=float, default=0.0002)
+    args = ap.parse_args()
+
     data = load(args.file)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bt = Backtest(data, SmaCross, cash=args.cash, commission=args.commission)
+        bt = Backtest(data, sma_cross(args.fast, args.slow), cash=args.cash, commission=args.commission)
         s = bt.run()
 
     def num(x):
