@@ -82,6 +82,9 @@ pub fn table(summary: &Summary) -> String {
         let width = map.keys().map(String::len).max().unwrap_or(0);
         for (k, v) in map {
             let text = match v {
+                serde_json::Value::Number(n) if k == "max_drawdown_duration" => {
+                    format_duration(n.as_f64().unwrap_or(f64::NAN))
+                }
                 serde_json::Value::Number(n) => match n.as_f64() {
                     Some(f) if n.is_f64() => format_number(f),
                     _ => n.to_string(),
@@ -96,10 +99,30 @@ pub fn table(summary: &Summary) -> String {
     s
 }
 
+/// Seconds as `12d 03:04:05`, the way a trader reads a drawdown's length.
+fn format_duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "-".into();
+    }
+    let s = secs.round() as i64;
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    format!("{d}d {h:02}:{m:02}:{sec:02}")
+}
+
 fn format_number(f: f64) -> String {
     if f.abs() >= 1e6 || (f != 0.0 && f.abs() < 1e-3) {
         format!("{f:.6e}")
     } else {
         format!("{f:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_as_days_and_time() {
+        assert_eq!(super::format_duration(2_640_960.0), "30d 13:36:00");
+        assert_eq!(super::format_duration(59.0), "0d 00:00:59");
+        assert_eq!(super::format_duration(f64::NAN), "-");
     }
 }
