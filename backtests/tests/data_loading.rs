@@ -246,6 +246,7 @@ fn epoch_and_date_forms() {
             "iso.csv",
             "Date,Open,High,Low,Close\n2024-01-01T00:00:00Z,1,1,1,1\n2024-01-01T00:01:00Z,1,1,1,1\n",
         ),
+        ("float.csv", "time,open,high,low,close\n1704067200.0,1,1,1,1\n1704067260.0,1,1,1,1\n"),
     ];
     for (name, body) in forms {
         let p = tmp.path().join(name);

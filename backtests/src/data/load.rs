@@ -244,39 +244,35 @@ fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
         }
         dt if dt.is_integer() => {
             let phys = col.cast(&DataType::Int64).map_err(err)?;
-            let v = phys.i64().map_err(err)?;
-            let first = v
-                .iter()
-                .flatten()
-                .next()
-                .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
-            let unit = TimeFormat::detect_epoch(first);
-            Ok((v.iter().map(|x| x.and_then(|x| unit.epoch_to_nanos(x))).collect(), None))
+            epochs(path, phys.i64().map_err(err)?.iter().collect())
         }
         dt if dt.is_float() => {
+            // Float epochs (as pandas writes integers with gaps): whole numbers only.
             let phys = col.cast(&DataType::Float64).map_err(err)?;
-            let v = phys.f64().map_err(err)?;
-            let first = v
+            let whole = phys
+                .f64()
+                .map_err(err)?
                 .iter()
-                .flatten()
-                .next()
-                .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
-            let unit = TimeFormat::detect_epoch(first as i64);
-            Ok((
-                v.iter()
-                    .map(|x| {
-                        x.filter(|x| x.is_finite() && x.fract() == 0.0)
-                            .and_then(|x| unit.epoch_to_nanos(x as i64))
-                    })
-                    .collect(),
-                None,
-            ))
+                .map(|x| x.filter(|x| x.is_finite() && x.fract() == 0.0).map(|x| x as i64));
+            epochs(path, whole.collect())
         }
         other => Err(format_err(
             path,
             format!("timestamp column has type {other}, expected text, integers or datetimes"),
         )),
     }
+}
+
+/// Epoch integers in the unit their magnitude suggests (see [`TimeFormat::detect_epoch`]).
+fn epochs(path: &Path, values: Vec<Option<i64>>) -> Result<TimeColumn> {
+    let first = values
+        .iter()
+        .flatten()
+        .next()
+        .copied()
+        .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
+    let unit = TimeFormat::detect_epoch(first);
+    Ok((values.into_iter().map(|x| x.and_then(|x| unit.epoch_to_nanos(x))).collect(), None))
 }
 
 /// `[[ms, open, high, low, close, volume], ...]`, as exchange REST APIs and freqtrade write.
