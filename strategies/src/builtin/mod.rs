@@ -44,22 +44,13 @@ pub(crate) fn size_spec() -> ParamSpec {
     ParamSpec::float("size", 1.0, 1e-6, 1.0, "fraction of available equity per entry")
 }
 
-/// Per-instrument state, grown on first sight of an instrument. Runs on every bar, so the
-/// lookup is inlined and the growth kept out of line.
-#[inline(always)]
+/// Per-instrument state, grown on first sight of an instrument.
 pub(crate) fn state_for<T>(states: &mut Vec<T>, id: InstrumentId, make: impl Fn() -> T) -> &mut T {
     let i = id.index();
-    if i < states.len() {
-        return &mut states[i];
+    if states.len() <= i {
+        states.resize_with(i + 1, &make);
     }
-    grow(states, i + 1, make);
     &mut states[i]
-}
-
-#[cold]
-#[inline(never)]
-fn grow<T>(states: &mut Vec<T>, len: usize, make: impl Fn() -> T) {
-    states.resize_with(len, make);
 }
 
 /// Flattens any position and opens one on `long`'s side (shorts only in long-short mode).

@@ -38,11 +38,16 @@ impl Strategy for SmaCross {
 
     #[inline(always)]
     fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
-        let (fast, slow) = (self.fast, self.slow);
-        let st = state_for(&mut self.states, bar.instrument, || State {
-            smas: SmaPair::new(fast.min(slow), slow.max(fast)),
-            cross: Cross::new(),
-        });
+        let st = match self.states.get_mut(bar.instrument.index()) {
+            Some(st) => st,
+            None => {
+                let (fast, slow) = (self.fast, self.slow);
+                state_for(&mut self.states, bar.instrument, || State {
+                    smas: SmaPair::new(fast.min(slow), slow.max(fast)),
+                    cross: Cross::new(),
+                })
+            }
+        };
         let Some((f, s)) = st.smas.update(bar.close) else { return };
         match st.cross.update(f, s) {
             Some(CrossEvent::Above) => go(ctx, bar.instrument, true, self.mode, self.size),
