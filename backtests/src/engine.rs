@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::BarSeries;
 use crate::stats::{self, Summary};
+use crate::time_index::TimeIndex;
 use crate::venue::{FillAt, Phase, SimulatedVenue, VenueConfig};
 use crate::{Error, Result};
 
@@ -109,8 +110,8 @@ pub struct BacktestResult {
     pub simulated: bool,
     /// Number of bars replayed.
     pub bars: usize,
-    /// One timestamp per equity point (each distinct bar time).
-    pub equity_time: Vec<Timestamp>,
+    /// One timestamp per equity point (each distinct bar time), run-length coded.
+    pub equity_time: TimeIndex,
     /// Equity after each timestamp.
     pub equity: Vec<f64>,
     /// Closed trades in the order they closed. Positions still open at the end are not in it
@@ -175,25 +176,31 @@ impl Backtest {
             fill_at_close: self.config.fill == FillAt::Close,
             fills: Vec::new(),
             trades: Vec::new(),
-            equity_time: Vec::new(),
-            equity: crate::mem::vec_with_capacity(
-                series.iter().map(BarSeries::len).max().unwrap_or(0),
-            ),
+            equity_time: TimeIndex::new(),
+            equity: Vec::new(),
         };
         strategy.on_start(&mut run.ctx);
         if let [only] = series {
-            // One instrument: every bar is its own timestamp. Times are recorded in the loop,
-            // while the bar is in cache, not in a second pass over the series.
-            run.equity_time = crate::mem::vec_with_capacity(only.len());
-            for bar in &only.bars {
+            // One instrument: every bar is its own timestamp, so the curve has exactly one
+            // point per bar. It is written in place (no capacity checks) while the bar is in
+            // cache, and the times go to the run-length-coded index, which costs no memory for
+            // regular bars.
+            let mut curve = crate::mem::vec_with_capacity(only.len());
+            // `extend` from a slice's mapped iterator writes each point without a capacity
+            // check.
+            curve.extend(only.bars.iter().map(|bar| {
                 if bar.instrument == InstrumentId(0) {
                     run.step(strategy, bar);
                 } else {
                     run.step(strategy, &Bar { instrument: InstrumentId(0), ..*bar });
                 }
-                run.record(bar.ts);
-            }
+                run.equity_time.push(bar.ts);
+                run.ctx.portfolio().equity()
+            }));
+            run.equity = curve;
         } else {
+            run.equity =
+                crate::mem::vec_with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0));
             run.merged(series, strategy);
         }
         strategy.on_stop(&mut run.ctx);
@@ -239,7 +246,7 @@ struct Run {
     fill_at_close: bool,
     fills: Vec<Fill>,
     trades: Vec<ClosedTrade>,
-    equity_time: Vec<Timestamp>,
+    equity_time: TimeIndex,
     equity: Vec<f64>,
 }
 

@@ -27,6 +27,7 @@ mod error;
 mod mem;
 pub mod report;
 pub mod stats;
+pub mod time_index;
 pub mod venue;
 
 pub use error::{Error, Result};

@@ -184,7 +184,7 @@ fn data_period_days(times: &[Timestamp]) -> i64 {
 /// Computes the summary of a finished run.
 pub fn summarize(r: &BacktestResult) -> Summary {
     let eq = &r.equity;
-    let times = &r.equity_time;
+    let times = &r.equity_time.to_vec();
     let n = eq.len();
     let first = eq.first().copied().unwrap_or(f64::NAN);
     let last = eq.last().copied().unwrap_or(f64::NAN);

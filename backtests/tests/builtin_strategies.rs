@@ -37,7 +37,7 @@ fn run(name: &str, params: &[(&str, &str)], closes: &[f64]) -> BacktestResult {
 
 /// Index of the bar whose time is `t`.
 fn bar_of(r: &BacktestResult, t: Timestamp) -> usize {
-    r.equity_time.iter().position(|x| *x == t).unwrap()
+    r.equity_time.iter().position(|x| x == t).unwrap()
 }
 
 #[test]
