@@ -1,0 +1,21 @@
+//! # kairos-chain
+//!
+//! On-chain execution for Kairos agents, built on alloy:
+//!
+//! - [`keystore`]: encrypted key files (Web3 Secret Storage v3, scrypt), interoperable with
+//!   geth, foundry and eth-account; [`keys`]: a folder of them.
+//! - [`tx`]: EIP-1559 transactions, signed locally.
+//! - [`guard`]: wallet guardrails (spend caps, allowlists, slippage, gas price, dry run),
+//!   enforced in the signing path where no strategy or model reply can get around them.
+//!
+//! Nothing in this crate logs or prints a private key or a password: key material lives in
+//! zeroising buffers and in alloy's signer, whose `Debug` shows only the address.
+
+pub mod abi;
+mod error;
+pub mod guard;
+pub mod keys;
+pub mod keystore;
+pub mod tx;
+
+pub use error::{Error, Result};
