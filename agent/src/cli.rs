@@ -37,6 +37,12 @@ enum Command {
         /// A strategy to describe.
         name: Option<String>,
     },
+    /// Manage encrypted key files (Web3 Secret Storage v3).
+    #[command(subcommand)]
+    Keys(crate::wallet::KeysCommand),
+    /// Build and sign transactions.
+    #[command(subcommand)]
+    Tx(crate::wallet::TxCommand),
     /// Load and validate data files; print what they hold.
     Data {
         /// Files or `sim:SEED[:BARS]`.
@@ -102,6 +108,8 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Backtest(args) => backtest(&registry, *args),
         Command::Strategies { name } => strategies(&registry, name.as_deref()),
         Command::Data { sources } => data_info(&sources),
+        Command::Keys(cmd) => crate::wallet::keys(cmd),
+        Command::Tx(cmd) => crate::wallet::tx(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

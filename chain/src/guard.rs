@@ -187,27 +187,24 @@ impl Guard {
                 format!("chain {} is not the policy's chain {chain}", tx.chain_id),
             ));
         }
-        if let Some(cap) = p.max_fee_per_gas_gwei
-            && tx.max_fee_per_gas > gwei_to_wei(cap)
-        {
-            return Err(refuse(
-                "max_fee_per_gas_gwei",
-                format!(
-                    "max fee {} gwei is above the cap {cap} gwei",
-                    tx.max_fee_per_gas as f64 / 1e9
-                ),
-            ));
-        }
-        if let Some(cap) = p.max_priority_fee_gwei
-            && tx.max_priority_fee_per_gas > gwei_to_wei(cap)
-        {
-            return Err(refuse(
+        for (rule, what, fee, cap) in [
+            ("max_fee_per_gas_gwei", "max fee", tx.max_fee_per_gas, p.max_fee_per_gas_gwei),
+            (
                 "max_priority_fee_gwei",
-                format!(
-                    "priority fee {} gwei is above the cap {cap} gwei",
-                    tx.max_priority_fee_per_gas as f64 / 1e9
-                ),
-            ));
+                "priority fee",
+                tx.max_priority_fee_per_gas,
+                p.max_priority_fee_gwei,
+            ),
+        ] {
+            if let Some(cap) = cap
+                && fee > gwei_to_wei(cap)
+            {
+                let gwei = fee as f64 / 1e9;
+                return Err(refuse(
+                    rule,
+                    format!("{what} {gwei} gwei is above the cap {cap} gwei"),
+                ));
+            }
         }
         let TxKind::Call(to) = tx.to else {
             return Err(refuse("allowed_contracts", "contract creation is not allowed"));

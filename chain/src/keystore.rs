@@ -46,6 +46,11 @@ impl Password {
         Ok(Self(Zeroizing::new(std::mem::take(&mut *text))))
     }
 
+    /// Whether two passwords are the same (for a typed confirmation).
+    pub fn matches(&self, other: &Password) -> bool {
+        self.0.as_bytes() == other.0.as_bytes()
+    }
+
     fn bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }

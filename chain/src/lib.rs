@@ -18,4 +18,5 @@ pub mod keys;
 pub mod keystore;
 pub mod tx;
 
+pub use alloy;
 pub use error::{Error, Result};

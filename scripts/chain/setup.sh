@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the on-chain tests run against, pinned:
+#   - eth-account 0.14.0 (Python, in target/eth-venv): the independent signer and key-file
+#     implementation of chain/tests/interop.rs.
+# Idempotent; CI runs it before the tests.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV=target/eth-venv
+if ! "$VENV/bin/python" -c "import eth_account" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q eth-account==0.14.0
+fi
