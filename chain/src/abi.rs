@@ -34,6 +34,13 @@ sol! {
     }
 
     #[sol(rpc)]
+    interface IUniswapV2Factory {
+        event PairCreated(address indexed token0, address indexed token1, address pair, uint256);
+        function getPair(address tokenA, address tokenB) external view returns (address pair);
+        function createPair(address tokenA, address tokenB) external returns (address pair);
+    }
+
+    #[sol(rpc)]
     interface IUniswapV2Pair {
         event Sync(uint112 reserve0, uint112 reserve1);
         event Swap(address indexed sender, uint256 amount0In, uint256 amount1In, uint256 amount0Out, uint256 amount1Out, address indexed to);

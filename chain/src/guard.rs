@@ -178,6 +178,15 @@ impl Guard {
         quote: Option<U256>,
         day: i64,
     ) -> Result<Approval> {
+        let approval = self.check_rules(from, tx, quote)?;
+        for (asset, amount) in &approval.spends {
+            self.within_caps(*asset, *amount, day)?;
+        }
+        Ok(approval)
+    }
+
+    /// Every rule but the spend caps.
+    fn check_rules(&self, from: Address, tx: &TxEip1559, quote: Option<U256>) -> Result<Approval> {
         let p = &self.policy;
         if let Some(chain) = p.chain_id
             && tx.chain_id != chain
@@ -221,10 +230,27 @@ impl Guard {
             self.contract(to)?;
             self.call(from, to, data, quote, &mut spends)?
         };
-        for (asset, amount) in &spends {
-            self.within_caps(*asset, *amount, day)?;
-        }
         Ok(Approval { spends, summary })
+    }
+
+    /// As [`Guard::check`] for a replacement of a booked transaction: its own spend is not
+    /// counted against the daily caps a second time.
+    pub fn check_replacement(
+        &self,
+        from: Address,
+        tx: &TxEip1559,
+        quote: Option<U256>,
+        day: i64,
+    ) -> Result<Approval> {
+        let mut without = self.clone();
+        if let Ok(a) = self.check_rules(from, tx, quote) {
+            for (asset, amount) in &a.spends {
+                if let Some(v) = without.spent.get_mut(&(*asset, day)) {
+                    *v = v.saturating_sub(*amount);
+                }
+            }
+        }
+        without.check(from, tx, quote, day)
     }
 
     fn recipient(&self, from: Address, to: Address) -> Result<()> {
@@ -446,6 +472,22 @@ impl GuardedSigner {
     /// Books spends restored from a journal.
     pub fn restore_spends(&mut self, spends: &[(Address, U256)], day: i64) {
         self.guard.book(spends, day);
+    }
+
+    /// Signs a fee-bumped replacement of a transaction already signed and booked: every rule
+    /// is checked again (the new fees against the caps), but the spend is not booked twice.
+    pub fn sign_replacement(
+        &mut self,
+        tx: TxEip1559,
+        quote: Option<U256>,
+        day: i64,
+    ) -> Result<Signed> {
+        let approval = self.guard.check_replacement(self.signer.address(), &tx, quote, day)?;
+        if self.guard.policy.dry_run {
+            return Ok(Signed::DryRun(approval));
+        }
+        let signed = sign(&self.signer, tx)?;
+        Ok(Signed::Tx(Box::new(signed), approval))
     }
 
     /// Checks `tx`; in a dry run returns the approval, otherwise signs and books the spend.

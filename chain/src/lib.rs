@@ -5,6 +5,8 @@
 //! - [`keystore`]: encrypted key files (Web3 Secret Storage v3, scrypt), interoperable with
 //!   geth, foundry and eth-account; [`keys`]: a folder of them.
 //! - [`tx`]: EIP-1559 transactions, signed locally.
+//! - [`executor`]: the transaction lifecycle (simulation, nonces, broadcast, confirmations,
+//!   fee bumps, reorgs, drops), journalled in SQLite by [`journal`].
 //! - [`guard`]: wallet guardrails (spend caps, allowlists, slippage, gas price, dry run),
 //!   enforced in the signing path where no strategy or model reply can get around them.
 //!
@@ -12,8 +14,11 @@
 //! zeroising buffers and in alloy's signer, whose `Debug` shows only the address.
 
 pub mod abi;
+pub mod dex;
 mod error;
+pub mod executor;
 pub mod guard;
+pub mod journal;
 pub mod keys;
 pub mod keystore;
 pub mod tx;

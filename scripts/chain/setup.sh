@@ -10,3 +10,9 @@ if ! "$VENV/bin/python" -c "import eth_account" 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q eth-account==0.14.0
 fi
+#   - anvil and cast (foundry 1.7.1) and Uniswap V2's compiled contracts (npm, in
+#     scripts/chain/node_modules, from package-lock.json): the node and contracts of
+#     chain/tests/anvil_*.rs.
+if [ ! -x scripts/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ]; then
+  (cd scripts/chain && npm ci --silent --no-audit --no-fund)
+fi

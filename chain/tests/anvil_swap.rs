@@ -1,0 +1,164 @@
+//! The full flow against a real anvil node with Uniswap V2 deployed by the test: fund a fresh
+//! wallet, approve an exact amount, quote from the pool's reserves, swap with a slippage bound
+//! and a deadline through the executor (simulation, guardrails, nonce, journal, broadcast,
+//! confirmation), and read the balances back.
+
+mod common;
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use common::{Anvil, dev_provider, e18, uniswap_v2};
+use kairos_chain::Error;
+use kairos_chain::abi::{IERC20, IUniswapV2Router02};
+use kairos_chain::dex;
+use kairos_chain::executor::{Executor, ExecutorConfig, Request};
+use kairos_chain::guard::{Guard, GuardedSigner, Policy};
+use kairos_chain::journal::Journal;
+
+fn config() -> ExecutorConfig {
+    ExecutorConfig {
+        chain_id: 31337,
+        confirmations: 1,
+        poll: Duration::from_millis(20),
+        timeout: Duration::from_secs(30),
+        ..ExecutorConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fund_approve_swap_confirm_read_balances() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
+    let dev = dev_provider(&anvil.url);
+
+    // A fresh wallet, funded with gas money and 10,000 A.
+    let trader = PrivateKeySigner::random();
+    let me = trader.address();
+    dev.send_transaction(TransactionRequest::default().to(me).value(e18(5)))
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    IERC20::new(uni.token_a, &dev)
+        .transfer(me, e18(10_000))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+
+    let policy: Policy = toml::from_str(&format!(
+        r#"
+        chain_id = 31337
+        max_fee_per_gas_gwei = 50
+        max_slippage_bps = 50
+        allowed_contracts = ["{router}"]
+        [[tokens]]
+        address = "{a}"
+        symbol = "A"
+        decimals = 18
+        max_per_tx = "2000"
+        max_per_day = "5000"
+        [[tokens]]
+        address = "{b}"
+        symbol = "B"
+        decimals = 18
+        "#,
+        router = uni.router,
+        a = uni.token_a,
+        b = uni.token_b
+    ))
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = Journal::open(tmp.path().join("journal.sqlite")).unwrap();
+    let wallet = GuardedSigner::new(trader, Guard::new(policy).unwrap());
+    let exec = Executor::new(&anvil.url, None, wallet, journal, config()).await.unwrap();
+
+    // Approve exactly what the swap needs.
+    let amount_in = e18(1_000);
+    let approve = IERC20::approveCall { spender: uni.router, amount: amount_in }.abi_encode();
+    let out = exec
+        .send(Request { to: uni.token_a, input: approve.into(), ..Request::default() })
+        .await
+        .unwrap();
+    assert!(out.receipt.status());
+    let allowance =
+        IERC20::new(uni.token_a, exec.provider()).allowance(me, uni.router).call().await.unwrap();
+    assert_eq!(allowance, amount_in, "an exact approval, not an unlimited one");
+
+    // Quote from reserves; the router's own getAmountsOut agrees.
+    let reserves =
+        dex::v2_reserves(exec.provider(), uni.factory, uni.token_a, uni.token_b).await.unwrap();
+    let quote = dex::v2_amount_out(amount_in, reserves.reserve_in, reserves.reserve_out).unwrap();
+    let router_view = IUniswapV2Router02::new(uni.router, exec.provider())
+        .getAmountsOut(amount_in, vec![uni.token_a, uni.token_b])
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(router_view[1], quote);
+
+    let block = exec.provider().get_block_by_number(Default::default()).await.unwrap().unwrap();
+    let deadline = block.header.timestamp + 300;
+    let swap = |min: U256| Request {
+        to: uni.router,
+        input: dex::v2_swap_exact_tokens(
+            amount_in,
+            min,
+            vec![uni.token_a, uni.token_b],
+            me,
+            deadline,
+        ),
+        quote: Some(quote),
+        ..Request::default()
+    };
+
+    // Asking for more than the pool gives: the simulation reverts with the router's reason,
+    // and nothing is signed or sent.
+    let nonce_before = exec.provider().get_transaction_count(me).pending().await.unwrap();
+    let err = exec.send(swap(quote + U256::from(1))).await.unwrap_err();
+    match &err {
+        Error::Reverted { reason } => {
+            assert!(reason.contains("INSUFFICIENT_OUTPUT_AMOUNT"), "{reason}")
+        }
+        other => panic!("expected a revert, got {other}"),
+    }
+    // Accepting 2% less than the quote: over the 50 bps guardrail.
+    let err = exec.send(swap(dex::min_out(quote, 200))).await.unwrap_err();
+    assert!(matches!(err, Error::Refused { rule: "max_slippage_bps", .. }), "{err}");
+    assert_eq!(exec.provider().get_transaction_count(me).pending().await.unwrap(), nonce_before);
+
+    // The real swap, bounded at 0.5% under the quote.
+    let min = dex::min_out(quote, 50);
+    let out = exec.send(swap(min)).await.unwrap();
+    assert!(out.receipt.status());
+    assert_eq!(out.bumps, 0);
+
+    let a = IERC20::new(uni.token_a, exec.provider()).balanceOf(me).call().await.unwrap();
+    let b = IERC20::new(uni.token_b, exec.provider()).balanceOf(me).call().await.unwrap();
+    assert_eq!(a, e18(9_000));
+    assert_eq!(b, quote, "nothing else traded, so the fill is the quote exactly");
+    assert!(b >= min);
+
+    // Every state change is in the journal: two confirmed, the refusals recorded.
+    let events = exec.journal().events(me).unwrap();
+    let count = |s: &str| events.iter().filter(|e| e.state == s).count();
+    assert_eq!(count("confirmed"), 2, "{events:#?}");
+    assert_eq!(count("signed"), 2);
+    assert_eq!(count("refused"), 2);
+    assert!(events.iter().any(|e| e.detail.contains("INSUFFICIENT_OUTPUT_AMOUNT")));
+    assert_eq!(exec.journal().spends(chrono_day()).unwrap(), vec![(uni.token_a, amount_in)]);
+    assert!(exec.journal().unsettled(me).unwrap().is_empty());
+    let _: Address = uni.weth;
+}
+
+fn chrono_day() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+        / 86_400
+}
