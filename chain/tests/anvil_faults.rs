@@ -1,0 +1,256 @@
+//! The lifecycle under faults, against a real anvil node:
+//! - 50 concurrent sends from one address end with nonces 0..50, no gap, no duplicate;
+//! - the same through a proxy answering "nonce too low", "replacement transaction
+//!   underpriced", "already known", HTTP 429 and dropping responses after forwarding: still
+//!   exactly 50 transactions on chain, none twice;
+//! - a transaction stuck in a node that does not mine is bumped (both fees up at least 10%)
+//!   until the fee cap, then confirmed once a block is mined, and the journal tells the story;
+//! - after a crash between signing and broadcasting, a restarted executor sends the journalled
+//!   bytes, not a second order.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256, address};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use common::proxy::{self, Fault};
+use common::{Anvil, dev_provider, e18};
+use kairos_chain::executor::{Executor, ExecutorConfig, Request};
+use kairos_chain::guard::{Guard, GuardedSigner, Policy};
+use kairos_chain::journal::{Journal, TxState};
+
+const FRIEND: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+
+fn config() -> ExecutorConfig {
+    ExecutorConfig {
+        chain_id: 31337,
+        poll: Duration::from_millis(20),
+        timeout: Duration::from_secs(60),
+        ..ExecutorConfig::default()
+    }
+}
+
+fn policy() -> Policy {
+    toml::from_str(&format!(
+        "chain_id = 31337\nallowed_recipients = [\"{FRIEND}\"]\nnative = {{ max_per_tx = \"0.01\" }}"
+    ))
+    .unwrap()
+}
+
+async fn funded(url: &str) -> PrivateKeySigner {
+    let s = PrivateKeySigner::random();
+    dev_provider(url)
+        .send_transaction(TransactionRequest::default().to(s.address()).value(e18(10)))
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    s
+}
+
+async fn fifty_concurrent(exec: Arc<Executor>) -> Vec<(u64, alloy::primitives::B256)> {
+    let mut tasks = Vec::new();
+    for i in 0..50u64 {
+        let exec = exec.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request { to: FRIEND, value: U256::from(1_000 + i), ..Request::default() };
+            let out = exec.send(req).await.expect("send");
+            let tx = exec.provider().get_transaction_by_hash(out.hash).await.unwrap().unwrap();
+            (alloy::consensus::Transaction::nonce(&tx), out.hash)
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    got
+}
+
+fn assert_no_gap_no_duplicate(got: &[(u64, alloy::primitives::B256)]) {
+    let nonces: BTreeSet<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(nonces, (0..50).collect::<BTreeSet<_>>(), "nonces 0..50, each once");
+    let hashes: BTreeSet<_> = got.iter().map(|g| g.1).collect();
+    assert_eq!(hashes.len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_sends_leave_no_gap_or_duplicate() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let signer = funded(&anvil.url).await;
+    let me = signer.address();
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let exec = Arc::new(
+        Executor::new(&anvil.url, None, wallet, Journal::open(":memory:").unwrap(), config())
+            .await
+            .unwrap(),
+    );
+    let got = fifty_concurrent(exec.clone()).await;
+    assert_no_gap_no_duplicate(&got);
+    assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faulty_rpc_still_gives_exactly_one_transaction_per_order() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let signer = funded(&anvil.url).await;
+    let me = signer.address();
+    let script = vec![
+        Fault::Pass,
+        Fault::NonceTooLow,
+        Fault::Pass,
+        Fault::Underpriced,
+        Fault::AlreadyKnown,
+        Fault::TooManyRequests,
+        Fault::Pass,
+        Fault::DropAfterForward,
+    ];
+    let proxy = proxy::start(anvil.url.clone(), script).await;
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let exec = Arc::new(
+        Executor::new(&proxy.url, None, wallet, Journal::open(":memory:").unwrap(), config())
+            .await
+            .unwrap(),
+    );
+    let got = fifty_concurrent(exec.clone()).await;
+    assert_no_gap_no_duplicate(&got);
+    // Exactly 50 transactions from this address exist on chain: no order was sent twice.
+    assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 50);
+    let head = exec.provider().get_block_number().await.unwrap();
+    let mut mined = 0;
+    for n in 0..=head {
+        let b = exec.provider().get_block_by_number(n.into()).full().await.unwrap().unwrap();
+        mined += b.transactions.txns().filter(|t| t.inner.signer() == me).count();
+    }
+    assert_eq!(mined, 50);
+    assert!(
+        proxy.faults_injected.load(std::sync::atomic::Ordering::SeqCst) >= 30,
+        "the script ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_transaction_is_bumped_within_the_cap_then_confirmed() {
+    let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
+    // Fund with the node not mining: mine the funding block by hand.
+    let dev = dev_provider(&anvil.url);
+    let signer = PrivateKeySigner::random();
+    let me = signer.address();
+    let pending =
+        dev.send_transaction(TransactionRequest::default().to(me).value(e18(1))).await.unwrap();
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    pending.get_receipt().await.unwrap();
+
+    let gwei = 1_000_000_000u128;
+    let cfg = ExecutorConfig {
+        stuck_after: Duration::from_millis(200),
+        bump_percent: 12,
+        max_bumps: 5,
+        max_fee_cap: 13 * gwei, // 10 -> 11.2 -> 12.544 -> (14.05 is over the cap)
+        ..config()
+    };
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let exec = Arc::new(
+        Executor::new(
+            &anvil.url,
+            None,
+            wallet,
+            Journal::open(tmp.path().join("j.sqlite")).unwrap(),
+            cfg,
+        )
+        .await
+        .unwrap(),
+    );
+    let req = Request {
+        to: FRIEND,
+        value: U256::from(7),
+        fees: Some((10 * gwei, 2 * gwei)),
+        gas_limit: Some(21_000),
+        ..Request::default()
+    };
+    let sub = exec.submit(req).await.unwrap();
+    let waiter = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.wait(sub).await }
+    });
+    // Let it get stuck and bumped until the cap stops it, then mine.
+    loop {
+        let signed =
+            exec.journal().events(me).unwrap().iter().filter(|e| e.state == "signed").count();
+        if signed >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await; // one more stuck period: no 4th bump
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    let out = waiter.await.unwrap().unwrap();
+    assert_eq!(out.bumps, 2, "two bumps, the third would pass the cap");
+    let tx = exec.provider().get_transaction_by_hash(out.hash).await.unwrap().unwrap();
+    let max_fee = alloy::consensus::Transaction::max_fee_per_gas(&tx);
+    let prio = alloy::consensus::Transaction::max_priority_fee_per_gas(&tx).unwrap();
+    assert_eq!(max_fee, 12_544_000_000, "10 gwei raised 12% twice");
+    assert_eq!(prio, 2_508_800_000, "the priority fee rose with it");
+    assert!(max_fee <= 13 * gwei);
+    let events = exec.journal().events(me).unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.state == TxState::Replaced.as_str()).count(),
+        2,
+        "{events:#?}"
+    );
+    assert_eq!(events.iter().filter(|e| e.state == "confirmed").count(), 1);
+    assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resends_the_journalled_bytes_not_a_new_order() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let signer = funded(&anvil.url).await;
+    let me = signer.address();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("journal.sqlite");
+    // The crash: a transaction signed and journalled, never broadcast.
+    let tx = kairos_chain::tx::TxFields {
+        chain_id: 31337,
+        nonce: 0,
+        to: FRIEND,
+        value: U256::from(42),
+        gas_limit: 21_000,
+        max_fee_per_gas: 5_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        input: Default::default(),
+    };
+    let signed = kairos_chain::tx::sign(&signer, tx.build().unwrap()).unwrap();
+    Journal::open(&path)
+        .unwrap()
+        .record(
+            me,
+            Some(0),
+            Some(signed.hash),
+            TxState::Signed,
+            "before the crash",
+            Some(&signed.raw),
+        )
+        .unwrap();
+    // The restart.
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let exec = Executor::new(&anvil.url, None, wallet, Journal::open(&path).unwrap(), config())
+        .await
+        .unwrap();
+    let receipt = exec.provider().get_transaction_receipt(signed.hash).await.unwrap();
+    assert!(receipt.is_some_and(|r| r.status()), "the journalled bytes were sent");
+    assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 1);
+    // The next order takes the next nonce.
+    let out = exec
+        .send(Request { to: FRIEND, value: U256::from(1), ..Request::default() })
+        .await
+        .unwrap();
+    let tx = exec.provider().get_transaction_by_hash(out.hash).await.unwrap().unwrap();
+    assert_eq!(alloy::consensus::Transaction::nonce(&tx), 1);
+}
