@@ -7,6 +7,8 @@
 //! - [`tx`]: EIP-1559 transactions, signed locally.
 //! - [`executor`]: the transaction lifecycle (simulation, nonces, broadcast, confirmations,
 //!   fee bumps, reorgs, drops), journalled in SQLite by [`journal`].
+//! - [`feed`]: Uniswap V2/V3 pool events as trades and quotes for strategies; [`dex`]: quotes
+//!   from reserves and swap calldata.
 //! - [`guard`]: wallet guardrails (spend caps, allowlists, slippage, gas price, dry run),
 //!   enforced in the signing path where no strategy or model reply can get around them.
 //!
@@ -17,6 +19,7 @@ pub mod abi;
 pub mod dex;
 mod error;
 pub mod executor;
+pub mod feed;
 pub mod guard;
 pub mod journal;
 pub mod keys;

@@ -1,0 +1,270 @@
+//! On-chain market data: Uniswap V2 `Sync`/`Swap` and V3 `Swap` events, polled with
+//! `eth_getLogs`, turned into the SDK's [`Trade`] and [`Quote`] events so a strategy reads a
+//! DEX pool the way it reads an exchange.
+//!
+//! - A V2 `Sync` (new reserves) becomes a [`Quote`] whose bid and ask are the pool's marginal
+//!   prices after its 0.3% fee (`mid × 0.997` and `mid / 0.997`); sizes are 0, as an AMM has
+//!   no resting level.
+//! - A V2 or V3 `Swap` becomes a [`Trade`] at the swap's own average price, sized in the base
+//!   token, with the aggressor's side (buying the base took it out of the pool).
+//!
+//! Prices are quote-token units per base-token unit, adjusted for decimals. Events come in
+//! chain order (block, then log index), each once; `confirmations` holds back the newest
+//! blocks so shallow reorgs do not produce events that later vanish.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, I256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use kairos_strategies::{InstrumentId, MarketEvent, Quote, Side, Timestamp, Trade};
+
+use crate::abi::{IUniswapV2Pair, IUniswapV3Pool};
+use crate::{Error, Result};
+
+/// Which protocol a pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Uniswap V2 (and its forks): `Sync` and `Swap`.
+    V2,
+    /// Uniswap V3: `Swap` with signed amounts.
+    V3,
+}
+
+/// A pool to follow, and how to read its prices.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// The pair or pool contract.
+    pub address: Address,
+    /// V2 or V3.
+    pub kind: PoolKind,
+    /// The instrument its events are for.
+    pub instrument: InstrumentId,
+    /// Whether the base asset is the pool's token0 (otherwise token1).
+    pub base_is_token0: bool,
+    /// token0's decimals.
+    pub decimals0: u8,
+    /// token1's decimals.
+    pub decimals1: u8,
+}
+
+impl Pool {
+    fn amounts(&self, a0: f64, a1: f64) -> (f64, f64) {
+        let (x0, x1) =
+            (a0 / 10f64.powi(self.decimals0.into()), a1 / 10f64.powi(self.decimals1.into()));
+        if self.base_is_token0 { (x0, x1) } else { (x1, x0) }
+    }
+}
+
+fn to_f64(v: U256) -> f64 {
+    v.to_string().parse().unwrap_or(f64::NAN)
+}
+
+fn i_to_f64(v: I256) -> f64 {
+    v.to_string().parse().unwrap_or(f64::NAN)
+}
+
+/// Polls pools for events.
+#[derive(Debug)]
+pub struct DexFeed<P> {
+    provider: P,
+    pools: BTreeMap<Address, Pool>,
+    next_block: u64,
+    confirmations: u64,
+    block_times: BTreeMap<u64, u64>,
+}
+
+impl<P: Provider> DexFeed<P> {
+    /// Follows `pools` from block `from_block`, holding back the newest `confirmations` blocks.
+    pub fn new(provider: P, pools: Vec<Pool>, from_block: u64, confirmations: u64) -> Self {
+        Self {
+            provider,
+            pools: pools.into_iter().map(|p| (p.address, p)).collect(),
+            next_block: from_block,
+            confirmations,
+            block_times: BTreeMap::new(),
+        }
+    }
+
+    /// The next block a poll reads from.
+    pub fn next_block(&self) -> u64 {
+        self.next_block
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Rpc { endpoint: "dex feed".into(), reason: e.to_string() }
+    }
+
+    /// Events of the blocks since the last poll, in chain order.
+    pub async fn poll(&mut self) -> Result<Vec<MarketEvent>> {
+        let head = self.provider.get_block_number().await.map_err(|e| self.err(e))?;
+        let Some(to) = head.checked_sub(self.confirmations) else { return Ok(Vec::new()) };
+        if to < self.next_block || self.pools.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = Filter::new()
+            .address(self.pools.keys().copied().collect::<Vec<_>>())
+            .event_signature(vec![
+                IUniswapV2Pair::Sync::SIGNATURE_HASH,
+                IUniswapV2Pair::Swap::SIGNATURE_HASH,
+                IUniswapV3Pool::Swap::SIGNATURE_HASH,
+            ])
+            .from_block(self.next_block)
+            .to_block(to);
+        let mut logs = self.provider.get_logs(&filter).await.map_err(|e| self.err(e))?;
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        let mut out = Vec::with_capacity(logs.len());
+        for log in logs {
+            let Some(pool) = self.pools.get(&log.address()).cloned() else { continue };
+            let block = log.block_number.unwrap_or_default();
+            let secs = match log.block_timestamp {
+                Some(t) => t,
+                None => self.block_time(block).await?,
+            };
+            let ts = Timestamp::from_nanos((secs as i64).saturating_mul(1_000_000_000));
+            if let Some(ev) = decode(&pool, &log.inner.data, ts) {
+                out.push(ev);
+            } else {
+                tracing::warn!(pool = %pool.address, block, "undecodable pool event skipped");
+            }
+        }
+        self.next_block = to + 1;
+        Ok(out)
+    }
+
+    async fn block_time(&mut self, number: u64) -> Result<u64> {
+        if let Some(t) = self.block_times.get(&number) {
+            return Ok(*t);
+        }
+        let block = self
+            .provider
+            .get_block_by_number(number.into())
+            .await
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| self.err(format!("block {number} not found")))?;
+        let t = block.header.timestamp;
+        if self.block_times.len() > 1024 {
+            self.block_times.clear();
+        }
+        self.block_times.insert(number, t);
+        Ok(t)
+    }
+}
+
+/// Turns one log of `pool` into a market event.
+pub fn decode(
+    pool: &Pool,
+    data: &alloy::primitives::LogData,
+    ts: Timestamp,
+) -> Option<MarketEvent> {
+    let topic = *data.topics().first()?;
+    match pool.kind {
+        PoolKind::V2 if topic == IUniswapV2Pair::Sync::SIGNATURE_HASH => {
+            let s = IUniswapV2Pair::Sync::decode_log_data(data).ok()?;
+            let (base, quote) =
+                pool.amounts(to_f64(U256::from(s.reserve0)), to_f64(U256::from(s.reserve1)));
+            if base <= 0.0 || quote <= 0.0 {
+                return None;
+            }
+            let mid = quote / base;
+            Some(MarketEvent::Quote(Quote {
+                instrument: pool.instrument,
+                ts,
+                bid: mid * 0.997,
+                bid_size: 0.0,
+                ask: mid / 0.997,
+                ask_size: 0.0,
+            }))
+        }
+        PoolKind::V2 if topic == IUniswapV2Pair::Swap::SIGNATURE_HASH => {
+            let s = IUniswapV2Pair::Swap::decode_log_data(data).ok()?;
+            let (base_in, quote_in) = pool.amounts(to_f64(s.amount0In), to_f64(s.amount1In));
+            let (base_out, quote_out) = pool.amounts(to_f64(s.amount0Out), to_f64(s.amount1Out));
+            // Buying the base takes it out of the pool.
+            let (size, quote_amt, side) = if base_out > 0.0 {
+                (base_out, quote_in, Side::Buy)
+            } else {
+                (base_in, quote_out, Side::Sell)
+            };
+            trade(pool, ts, size, quote_amt, side)
+        }
+        PoolKind::V3 if topic == IUniswapV3Pool::Swap::SIGNATURE_HASH => {
+            let s = IUniswapV3Pool::Swap::decode_log_data(data).ok()?;
+            // Positive amounts went into the pool.
+            let (base, quote) = pool.amounts(i_to_f64(s.amount0), i_to_f64(s.amount1));
+            let side = if base < 0.0 { Side::Buy } else { Side::Sell };
+            trade(pool, ts, base.abs(), quote.abs(), side)
+        }
+        _ => None,
+    }
+}
+
+fn trade(pool: &Pool, ts: Timestamp, size: f64, quote: f64, side: Side) -> Option<MarketEvent> {
+    if !(size > 0.0 && quote > 0.0 && size.is_finite() && quote.is_finite()) {
+        return None;
+    }
+    Some(MarketEvent::Trade(Trade {
+        instrument: pool.instrument,
+        ts,
+        price: quote / size,
+        size,
+        aggressor: side,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::aliases::{I24, U160};
+
+    fn pool(kind: PoolKind, base_is_token0: bool) -> Pool {
+        // token0 = WETH (18 decimals), token1 = USDC (6 decimals)
+        Pool {
+            address: Address::ZERO,
+            kind,
+            instrument: InstrumentId(1),
+            base_is_token0,
+            decimals0: 18,
+            decimals1: 6,
+        }
+    }
+
+    #[test]
+    fn v3_swaps_decode_with_signed_amounts_and_decimals() {
+        // Someone buys 2 WETH for 6,000 USDC: WETH leaves the pool (negative), USDC enters.
+        let ev = IUniswapV3Pool::Swap {
+            sender: Address::ZERO,
+            recipient: Address::ZERO,
+            amount0: I256::try_from(-2_000_000_000_000_000_000i128).unwrap(),
+            amount1: I256::try_from(6_000_000_000i128).unwrap(),
+            sqrtPriceX96: U160::from(1u64),
+            liquidity: 1,
+            tick: I24::ZERO,
+        };
+        let data = ev.encode_log_data();
+        let Some(MarketEvent::Trade(t)) = decode(&pool(PoolKind::V3, true), &data, Timestamp(5))
+        else {
+            panic!("no trade")
+        };
+        assert_eq!((t.size, t.price, t.aggressor), (2.0, 3_000.0, Side::Buy));
+        // Quoted the other way round (base USDC, quote WETH) it is a sale of USDC.
+        let Some(MarketEvent::Trade(t)) = decode(&pool(PoolKind::V3, false), &data, Timestamp(5))
+        else {
+            panic!("no trade")
+        };
+        assert_eq!((t.size, t.aggressor), (6_000.0, Side::Sell));
+        assert!((t.price - 2.0 / 6_000.0).abs() < 1e-15);
+        // A V3 log on a pool declared V2 is not misread.
+        assert!(decode(&pool(PoolKind::V2, true), &data, Timestamp(5)).is_none());
+    }
+
+    #[test]
+    fn empty_reserves_and_zero_swaps_give_no_event() {
+        let sync = IUniswapV2Pair::Sync {
+            reserve0: alloy::primitives::Uint::ZERO,
+            reserve1: alloy::primitives::Uint::from(5u64),
+        };
+        assert!(decode(&pool(PoolKind::V2, true), &sync.encode_log_data(), Timestamp(0)).is_none());
+    }
+}
