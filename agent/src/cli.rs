@@ -43,6 +43,8 @@ enum Command {
     /// Build and sign transactions.
     #[command(subcommand)]
     Tx(crate::wallet::TxCommand),
+    /// Swap on a Uniswap V2 pool: quote, exact approval, slippage bound, deadline, confirmation.
+    Swap(Box<crate::onchain::SwapArgs>),
     /// Load and validate data files; print what they hold.
     Data {
         /// Files or `sim:SEED[:BARS]`.
@@ -110,6 +112,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Data { sources } => data_info(&sources),
         Command::Keys(cmd) => crate::wallet::keys(cmd),
         Command::Tx(cmd) => crate::wallet::tx(cmd),
+        Command::Swap(a) => crate::onchain::swap(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,7 +131,10 @@ fn init_logging(format: &str, verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if format == "json" {
         builder.json().init();
     } else {

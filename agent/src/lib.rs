@@ -17,4 +17,5 @@
 
 pub mod cli;
 pub mod config;
+pub mod onchain;
 pub mod wallet;

@@ -55,7 +55,7 @@ pub struct PasswordArg {
 }
 
 impl PasswordArg {
-    fn read(&self, confirm: bool) -> Result<Password> {
+    pub(crate) fn read(&self, confirm: bool) -> Result<Password> {
         if let Some(p) = &self.password_file {
             return Ok(Password::from_file(p)?);
         }
@@ -137,6 +137,9 @@ pub struct AddressArgs {
 pub enum TxCommand {
     /// Sign an EIP-1559 transaction offline and print it as 0x-hex (no network needed).
     Sign(Box<SignArgs>),
+    /// Send a transaction through simulation, the guardrails, the nonce owner, the journal
+    /// and confirmation.
+    Send(Box<crate::onchain::SendArgs>),
 }
 
 /// `kairos tx sign`
@@ -232,6 +235,7 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
 /// Runs `kairos tx ...`.
 pub fn tx(cmd: TxCommand) -> Result<()> {
     match cmd {
+        TxCommand::Send(a) => crate::onchain::send(*a)?,
         TxCommand::Sign(a) => {
             let fields = TxFields {
                 chain_id: tx::parse_int("--chain-id", &a.chain_id)?,

@@ -1,0 +1,212 @@
+//! `kairos swap` and `kairos tx send` end to end: the real binary, a real anvil node with
+//! Uniswap V2 deployed by the test, a key file made by `kairos keys import`, a wallet file.
+
+#[path = "../../chain/tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Output};
+
+use alloy::primitives::{Address, U256, address};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use common::{Anvil, dev_provider, e18, uniswap_v2};
+use kairos_chain::abi::IERC20;
+
+const FRIEND: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+const STRANGER: Address = address!("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
+
+fn kairos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(args)
+        .env_remove("KAIROS_KEYSTORE_PASSWORD")
+        .env_remove("KAIROS_WALLET")
+        .output()
+        .expect("run kairos")
+}
+
+fn out(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_and_send_through_the_cli() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+
+    // A key made and stored by kairos, funded by the dev account.
+    let signer = PrivateKeySigner::random();
+    let me = signer.address();
+    std::fs::write(dir.join("key.hex"), signer.to_bytes().to_string()).unwrap();
+    std::fs::write(dir.join("pw"), "swap-test-password\n").unwrap();
+    let pw = dir.join("pw");
+    let pw = pw.to_str().unwrap();
+    let keys = dir.join("keys");
+    let o = kairos(&[
+        "keys",
+        "import",
+        "--keystore-dir",
+        keys.to_str().unwrap(),
+        "--private-key-file",
+        dir.join("key.hex").to_str().unwrap(),
+        "--password-file",
+        pw,
+        "--scrypt-log-n",
+        "12",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    std::fs::remove_file(dir.join("key.hex")).unwrap();
+    dev.send_transaction(TransactionRequest::default().to(me).value(e18(2)))
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    IERC20::new(uni.token_a, &dev)
+        .transfer(me, e18(1_000))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+
+    let wallet = dir.join("wallet.toml");
+    std::fs::write(
+        &wallet,
+        format!(
+            r#"
+            rpc_url = "{url}"
+            chain_id = 31337
+            keystore = "{me}"
+            keystore_dir = "{keys}"
+            journal = "journal.sqlite"
+            [lifecycle]
+            poll_ms = 20
+            timeout_secs = 30
+            [guardrails]
+            max_slippage_bps = 100
+            allowed_contracts = ["{router}"]
+            allowed_recipients = ["{FRIEND}"]
+            native = {{ max_per_tx = "0.1" }}
+            [[guardrails.tokens]]
+            address = "{a}"
+            symbol = "A"
+            decimals = 18
+            max_per_tx = "500"
+            [[guardrails.tokens]]
+            address = "{b}"
+            symbol = "B"
+            decimals = 18
+            "#,
+            url = anvil.url,
+            keys = keys.display(),
+            router = uni.router,
+            a = uni.token_a,
+            b = uni.token_b
+        ),
+    )
+    .unwrap();
+    let w = wallet.to_str().unwrap();
+    let (router, factory) = (uni.router.to_string(), uni.factory.to_string());
+    let (a, b) = (uni.token_a.to_string(), uni.token_b.to_string());
+
+    let o = kairos(&[
+        "swap",
+        "--wallet",
+        w,
+        "--password-file",
+        pw,
+        "--router",
+        &router,
+        "--factory",
+        &factory,
+        "--sell",
+        &a,
+        "--buy",
+        &b,
+        "--amount",
+        "100",
+        "--slippage-bps",
+        "50",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let quote = kairos_chain::dex::v2_amount_out(e18(100), e18(1_000_000), e18(2_000_000)).unwrap();
+    let b_balance = IERC20::new(uni.token_b, &dev).balanceOf(me).call().await.unwrap();
+    assert_eq!(b_balance, quote);
+    assert_eq!(report["received"].as_str().unwrap(), report["quote"].as_str().unwrap());
+    assert_eq!(IERC20::new(uni.token_a, &dev).balanceOf(me).call().await.unwrap(), e18(900));
+    // The approval was for exactly the amount, and the swap used all of it.
+    assert_eq!(
+        IERC20::new(uni.token_a, &dev).allowance(me, uni.router).call().await.unwrap(),
+        U256::ZERO
+    );
+
+    // Over the token's per-transaction cap: refused, nothing sent.
+    let o = kairos(&[
+        "swap",
+        "--wallet",
+        w,
+        "--password-file",
+        pw,
+        "--router",
+        &router,
+        "--factory",
+        &factory,
+        "--sell",
+        &a,
+        "--buy",
+        &b,
+        "--amount",
+        "600",
+    ]);
+    assert!(!o.status.success());
+    // The exact approval it would need is itself over the cap, so that is what is refused.
+    assert!(out(&o).contains("refused by guardrail `unlimited_approvals`"), "{}", out(&o));
+
+    // A transfer to an allowed recipient, and one to a stranger.
+    let before = dev.get_balance(FRIEND).await.unwrap();
+    let o = kairos(&[
+        "tx",
+        "send",
+        "--wallet",
+        w,
+        "--password-file",
+        pw,
+        "--to",
+        &FRIEND.to_string(),
+        "--value",
+        "12345",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(dev.get_balance(FRIEND).await.unwrap(), before + U256::from(12345));
+    let o = kairos(&[
+        "tx",
+        "send",
+        "--wallet",
+        w,
+        "--password-file",
+        pw,
+        "--to",
+        &STRANGER.to_string(),
+        "--value",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(out(&o).contains("refused by guardrail `allowed_recipients`"), "{}", out(&o));
+    // The journal sits next to the wallet file and holds the story.
+    assert!(dir.join("journal.sqlite").exists());
+}
+
+#[test]
+fn the_example_wallet_file_is_valid() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wallet.toml");
+    let w = kairos_agent::onchain::WalletFile::load(&p).unwrap();
+    assert_eq!(w.chain_id, 31337);
+    assert_eq!(w.guardrails.tokens.len(), 2);
+    kairos_chain::guard::Guard::new(w.guardrails).unwrap();
+}
