@@ -95,12 +95,8 @@ mod tests {
             v2_amount_out(U256::from(1), U256::from(1000), U256::from(1000)),
             Some(U256::ZERO)
         );
-        let out = v2_amount_out(
-            U256::from(10u64.pow(18)),
-            U256::from(10u64.pow(21)),
-            U256::from(2 * 10u64.pow(21)),
-        )
-        .unwrap();
+        let e = |x: u64, p: u64| U256::from(x) * U256::from(10u64).pow(U256::from(p));
+        let out = v2_amount_out(e(1, 18), e(1, 21), e(2, 21)).unwrap();
         // 997e18 * 2e21 / (1e24 + 997e18)
         assert_eq!(out, U256::from(1_992_013_962_079_806_432u64));
         assert_eq!(v2_amount_out(U256::ZERO, U256::from(1), U256::from(1)), None);

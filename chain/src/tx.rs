@@ -3,11 +3,14 @@
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
-use alloy::network::TxSignerSync;
 use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy::signers::local::PrivateKeySigner;
 
 use crate::{Error, Result};
+
+/// Which ECDSA implementation signs: `k256` (pure Rust, the default) or `secp256k1`
+/// (libsecp256k1, with the `secp256k1` feature).
+pub const SIGNING_BACKEND: &str = if cfg!(feature = "secp256k1") { "secp256k1" } else { "k256" };
 
 /// Intrinsic gas of the cheapest transaction (a plain transfer).
 pub const MIN_GAS: u64 = 21_000;
@@ -81,10 +84,8 @@ pub struct SignedTx {
 }
 
 /// Signs `tx` with `signer`.
-pub fn sign(signer: &PrivateKeySigner, mut tx: TxEip1559) -> Result<SignedTx> {
-    let sig = signer
-        .sign_transaction_sync(&mut tx)
-        .map_err(|e| Error::Transaction(format!("signing failed: {e}")))?;
+pub fn sign(signer: &PrivateKeySigner, tx: TxEip1559) -> Result<SignedTx> {
+    let sig = sign_hash(signer, tx.signature_hash())?;
     let envelope = TxEnvelope::from(tx.clone().into_signed(sig));
     Ok(SignedTx {
         raw: envelope.encoded_2718().into(),
@@ -92,6 +93,33 @@ pub fn sign(signer: &PrivateKeySigner, mut tx: TxEip1559) -> Result<SignedTx> {
         from: signer.address(),
         tx,
     })
+}
+
+#[cfg(not(feature = "secp256k1"))]
+fn sign_hash(signer: &PrivateKeySigner, hash: B256) -> Result<alloy::primitives::Signature> {
+    use alloy::signers::SignerSync;
+    signer.sign_hash_sync(&hash).map_err(|e| Error::Transaction(format!("signing failed: {e}")))
+}
+
+/// libsecp256k1: RFC 6979 nonces and low-s signatures, as k256, so the bytes are the same.
+#[cfg(feature = "secp256k1")]
+fn sign_hash(signer: &PrivateKeySigner, hash: B256) -> Result<alloy::primitives::Signature> {
+    use std::sync::OnceLock;
+    static CONTEXT: OnceLock<secp256k1::Secp256k1<secp256k1::SignOnly>> = OnceLock::new();
+    let ctx = CONTEXT.get_or_init(secp256k1::Secp256k1::signing_only);
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&signer.credential().to_bytes());
+    let mut secret = secp256k1::SecretKey::from_byte_array(&key)
+        .map_err(|_| Error::Transaction("the key is not a valid secp256k1 secret".into()))?;
+    let (recovery, rs) = ctx
+        .sign_ecdsa_recoverable(&secp256k1::Message::from_digest(hash.0), &secret)
+        .serialize_compact();
+    secret.non_secure_erase();
+    Ok(alloy::primitives::Signature::new(
+        U256::from_be_slice(&rs[..32]),
+        U256::from_be_slice(&rs[32..]),
+        i32::from(recovery) == 1,
+    ))
 }
 
 /// Parses a decimal or `0x` hex integer (wei, gas, nonce) as the CLI and config files take it.
