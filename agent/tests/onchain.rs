@@ -17,10 +17,13 @@ const FRIEND: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
 const STRANGER: Address = address!("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
 
 fn kairos(args: &[&str]) -> Output {
+    // Trace level everywhere (alloy's and reqwest's own logs included): the test below checks
+    // that neither the key nor the password shows up in any of it.
     Command::new(env!("CARGO_BIN_EXE_kairos"))
         .args(args)
         .env_remove("KAIROS_KEYSTORE_PASSWORD")
         .env_remove("KAIROS_WALLET")
+        .env("RUST_LOG", "trace")
         .output()
         .expect("run kairos")
 }
@@ -40,7 +43,9 @@ async fn swap_and_send_through_the_cli() {
     // A key made and stored by kairos, funded by the dev account.
     let signer = PrivateKeySigner::random();
     let me = signer.address();
-    std::fs::write(dir.join("key.hex"), signer.to_bytes().to_string()).unwrap();
+    let secret_hex = signer.to_bytes().to_string();
+    let mut transcript = String::new();
+    std::fs::write(dir.join("key.hex"), &secret_hex).unwrap();
     std::fs::write(dir.join("pw"), "swap-test-password\n").unwrap();
     let pw = dir.join("pw");
     let pw = pw.to_str().unwrap();
@@ -58,6 +63,7 @@ async fn swap_and_send_through_the_cli() {
         "12",
     ]);
     assert!(o.status.success(), "{}", out(&o));
+    transcript += &out(&o);
     std::fs::remove_file(dir.join("key.hex")).unwrap();
     dev.send_transaction(TransactionRequest::default().to(me).value(e18(2)))
         .await
@@ -134,6 +140,7 @@ async fn swap_and_send_through_the_cli() {
         "50",
     ]);
     assert!(o.status.success(), "{}", out(&o));
+    transcript += &out(&o);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let quote = kairos_chain::dex::v2_amount_out(e18(100), e18(1_000_000), e18(2_000_000)).unwrap();
     let b_balance = IERC20::new(uni.token_b, &dev).balanceOf(me).call().await.unwrap();
@@ -198,6 +205,14 @@ async fn swap_and_send_through_the_cli() {
     ]);
     assert!(!o.status.success());
     assert!(out(&o).contains("refused by guardrail `allowed_recipients`"), "{}", out(&o));
+    transcript += &out(&o);
+    assert!(transcript.contains("TRACE"), "trace logging was on");
+    for secret in [secret_hex.as_str(), secret_hex.trim_start_matches("0x"), "swap-test-password"] {
+        assert!(
+            !transcript.to_lowercase().contains(&secret.to_lowercase()),
+            "a secret reached the logs"
+        );
+    }
     // The journal sits next to the wallet file and holds the story.
     assert!(dir.join("journal.sqlite").exists());
 }

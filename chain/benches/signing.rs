@@ -52,6 +52,21 @@ fn signing(c: &mut Criterion) {
             black_box(tx::sign(&signer, t).unwrap().raw)
         })
     });
+    // The parts: the signing hash (RLP + keccak) and the ECDSA signature of a hash.
+    let unsigned = swap_fields(1, me).build().unwrap();
+    c.bench_function("sign_swap_tx/signature_hash", |b| {
+        b.iter(|| {
+            black_box(alloy::consensus::SignableTransaction::signature_hash(black_box(&unsigned)))
+        })
+    });
+    let hash = alloy::consensus::SignableTransaction::signature_hash(&unsigned);
+    c.bench_function("ecdsa_sign_hash/k256", |b| {
+        b.iter(|| {
+            black_box(
+                alloy::signers::SignerSync::sign_hash_sync(&signer, black_box(&hash)).unwrap(),
+            )
+        })
+    });
     c.bench_function("abi_encode_swap", |b| {
         b.iter(|| {
             black_box(dex::v2_swap_exact_tokens(

@@ -254,3 +254,31 @@ async fn a_restart_resends_the_journalled_bytes_not_a_new_order() {
     let tx = exec.provider().get_transaction_by_hash(out.hash).await.unwrap().unwrap();
     assert_eq!(alloy::consensus::Transaction::nonce(&tx), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_go_to_the_private_relay_when_one_is_set() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let signer = funded(&anvil.url).await;
+    // The relay here forwards to the same node; what matters is who received the broadcast.
+    let relay = proxy::start(anvil.url.clone(), vec![Fault::Pass]).await;
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let exec = Executor::new(
+        &anvil.url,
+        Some(&relay.url),
+        wallet,
+        Journal::open(":memory:").unwrap(),
+        config(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        exec.send(Request { to: FRIEND, value: U256::from(5), ..Request::default() })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        relay.sends.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "every broadcast went to the relay"
+    );
+}
