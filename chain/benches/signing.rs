@@ -81,7 +81,6 @@ fn signing(c: &mut Criterion) {
 }
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 fn decision_to_broadcast(c: &mut Criterion) {

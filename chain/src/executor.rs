@@ -352,7 +352,8 @@ impl Executor {
                 max_priority_fee_per_gas: prio,
                 input: req.input.clone(),
             };
-            let signed = self.sign(fields.build()?, req.quote, true)?;
+            // The spend is booked once; a re-signed retry of the same order is not a new spend.
+            let signed = self.sign(fields.build()?, req.quote, attempts == 1)?;
             match self.broadcast_raw(&signed.raw, signed.hash).await {
                 Ok(()) => {
                     *nonce_slot = Some(nonce + 1);

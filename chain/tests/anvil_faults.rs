@@ -132,6 +132,12 @@ async fn faulty_rpc_still_gives_exactly_one_transaction_per_order() {
         proxy.faults_injected.load(std::sync::atomic::Ordering::SeqCst) >= 30,
         "the script ran"
     );
+    // Re-signed retries are not new spends: the day's total is the 50 orders' value, once.
+    let day = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64
+        / 86_400;
+    let sent: u64 = (0..50).map(|i| 1_000 + i).sum();
+    assert_eq!(exec.journal().spends(day).unwrap(), vec![(Address::ZERO, U256::from(sent))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
