@@ -1,6 +1,6 @@
 //! Solidity interfaces Kairos calls or inspects, as `sol!` bindings: ERC-20, the Uniswap V2
-//! router and pair, and the Uniswap V3 `SwapRouter` (the original one, whose swaps carry a
-//! deadline).
+//! router and pair, and Uniswap V3's `SwapRouter` (the original one, whose swaps carry a
+//! deadline), `QuoterV2`, factory and pool.
 
 #![allow(missing_docs, clippy::too_many_arguments)]
 
@@ -65,7 +65,26 @@ sol! {
     }
 
     #[sol(rpc)]
+    interface IQuoterV2 {
+        struct QuoteExactInputSingleParams {
+            address tokenIn;
+            address tokenOut;
+            uint256 amountIn;
+            uint24 fee;
+            uint160 sqrtPriceLimitX96;
+        }
+        function quoteExactInputSingle(QuoteExactInputSingleParams memory params) external returns (uint256 amountOut, uint160 sqrtPriceX96After, uint32 initializedTicksCrossed, uint256 gasEstimate);
+    }
+
+    #[sol(rpc)]
+    interface IUniswapV3Factory {
+        function getPool(address tokenA, address tokenB, uint24 fee) external view returns (address pool);
+    }
+
+    #[sol(rpc)]
     interface IUniswapV3Pool {
+        function token0() external view returns (address);
+        function token1() external view returns (address);
         event Swap(address indexed sender, address indexed recipient, int256 amount0, int256 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick);
     }
 }

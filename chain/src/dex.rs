@@ -1,10 +1,13 @@
-//! Uniswap V2 quotes from pool reserves and swap calldata with a slippage bound and deadline.
+//! Quotes and swap calldata: Uniswap V2 from pool reserves, Uniswap V3 from `QuoterV2`; every
+//! swap carries a slippage bound and a deadline.
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 
-use crate::abi::{IUniswapV2Factory, IUniswapV2Pair, IUniswapV2Router02};
+use alloy::primitives::aliases::{U24, U160};
+
+use crate::abi::{IQuoterV2, ISwapRouter, IUniswapV2Factory, IUniswapV2Pair, IUniswapV2Router02};
 use crate::{Error, Result};
 
 /// Uniswap V2's output for `amount_in` against reserves `(reserve_in, reserve_out)`, with its
@@ -79,6 +82,61 @@ pub fn v2_swap_exact_tokens(
         path,
         to,
         deadline: U256::from(deadline),
+    }
+    .abi_encode()
+    .into()
+}
+
+/// Uniswap V3's output for `amount_in` through the `fee` pool (hundredths of a bip: 500, 3000,
+/// 10000), from `QuoterV2.quoteExactInputSingle` (an `eth_call`; it simulates the swap across
+/// ticks, so it is exact for the current state).
+pub async fn v3_quote<P: Provider>(
+    provider: &P,
+    quoter: Address,
+    token_in: Address,
+    token_out: Address,
+    fee: u32,
+    amount_in: U256,
+) -> Result<U256> {
+    let params = IQuoterV2::QuoteExactInputSingleParams {
+        tokenIn: token_in,
+        tokenOut: token_out,
+        amountIn: amount_in,
+        fee: U24::from(fee),
+        sqrtPriceLimitX96: U160::ZERO,
+    };
+    let r = IQuoterV2::new(quoter, provider).quoteExactInputSingle(params).call().await.map_err(
+        |e| Error::Rpc {
+            endpoint: "node".into(),
+            reason: format!("QuoterV2 quote for {token_in}/{token_out} fee {fee}: {e}"),
+        },
+    )?;
+    Ok(r.amountOut)
+}
+
+/// `exactInputSingle` calldata for Uniswap V3's `SwapRouter`: sell exactly `amount_in` of
+/// `token_in` through the `fee` pool for at least `amount_out_min`, paid to `recipient`, valid
+/// until `deadline`.
+pub fn v3_exact_input_single(
+    token_in: Address,
+    token_out: Address,
+    fee: u32,
+    recipient: Address,
+    deadline: u64,
+    amount_in: U256,
+    amount_out_min: U256,
+) -> Bytes {
+    ISwapRouter::exactInputSingleCall {
+        params: ISwapRouter::ExactInputSingleParams {
+            tokenIn: token_in,
+            tokenOut: token_out,
+            fee: U24::from(fee),
+            recipient,
+            deadline: U256::from(deadline),
+            amountIn: amount_in,
+            amountOutMinimum: amount_out_min,
+            sqrtPriceLimitX96: U160::ZERO,
+        },
     }
     .abi_encode()
     .into()

@@ -176,3 +176,125 @@ pub async fn uniswap_v2(url: &str, liquidity_a: U256, liquidity_b: U256) -> Unis
     assert!(r.status(), "addLiquidity reverted");
     UniswapV2 { weth, token_a, token_b, factory, router }
 }
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface INonfungiblePositionManager {
+        struct MintParams {
+            address token0;
+            address token1;
+            uint24 fee;
+            int24 tickLower;
+            int24 tickUpper;
+            uint256 amount0Desired;
+            uint256 amount1Desired;
+            uint256 amount0Min;
+            uint256 amount1Min;
+            address recipient;
+            uint256 deadline;
+        }
+        function createAndInitializePoolIfNecessary(address token0, address token1, uint24 fee, uint160 sqrtPriceX96) external payable returns (address pool);
+        function mint(MintParams calldata params) external payable returns (uint256 tokenId, uint128 liquidity, uint256 amount0, uint256 amount1);
+    }
+}
+
+/// Creation bytecode of a Hardhat artifact (Uniswap V3's packages).
+pub fn v3_bytecode(package: &str, contract_path: &str) -> Bytes {
+    let name = contract_path.rsplit('/').next().unwrap();
+    let path = tools()
+        .join(package)
+        .join("artifacts/contracts")
+        .join(format!("{contract_path}.sol/{name}.json"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("artifact")).unwrap();
+    alloy::primitives::hex::decode(v["bytecode"].as_str().unwrap()).unwrap().into()
+}
+
+/// Uniswap V3 on a fresh node (anvil needs `--disable-code-size-limit`: the position manager
+/// is over EIP-170's limit, as on mainnet where it was deployed before the limit bit): two test
+/// tokens (sorted, `token0 < token1`), a 0.3% pool at price 1 with full-range liquidity of
+/// `liquidity` each, the `SwapRouter` and `QuoterV2`.
+pub struct UniswapV3 {
+    pub token0: Address,
+    pub token1: Address,
+    pub factory: Address,
+    pub router: Address,
+    pub quoter: Address,
+    pub pool: Address,
+}
+
+pub async fn uniswap_v3(url: &str, liquidity: U256) -> UniswapV3 {
+    use alloy::primitives::aliases::{I24, U24, U160};
+    use kairos_chain::abi::{IERC20, IUniswapV3Factory};
+    let dev = dev_address();
+    let weth = deploy(url, bytecode("@uniswap/v2-periphery", "WETH9"), vec![]).await;
+    let supply = e18(1_000_000_000);
+    let a = deploy(url, bytecode("@uniswap/v2-periphery", "ERC20"), supply.abi_encode()).await;
+    let b = deploy(url, bytecode("@uniswap/v2-periphery", "ERC20"), supply.abi_encode()).await;
+    let (token0, token1) = if a < b { (a, b) } else { (b, a) };
+    let factory = deploy(url, v3_bytecode("@uniswap/v3-core", "UniswapV3Factory"), vec![]).await;
+    let npm = deploy(
+        url,
+        v3_bytecode("@uniswap/v3-periphery", "NonfungiblePositionManager"),
+        (factory, weth, dev).abi_encode_params(),
+    )
+    .await;
+    let router = deploy(
+        url,
+        v3_bytecode("@uniswap/v3-periphery", "SwapRouter"),
+        (factory, weth).abi_encode_params(),
+    )
+    .await;
+    let quoter = deploy(
+        url,
+        v3_bytecode("@uniswap/v3-periphery", "lens/QuoterV2"),
+        (factory, weth).abi_encode_params(),
+    )
+    .await;
+    let p = dev_provider(url);
+    let fee = U24::from(3000u32);
+    let pm = INonfungiblePositionManager::new(npm, &p);
+    let price_one = U160::from(1u8) << 96;
+    pm.createAndInitializePoolIfNecessary(token0, token1, fee, price_one)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    for t in [token0, token1] {
+        IERC20::new(t, &p)
+            .approve(npm, U256::MAX)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+    let r = pm
+        .mint(INonfungiblePositionManager::MintParams {
+            token0,
+            token1,
+            fee,
+            tickLower: I24::try_from(-887_220).unwrap(),
+            tickUpper: I24::try_from(887_220).unwrap(),
+            amount0Desired: liquidity,
+            amount1Desired: liquidity,
+            amount0Min: U256::ZERO,
+            amount1Min: U256::ZERO,
+            recipient: dev,
+            deadline: U256::from(u64::MAX),
+        })
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "mint reverted");
+    let pool =
+        IUniswapV3Factory::new(factory, &p).getPool(token0, token1, fee).call().await.unwrap();
+    assert_ne!(pool, Address::ZERO);
+    UniswapV3 { token0, token1, factory, router, quoter, pool }
+}
