@@ -522,6 +522,8 @@ impl Executor {
         let started = Instant::now();
         let mut last_send = Instant::now();
         let mut bumps = 0;
+        // The block a receipt was last seen in, until the transaction is final.
+        let mut seen: Option<u64> = None;
         loop {
             if started.elapsed() > self.cfg.timeout {
                 return Err(Error::Transaction(format!(
@@ -531,6 +533,7 @@ impl Executor {
             }
             if let Some((hash, receipt)) = self.find_receipt(&sub.hashes).await? {
                 let included = receipt.block_number.unwrap_or_default();
+                seen = Some(included);
                 let head = self.rpc.get_block_number().await.map_err(|e| self.rpc_err(e))?;
                 if head + 1 >= included + self.cfg.confirmations {
                     // Re-check that the block we were included in is still canonical.
@@ -548,6 +551,8 @@ impl Executor {
                             &format!("block {included} was reorganised away"),
                             None,
                         )?;
+                        seen = None;
+                        tokio::time::sleep(self.cfg.poll).await;
                         continue;
                     }
                     for h in sub.hashes.iter().filter(|h| **h != hash) {
@@ -577,6 +582,23 @@ impl Executor {
                     }
                     return Ok(Outcome { hash, receipt, bumps });
                 }
+            } else if let Some(block) = seen.take() {
+                // A receipt we saw is gone: its block was reorganised away. The same signed
+                // bytes go back to the node (no new order); tracking goes on.
+                self.journal.record(
+                    self.address,
+                    Some(sub.nonce),
+                    Some(sub.latest.hash),
+                    TxState::Reorged,
+                    &format!(
+                        "its receipt in block {block} vanished: reorganised away; rebroadcast"
+                    ),
+                    None,
+                )?;
+                if let Err(e) = self.broadcast_raw(&sub.latest.raw, sub.latest.hash).await {
+                    tracing::warn!(error = %e.reason(), "rebroadcast after a reorg failed");
+                }
+                last_send = Instant::now();
             } else if self.nonce_consumed(sub.nonce).await? {
                 // The nonce is used but by none of ours (after a last look for a receipt).
                 if self.find_receipt(&sub.hashes).await?.is_none() {
@@ -596,6 +618,31 @@ impl Executor {
                         sub.nonce
                     )));
                 }
+            } else if self.send_rpc.is_none()
+                // A private relay's transactions are not in the public pool until mined; and a
+                // transaction just sent gets a few polls to show up.
+                && last_send.elapsed() >= self.cfg.poll * 4
+                && self
+                .rpc
+                .get_transaction_by_hash(sub.latest.hash)
+                .await
+                .map_err(|e| self.rpc_err(e))?
+                .is_none()
+            {
+                // Neither mined nor in the node's pool: dropped. Send the same bytes again.
+                tracing::warn!(hash = %sub.latest.hash, "the node dropped the transaction; rebroadcasting");
+                self.journal.record(
+                    self.address,
+                    Some(sub.nonce),
+                    Some(sub.latest.hash),
+                    TxState::Broadcast,
+                    "the node had dropped it: rebroadcast",
+                    None,
+                )?;
+                if let Err(e) = self.broadcast_raw(&sub.latest.raw, sub.latest.hash).await {
+                    tracing::warn!(error = %e.reason(), "rebroadcast failed");
+                }
+                last_send = Instant::now();
             } else if last_send.elapsed() >= self.cfg.stuck_after {
                 last_send = Instant::now();
                 if bumps < self.cfg.max_bumps
@@ -615,18 +662,6 @@ impl Executor {
                             sub.latest = signed;
                         }
                         Err(e) => tracing::warn!(error = %e.reason(), "fee bump not accepted"),
-                    }
-                } else {
-                    // Out of bumps or at the fee cap: make sure the node still has it.
-                    if self
-                        .rpc
-                        .get_transaction_by_hash(sub.latest.hash)
-                        .await
-                        .map_err(|e| self.rpc_err(e))?
-                        .is_none()
-                    {
-                        tracing::warn!(hash = %sub.latest.hash, "the node dropped the transaction; rebroadcasting");
-                        let _ = self.broadcast_raw(&sub.latest.raw, sub.latest.hash).await;
                     }
                 }
             }

@@ -288,3 +288,58 @@ async fn broadcasts_go_to_the_private_relay_when_one_is_set() {
         "every broadcast went to the relay"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_before_finality_is_survived_without_a_second_order() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let signer = funded(&anvil.url).await;
+    let me = signer.address();
+    let dev = dev_provider(&anvil.url);
+    let cfg = ExecutorConfig { confirmations: 3, ..config() };
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let exec = Arc::new(
+        Executor::new(&anvil.url, None, wallet, Journal::open(":memory:").unwrap(), cfg)
+            .await
+            .unwrap(),
+    );
+    let sub = exec
+        .submit(Request { to: FRIEND, value: U256::from(9), ..Request::default() })
+        .await
+        .unwrap();
+    let hash = sub.hashes[0];
+    let first = exec.provider().get_transaction_receipt(hash).await.unwrap().unwrap();
+    let first_block = first.block_number.unwrap();
+    let waiter = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.wait(sub).await }
+    });
+    // Replace the inclusion block with an empty one: the transaction is no longer on chain.
+    let _: serde_json::Value = dev
+        .raw_request("anvil_reorg".into(), (1u64, Vec::<serde_json::Value>::new()))
+        .await
+        .unwrap();
+    // Keep the chain growing until the executor is satisfied.
+    while !waiter.is_finished() {
+        let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = waiter.await.unwrap().unwrap();
+    assert_eq!(out.hash, hash, "the same signed bytes, not a new order");
+    let receipt = exec.provider().get_transaction_receipt(hash).await.unwrap().unwrap();
+    let block = exec
+        .provider()
+        .get_block_by_number(receipt.block_number.unwrap().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(block.header.hash), receipt.block_hash, "final in a canonical block");
+    assert_ne!(receipt.block_hash, first.block_hash, "not in the block that was reorganised away");
+    assert!(receipt.block_number.unwrap() >= first_block);
+    assert_eq!(
+        exec.provider().get_transaction_count(me).await.unwrap(),
+        1,
+        "one transaction, once"
+    );
+    let events = exec.journal().events(me).unwrap();
+    assert_eq!(events.iter().filter(|e| e.state == "confirmed").count(), 1, "{events:#?}");
+}
