@@ -43,7 +43,8 @@ enum Command {
     /// Build and sign transactions.
     #[command(subcommand)]
     Tx(crate::wallet::TxCommand),
-    /// Swap on a Uniswap V2 pool: quote, exact approval, slippage bound, deadline, confirmation.
+    /// Swap on a Uniswap V2 or V3 pool: quote, exact approval, slippage bound, deadline,
+    /// confirmation.
     Swap(Box<crate::onchain::SwapArgs>),
     /// Load and validate data files; print what they hold.
     Data {

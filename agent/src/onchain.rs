@@ -186,12 +186,19 @@ pub struct SwapArgs {
     wallet: PathBuf,
     #[command(flatten)]
     password: PasswordArg,
-    /// Uniswap V2 router.
+    /// The router: Uniswap V2's `Router02`, or V3's `SwapRouter` with `--v3-fee`.
     #[arg(long)]
     router: String,
-    /// Uniswap V2 factory (to read the pool's reserves).
-    #[arg(long)]
-    factory: String,
+    /// Uniswap V2 factory, to quote from the pool's reserves.
+    #[arg(long, required_unless_present = "v3_fee")]
+    factory: Option<String>,
+    /// Swap on Uniswap V3 through the pool of this fee tier (500, 3000, 10000), quoted by
+    /// `--quoter`.
+    #[arg(long, requires = "quoter", conflicts_with = "factory")]
+    v3_fee: Option<u32>,
+    /// Uniswap V3 `QuoterV2`.
+    #[arg(long, requires = "v3_fee")]
+    quoter: Option<String>,
     /// Token to sell.
     #[arg(long)]
     sell: String,
@@ -207,6 +214,12 @@ pub struct SwapArgs {
     /// The swap is void after this many seconds.
     #[arg(long, default_value_t = 300)]
     deadline_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Venue {
+    V2 { factory: Address },
+    V3 { fee: u32, quoter: Address },
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -245,12 +258,16 @@ pub fn send(a: SendArgs) -> Result<()> {
     })
 }
 
-/// Runs `kairos swap`: quote from the pool, approve the exact amount if needed, swap with the
+/// Runs `kairos swap`: quote (V2 reserves or the V3 quoter), approve the exact amount if needed, swap with the
 /// slippage bound and deadline, report what was received.
 pub fn swap(a: SwapArgs) -> Result<()> {
     let w = WalletFile::load(&a.wallet)?;
     let router = tx::parse_address("--router", &a.router)?;
-    let factory = tx::parse_address("--factory", &a.factory)?;
+    let venue = match (&a.factory, a.v3_fee, &a.quoter) {
+        (Some(f), None, None) => Venue::V2 { factory: tx::parse_address("--factory", f)? },
+        (None, Some(fee), Some(q)) => Venue::V3 { fee, quoter: tx::parse_address("--quoter", q)? },
+        _ => bail!("give --factory (Uniswap V2) or --v3-fee with --quoter (Uniswap V3)"),
+    };
     let sell = tx::parse_address("--sell", &a.sell)?;
     let buy = tx::parse_address("--buy", &a.buy)?;
     runtime()?.block_on(async {
@@ -264,9 +281,16 @@ pub fn swap(a: SwapArgs) -> Result<()> {
         let amount_in = parse_units(&a.amount, dec_in)
             .with_context(|| format!("--amount {:?} for a token of {dec_in} decimals", a.amount))?
             .get_absolute();
-        let reserves = dex::v2_reserves(p, factory, sell, buy).await?;
-        let quote = dex::v2_amount_out(amount_in, reserves.reserve_in, reserves.reserve_out)
-            .context("the pool is empty or the amount is zero")?;
+        let quote = match venue {
+            Venue::V2 { factory } => {
+                let reserves = dex::v2_reserves(p, factory, sell, buy).await?;
+                dex::v2_amount_out(amount_in, reserves.reserve_in, reserves.reserve_out)
+                    .context("the pool is empty or the amount is zero")?
+            }
+            Venue::V3 { fee, quoter } => {
+                dex::v3_quote(p, quoter, sell, buy, fee, amount_in).await?
+            }
+        };
         let min = dex::min_out(quote, a.slippage_bps);
         let allowance = IERC20::new(sell, p).allowance(me, router).call().await?;
         if allowance < amount_in {
@@ -278,7 +302,14 @@ pub fn swap(a: SwapArgs) -> Result<()> {
         let before = IERC20::new(buy, p).balanceOf(me).call().await?;
         let head = p.get_block_by_number(Default::default()).await?.context("no latest block")?;
         let deadline = head.header.timestamp + a.deadline_secs;
-        let input = dex::v2_swap_exact_tokens(amount_in, min, vec![sell, buy], me, deadline);
+        let input = match venue {
+            Venue::V2 { .. } => {
+                dex::v2_swap_exact_tokens(amount_in, min, vec![sell, buy], me, deadline)
+            }
+            Venue::V3 { fee, .. } => {
+                dex::v3_exact_input_single(sell, buy, fee, me, deadline, amount_in, min)
+            }
+        };
         let out = exec
             .send(Request { to: router, input, quote: Some(quote), ..Request::default() })
             .await?;

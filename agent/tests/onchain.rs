@@ -10,7 +10,7 @@ use alloy::primitives::{Address, U256, address};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use common::{Anvil, dev_provider, e18, uniswap_v2};
+use common::{Anvil, dev_provider, e18, uniswap_v2, uniswap_v3};
 use kairos_chain::abi::IERC20;
 
 const FRIEND: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
@@ -32,23 +32,33 @@ fn out(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn swap_and_send_through_the_cli() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
-    let dev = dev_provider(&anvil.url);
+/// A key imported by `kairos keys import` into a fresh folder, funded with 2 ether and 1,000 of
+/// `token`, and a wallet file allowing `router`, `tokens` and `FRIEND`.
+struct CliWallet {
+    dir: tempfile::TempDir,
+    me: Address,
+    secret_hex: String,
+    transcript: String,
+}
+
+impl CliWallet {
+    fn wallet(&self) -> String {
+        self.dir.path().join("wallet.toml").display().to_string()
+    }
+    fn pw(&self) -> String {
+        self.dir.path().join("pw").display().to_string()
+    }
+}
+
+async fn cli_wallet(url: &str, router: Address, tokens: [Address; 2], fund: Address) -> CliWallet {
+    let dev = dev_provider(url);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-
-    // A key made and stored by kairos, funded by the dev account.
     let signer = PrivateKeySigner::random();
     let me = signer.address();
     let secret_hex = signer.to_bytes().to_string();
-    let mut transcript = String::new();
     std::fs::write(dir.join("key.hex"), &secret_hex).unwrap();
     std::fs::write(dir.join("pw"), "swap-test-password\n").unwrap();
-    let pw = dir.join("pw");
-    let pw = pw.to_str().unwrap();
     let keys = dir.join("keys");
     let o = kairos(&[
         "keys",
@@ -58,12 +68,11 @@ async fn swap_and_send_through_the_cli() {
         "--private-key-file",
         dir.join("key.hex").to_str().unwrap(),
         "--password-file",
-        pw,
+        dir.join("pw").to_str().unwrap(),
         "--scrypt-log-n",
         "12",
     ]);
     assert!(o.status.success(), "{}", out(&o));
-    transcript += &out(&o);
     std::fs::remove_file(dir.join("key.hex")).unwrap();
     dev.send_transaction(TransactionRequest::default().to(me).value(e18(2)))
         .await
@@ -71,18 +80,10 @@ async fn swap_and_send_through_the_cli() {
         .get_receipt()
         .await
         .unwrap();
-    IERC20::new(uni.token_a, &dev)
-        .transfer(me, e18(1_000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-
-    let wallet = dir.join("wallet.toml");
+    let r = IERC20::new(fund, &dev).transfer(me, e18(1_000)).send().await.unwrap();
+    r.get_receipt().await.unwrap();
     std::fs::write(
-        &wallet,
+        dir.join("wallet.toml"),
         format!(
             r#"
             rpc_url = "{url}"
@@ -108,15 +109,27 @@ async fn swap_and_send_through_the_cli() {
             symbol = "B"
             decimals = 18
             "#,
-            url = anvil.url,
             keys = keys.display(),
-            router = uni.router,
-            a = uni.token_a,
-            b = uni.token_b
+            a = tokens[0],
+            b = tokens[1]
         ),
     )
     .unwrap();
-    let w = wallet.to_str().unwrap();
+    CliWallet { transcript: out(&o), dir: tmp, me, secret_hex }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_and_send_through_the_cli() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let mut cw = cli_wallet(&anvil.url, uni.router, [uni.token_a, uni.token_b], uni.token_a).await;
+    let me = cw.me;
+    let (wallet, pw) = (cw.wallet(), cw.pw());
+    let (w, pw) = (wallet.as_str(), pw.as_str());
+    let mut transcript = std::mem::take(&mut cw.transcript);
+    let secret_hex = cw.secret_hex.clone();
+    let dir = cw.dir.path();
     let (router, factory) = (uni.router.to_string(), uni.factory.to_string());
     let (a, b) = (uni.token_a.to_string(), uni.token_b.to_string());
 
@@ -215,6 +228,60 @@ async fn swap_and_send_through_the_cli() {
     }
     // The journal sits next to the wallet file and holds the story.
     assert!(dir.join("journal.sqlite").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_on_uniswap_v3_through_the_cli() {
+    let Some(anvil) = Anvil::start(&["--disable-code-size-limit"]) else { return };
+    let uni = uniswap_v3(&anvil.url, e18(1_000_000)).await;
+    let cw = cli_wallet(&anvil.url, uni.router, [uni.token0, uni.token1], uni.token0).await;
+    let dev = dev_provider(&anvil.url);
+    let quote =
+        kairos_chain::dex::v3_quote(&dev, uni.quoter, uni.token0, uni.token1, 3000, e18(50))
+            .await
+            .unwrap();
+    let (wallet, pw) = (cw.wallet(), cw.pw());
+    let (router, quoter) = (uni.router.to_string(), uni.quoter.to_string());
+    let (t0, t1) = (uni.token0.to_string(), uni.token1.to_string());
+    let o = kairos(&[
+        "swap",
+        "--wallet",
+        &wallet,
+        "--password-file",
+        &pw,
+        "--router",
+        &router,
+        "--v3-fee",
+        "3000",
+        "--quoter",
+        &quoter,
+        "--sell",
+        &t0,
+        "--buy",
+        &t1,
+        "--amount",
+        "50",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(IERC20::new(uni.token1, &dev).balanceOf(cw.me).call().await.unwrap(), quote);
+    // Neither venue named: a clear error before anything happens.
+    let o = kairos(&[
+        "swap",
+        "--wallet",
+        &wallet,
+        "--password-file",
+        &pw,
+        "--router",
+        &router,
+        "--sell",
+        &t0,
+        "--buy",
+        &t1,
+        "--amount",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(out(&o).contains("--factory"), "{}", out(&o));
 }
 
 #[test]
