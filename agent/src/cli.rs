@@ -46,6 +46,9 @@ enum Command {
     /// Swap on a Uniswap V2 or V3 pool: quote, exact approval, slippage bound, deadline,
     /// confirmation.
     Swap(Box<crate::onchain::SwapArgs>),
+    /// Embed text with a sentence encoder (all-MiniLM-L6-v2): one JSON array of floats per
+    /// input line.
+    Embed(EmbedArgs),
     /// Load and validate data files; print what they hold.
     Data {
         /// Files or `sim:SEED[:BARS]`.
@@ -114,6 +117,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Keys(cmd) => crate::wallet::keys(cmd),
         Command::Tx(cmd) => crate::wallet::tx(cmd),
         Command::Swap(a) => crate::onchain::swap(*a),
+        Command::Embed(a) => embed(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,6 +126,45 @@ pub fn main_with(registry: Registry) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(Debug, Args)]
+struct EmbedArgs {
+    /// Model folder (config.json, tokenizer.json, model.safetensors; scripts/models/fetch.sh
+    /// makes target/models/all-MiniLM-L6-v2).
+    #[arg(long, env = "KAIROS_EMBED_MODEL")]
+    model: PathBuf,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON document (an array of arrays) instead of one array per line.
+    #[arg(long)]
+    json: bool,
+    /// Texts to embed; without any, one text per line of standard input.
+    texts: Vec<String>,
+}
+
+fn embed(a: EmbedArgs) -> Result<()> {
+    use std::io::BufRead;
+    let texts: Vec<String> = if a.texts.is_empty() {
+        std::io::stdin().lock().lines().collect::<std::io::Result<_>>()?
+    } else {
+        a.texts
+    };
+    let device = kairos_models::device(&a.device)?;
+    let encoder = kairos_models::embed::TextEncoder::load(&a.model, &device)?;
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(64) {
+        out.extend(encoder.embed(chunk)?);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        for v in &out {
+            println!("{}", serde_json::to_string(v)?);
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(format: &str, verbose: u8) {

@@ -239,3 +239,29 @@ fn example_config_file_runs() {
     assert_eq!(s["num_trades"], 262);
     assert!(tmp.path().join("summary.json").exists());
 }
+
+#[test]
+fn embed_prints_one_unit_vector_per_input() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/all-MiniLM-L6-v2");
+    if !dir.join("model.safetensors").exists() {
+        assert!(
+            std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(),
+            "MiniLM weights missing: run scripts/models/fetch.sh"
+        );
+        eprintln!("skipping: MiniLM weights not fetched (scripts/models/fetch.sh)");
+        return;
+    }
+    let o = kairos(&["embed", "--model", dir.to_str().unwrap(), "--json", "ETH breaks out", "gm"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let v: Vec<Vec<f32>> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v.len(), 2);
+    for e in &v {
+        assert_eq!(e.len(), 384);
+        assert!((e.iter().map(|x| x * x).sum::<f32>().sqrt() - 1.0).abs() < 1e-4);
+    }
+    let o = kairos(&["embed", "--model", dir.to_str().unwrap(), "--device", "cuda:0", "x"]);
+    if !kairos_models::CUDA_ENABLED {
+        assert!(text(&o).1.contains("--features cuda"), "{}", text(&o).1);
+    }
+}
