@@ -128,14 +128,8 @@ impl WalletFile {
     }
 
     async fn executor(&self, password: &PasswordArg) -> Result<Executor> {
-        let path = if Path::new(&self.keystore).is_file() {
-            PathBuf::from(&self.keystore)
-        } else {
-            let addr = tx::parse_address("keystore", &self.keystore)?;
-            KeyDir::new(self.keystore_dir.clone().unwrap_or_else(KeyDir::default_dir))
-                .find(addr)?
-                .path
-        };
+        let path = KeyDir::new(self.keystore_dir.clone().unwrap_or_else(KeyDir::default_dir))
+            .resolve("keystore", &self.keystore)?;
         let signer = keys::unlock_file(&path, &password.read(false)?)?;
         let guard = Guard::new(self.guardrails.clone())?;
         let journal = Journal::open(&self.journal)?;

@@ -248,13 +248,7 @@ pub fn tx(cmd: TxCommand) -> Result<()> {
                 input: tx::parse_bytes("--data", &a.data)?,
             };
             let unsigned = fields.build()?;
-            let path = if Path::new(&a.keystore).is_file() {
-                PathBuf::from(&a.keystore)
-            } else if let Ok(addr) = tx::parse_address("--keystore", &a.keystore) {
-                a.dir.dir().find(addr)?.path
-            } else {
-                bail!("--keystore {}: no such file, and not an address", a.keystore);
-            };
+            let path = a.dir.dir().resolve("--keystore", &a.keystore)?;
             let signer = keys::unlock_file(&path, &a.password.read(false)?)?;
             let signed = tx::sign(&signer, unsigned)?;
             if a.json {

@@ -8,7 +8,6 @@ use std::process::{Command, Output};
 
 use alloy::primitives::{Address, U256, address};
 use alloy::providers::Provider;
-use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use common::{Anvil, dev_provider, e18, uniswap_v2, uniswap_v3};
 use kairos_chain::abi::IERC20;
@@ -51,7 +50,6 @@ impl CliWallet {
 }
 
 async fn cli_wallet(url: &str, router: Address, tokens: [Address; 2], fund: Address) -> CliWallet {
-    let dev = dev_provider(url);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let signer = PrivateKeySigner::random();
@@ -74,14 +72,7 @@ async fn cli_wallet(url: &str, router: Address, tokens: [Address; 2], fund: Addr
     ]);
     assert!(o.status.success(), "{}", out(&o));
     std::fs::remove_file(dir.join("key.hex")).unwrap();
-    dev.send_transaction(TransactionRequest::default().to(me).value(e18(2)))
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let r = IERC20::new(fund, &dev).transfer(me, e18(1_000)).send().await.unwrap();
-    r.get_receipt().await.unwrap();
+    common::fund(url, me, e18(2), Some((fund, e18(1_000)))).await;
     std::fs::write(
         dir.join("wallet.toml"),
         format!(

@@ -289,16 +289,12 @@ impl Executor {
             .to(req.to)
             .value(req.value)
             .input(req.input.clone().into());
-        if let Err(e) = self.rpc.call(call.clone()).await {
-            return Err(match e {
-                RpcError::ErrorResp(_) => Error::Reverted { reason: revert_reason(&e) },
-                other => self.rpc_err(other),
-            });
-        }
-        self.rpc.estimate_gas(call).await.map_err(|e| match e {
+        let reverted = |e: RpcError<TransportErrorKind>| match e {
             RpcError::ErrorResp(_) => Error::Reverted { reason: revert_reason(&e) },
             other => self.rpc_err(other),
-        })
+        };
+        self.rpc.call(call.clone()).await.map_err(reverted)?;
+        self.rpc.estimate_gas(call).await.map_err(reverted)
     }
 
     async fn pending_nonce(&self) -> Result<u64> {

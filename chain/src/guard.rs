@@ -180,7 +180,7 @@ impl Guard {
     ) -> Result<Approval> {
         let approval = self.check_rules(from, tx, quote)?;
         for (asset, amount) in &approval.spends {
-            self.within_caps(*asset, *amount, day)?;
+            self.within_caps(*asset, *amount, U256::ZERO, day)?;
         }
         Ok(approval)
     }
@@ -242,15 +242,11 @@ impl Guard {
         quote: Option<U256>,
         day: i64,
     ) -> Result<Approval> {
-        let mut without = self.clone();
-        if let Ok(a) = self.check_rules(from, tx, quote) {
-            for (asset, amount) in &a.spends {
-                if let Some(v) = without.spent.get_mut(&(*asset, day)) {
-                    *v = v.saturating_sub(*amount);
-                }
-            }
+        let approval = self.check_rules(from, tx, quote)?;
+        for (asset, amount) in &approval.spends {
+            self.within_caps(*asset, *amount, *amount, day)?;
         }
-        without.check(from, tx, quote, day)
+        Ok(approval)
     }
 
     fn recipient(&self, from: Address, to: Address) -> Result<()> {
@@ -409,7 +405,9 @@ impl Guard {
         Ok(())
     }
 
-    fn within_caps(&self, asset: Address, amount: U256, day: i64) -> Result<()> {
+    /// Checks `amount` of `asset` against its caps; `booked` of it is already in today's spend
+    /// (a replacement of a booked transaction), so it is not counted twice.
+    fn within_caps(&self, asset: Address, amount: U256, booked: U256, day: i64) -> Result<()> {
         let (name, rule, per_tx, per_day) = if asset == Address::ZERO {
             ("wei of ether".to_string(), "native", self.native_caps.0, self.native_caps.1)
         } else {
@@ -425,7 +423,7 @@ impl Guard {
             ));
         }
         if let Some(cap) = per_day {
-            let total = self.spent(asset, day).saturating_add(amount);
+            let total = self.spent(asset, day).saturating_sub(booked).saturating_add(amount);
             if total > cap {
                 return Err(refuse(
                     rule,

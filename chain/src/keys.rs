@@ -116,6 +116,22 @@ impl KeyDir {
         Ok(KeyEntry { address: signer.address(), path })
     }
 
+    /// The key file `spec` names: a path to a file, or an address whose file is in this
+    /// folder. `what` names the setting in errors (`--keystore`).
+    pub fn resolve(&self, what: &str, spec: &str) -> Result<PathBuf> {
+        let p = Path::new(spec);
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        match crate::tx::parse_address(what, spec) {
+            Ok(addr) => Ok(self.find(addr)?.path),
+            Err(_) => Err(Error::Keystore {
+                what: format!("{what} {spec}"),
+                reason: "no such file, and not an address".into(),
+            }),
+        }
+    }
+
     /// Decrypts the key of `address`.
     pub fn unlock(&self, address: Address, password: &Password) -> Result<PrivateKeySigner> {
         unlock_file(&self.find(address)?.path, password)

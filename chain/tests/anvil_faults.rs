@@ -44,13 +44,7 @@ fn policy() -> Policy {
 
 async fn funded(url: &str) -> PrivateKeySigner {
     let s = PrivateKeySigner::random();
-    dev_provider(url)
-        .send_transaction(TransactionRequest::default().to(s.address()).value(e18(10)))
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    common::fund(url, s.address(), e18(10), None).await;
     s
 }
 

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
-use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use common::{Anvil, dev_provider, e18, uniswap_v2};
+use common::{Anvil, e18, uniswap_v2};
 use kairos_chain::Error;
 use kairos_chain::abi::{IERC20, IUniswapV2Router02};
 use kairos_chain::dex;
@@ -34,25 +33,11 @@ fn config() -> ExecutorConfig {
 async fn fund_approve_swap_confirm_read_balances() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
-    let dev = dev_provider(&anvil.url);
 
     // A fresh wallet, funded with gas money and 10,000 A.
     let trader = PrivateKeySigner::random();
     let me = trader.address();
-    dev.send_transaction(TransactionRequest::default().to(me).value(e18(5)))
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    IERC20::new(uni.token_a, &dev)
-        .transfer(me, e18(10_000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    common::fund(&anvil.url, me, e18(5), Some((uni.token_a, e18(10_000)))).await;
 
     let policy: Policy = toml::from_str(&format!(
         r#"

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use alloy::primitives::U256;
 use alloy::providers::Provider;
-use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use common::{Anvil, dev_provider, e18, uniswap_v3};
@@ -28,20 +27,7 @@ async fn v3_exact_input_single_with_quoter_and_feed() {
     let dev = dev_provider(&anvil.url);
     let trader = PrivateKeySigner::random();
     let me = trader.address();
-    dev.send_transaction(TransactionRequest::default().to(me).value(e18(1)))
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    IERC20::new(uni.token0, &dev)
-        .transfer(me, e18(1_000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    common::fund(&anvil.url, me, e18(1), Some((uni.token0, e18(1_000)))).await;
 
     let policy: Policy = toml::from_str(&format!(
         r#"

@@ -52,10 +52,7 @@ impl TextEncoder {
             .map_err(|e| Error::ModelFile { path: config_path.clone(), reason: e.to_string() })?;
         let config: Config = serde_json::from_str(&text)
             .map_err(|e| Error::ModelFile { path: config_path.clone(), reason: e.to_string() })?;
-        let dim = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["hidden_size"].as_u64())
-            .unwrap_or(384) as usize;
+        let dim = config.hidden_size;
         let tok_path = file(dir, "tokenizer.json")?;
         let mut tokenizer = Tokenizer::from_file(&tok_path)
             .map_err(|e| Error::ModelFile { path: tok_path.clone(), reason: e.to_string() })?;

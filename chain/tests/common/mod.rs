@@ -110,6 +110,18 @@ pub fn dev_provider(url: &str) -> impl Provider + Clone {
     ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url.parse().unwrap())
 }
 
+/// Sends `ether` (wei) and, if given, `amount` of `token` from the dev account to `to`, and
+/// waits for both.
+pub async fn fund(url: &str, to: Address, ether: U256, token: Option<(Address, U256)>) {
+    let dev = dev_provider(url);
+    let pending = dev.send_transaction(TransactionRequest::default().to(to).value(ether));
+    pending.await.unwrap().get_receipt().await.unwrap();
+    if let Some((token, amount)) = token {
+        let erc20 = kairos_chain::abi::IERC20::new(token, &dev);
+        erc20.transfer(to, amount).send().await.unwrap().get_receipt().await.unwrap();
+    }
+}
+
 pub fn dev_address() -> Address {
     DEV_KEY.parse::<PrivateKeySigner>().unwrap().address()
 }
