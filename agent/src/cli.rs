@@ -49,6 +49,10 @@ enum Command {
     /// Embed text with a sentence encoder (all-MiniLM-L6-v2): one JSON array of floats per
     /// input line.
     Embed(EmbedArgs),
+    /// Train a bar forecaster (MLP or GRU) with a time-ordered train/validation/test split.
+    Train(Box<crate::ml::TrainArgs>),
+    /// Score a trained forecaster out of sample beside the naive baseline.
+    Evaluate(crate::ml::EvaluateArgs),
     /// Load and validate data files; print what they hold.
     Data {
         /// Files or `sim:SEED[:BARS]`.
@@ -118,6 +122,8 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Tx(cmd) => crate::wallet::tx(cmd),
         Command::Swap(a) => crate::onchain::swap(*a),
         Command::Embed(a) => embed(a),
+        Command::Train(a) => crate::ml::train(*a),
+        Command::Evaluate(a) => crate::ml::evaluate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

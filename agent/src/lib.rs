@@ -17,5 +17,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod ml;
 pub mod onchain;
 pub mod wallet;

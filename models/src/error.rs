@@ -24,6 +24,25 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Input data is unusable (too short, non-finite prices, a model trained on other features).
+    #[error("{0}")]
+    Data(String),
+    /// A forecaster or generation setting is invalid.
+    #[error("invalid setting {name}: {reason}")]
+    Setting {
+        /// The setting.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The tokenizer failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

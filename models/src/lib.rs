@@ -10,6 +10,8 @@
 pub mod device;
 pub mod embed;
 mod error;
+pub mod features;
+pub mod forecast;
 
 pub use device::device;
 pub use error::{Error, Result};
