@@ -105,12 +105,14 @@ struct BacktestArgs {
     json: bool,
 }
 
-/// Runs the CLI with the built-in strategies.
+/// Runs the CLI with the built-in rule strategies and the model strategies
+/// (`ml_forecast`, `news_sentiment`).
 pub fn main() -> ExitCode {
-    main_with(Registry::with_builtins())
+    main_with(kairos_models::strategies::registry())
 }
 
-/// Runs the CLI with a registry of your own (built-ins plus your strategies).
+/// Runs the CLI with a registry of your own (`kairos_models::strategies::registry()` plus your
+/// strategies).
 pub fn main_with(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format, cli.verbose);

@@ -7,7 +7,7 @@
 //! handing the registry to [`cli::main_with`]:
 //!
 //! ```no_run
-//! let mut registry = kairos_strategies::Registry::with_builtins();
+//! let mut registry = kairos_models::strategies::registry();
 //! // registry.register(my_strategy_info())?;
 //! std::process::exit(match kairos_agent::cli::main_with(registry) {
 //!     std::process::ExitCode::SUCCESS => 0,

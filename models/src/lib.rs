@@ -3,15 +3,19 @@
 //! Models for Kairos agents, with Candle, on CPU and on NVIDIA GPUs (the `cuda` feature):
 //!
 //! - [`device`]: `cpu` / `cuda` / `cuda:N` to a candle device, in one place;
-//! - [`embed`]: sentence embeddings with all-MiniLM-L6-v2 (BERT), mean-pooled and normalised.
-//!
-//! Forecasters, the small LLM and the ML strategies build on these.
+//! - [`embed`]: sentence embeddings with all-MiniLM-L6-v2 (BERT), mean-pooled and normalised;
+//! - [`features`] and [`forecast`]: bar features (polars for training, a streaming twin for
+//!   trading) and MLP/GRU forecasters trained with candle-nn;
+//! - [`strategies`]: `ml_forecast` and `news_sentiment`, registered beside the rule strategies;
+//! - [`cache`]: one copy of each model per process, shared across strategies and threads.
 
+pub mod cache;
 pub mod device;
 pub mod embed;
 mod error;
 pub mod features;
 pub mod forecast;
+pub mod strategies;
 
 pub use device::device;
 pub use error::{Error, Result};

@@ -30,6 +30,12 @@ pub enum ParamKind {
     Choice(&'static [&'static str]),
     /// `true` or `false`.
     Bool,
+    /// Free text, such as a model folder or a file of events; `required` ones have no default
+    /// and must be given.
+    Text {
+        /// Whether the parameter must be given.
+        required: bool,
+    },
 }
 
 /// A parameter value.
@@ -97,6 +103,22 @@ impl ParamSpec {
         }
     }
 
+    /// A text parameter (a path, a symbol); with `required`, it has no default and leaving it
+    /// out is an error naming it.
+    pub fn text(
+        name: &'static str,
+        default: &'static str,
+        required: bool,
+        help: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Text { required },
+            default: ParamValue::Str(default.into()),
+            help,
+        }
+    }
+
     /// A choice parameter; `default` must be one of `choices`.
     pub fn choice(
         name: &'static str,
@@ -118,6 +140,8 @@ impl ParamSpec {
             ParamKind::Float { min, max } => format!("number {min}..={max}"),
             ParamKind::Choice(c) => c.join("|"),
             ParamKind::Bool => "true|false".into(),
+            ParamKind::Text { required: true } => return format!("{} (text, required)", self.name),
+            ParamKind::Text { required: false } => "text".into(),
         };
         format!("{} ({ty}, default {})", self.name, self.default)
     }
@@ -149,6 +173,13 @@ impl ParamSpec {
                     Ok(ParamValue::Str(raw.into()))
                 } else {
                     Err(err(format!("`{raw}` is not one of {}", choices.join(", "))))
+                }
+            }
+            ParamKind::Text { .. } => {
+                if raw.is_empty() {
+                    Err(err("is empty".into()))
+                } else {
+                    Ok(ParamValue::Str(raw.into()))
                 }
             }
             ParamKind::Bool => match raw {
@@ -222,6 +253,14 @@ impl Params {
         match self.get(name)? {
             ParamValue::Str(v) => Ok(v),
             _ => Err(self.wrong_type(name, "a choice")),
+        }
+    }
+
+    /// A text parameter.
+    pub fn text(&self, name: &str) -> Result<&str> {
+        match self.get(name)? {
+            ParamValue::Str(v) => Ok(v),
+            _ => Err(self.wrong_type(name, "text")),
         }
     }
 
@@ -328,6 +367,17 @@ impl Registry {
                     },
                 })?;
             values.insert(spec.name, spec.parse(name, v)?);
+        }
+        for spec in &info.params {
+            if spec.kind == (ParamKind::Text { required: true })
+                && !given.iter().any(|(k, _)| k.as_ref().trim() == spec.name)
+            {
+                return Err(Error::InvalidParam {
+                    strategy: name.into(),
+                    param: spec.name.into(),
+                    reason: format!("is required ({})", spec.help),
+                });
+            }
         }
         Ok(Params { strategy: name.into(), values })
     }

@@ -1,0 +1,66 @@
+//! Strategies driven by models, registered next to the rule strategies with [`register`].
+//!
+//! | name | idea |
+//! | --- | --- |
+//! | `ml_forecast` | trade a trained forecaster's prediction when it crosses a threshold, sized by its confidence |
+//! | `news_sentiment` | trade headlines from a timestamped file, scored by a sentence encoder |
+//!
+//! Models come from the process-wide [`cache`](crate::cache): every strategy and thread
+//! naming the same folder shares one copy.
+
+mod ml_forecast;
+
+pub use ml_forecast::{MlForecast, PredictionLog};
+
+use kairos_strategies::{Context, InstrumentId, OrderSize, Registry, StrategyInfo};
+
+/// The model strategies' registry entries.
+pub fn all() -> Vec<StrategyInfo> {
+    vec![ml_forecast::info()]
+}
+
+/// Adds the model strategies to `registry`.
+pub fn register(registry: &mut Registry) -> kairos_strategies::Result<()> {
+    for info in all() {
+        registry.register(info)?;
+    }
+    Ok(())
+}
+
+/// A built-in registry with the model strategies added.
+pub fn registry() -> Registry {
+    let mut r = Registry::with_builtins();
+    for info in all() {
+        // Names are fixed and distinct from the built-ins'.
+        let _ = r.register(info);
+    }
+    r
+}
+
+/// Moves `id` to a position on one side: `Some(true)` long, `Some(false)` short (or flat when
+/// shorts are off), `None` flat; `size` is the equity fraction of a new position.
+pub(crate) fn target(
+    ctx: &mut Context,
+    id: InstrumentId,
+    side: Option<bool>,
+    shorts: bool,
+    size: f64,
+) {
+    let pos = ctx.position(id);
+    let want_long = side == Some(true);
+    let want_short = side == Some(false) && shorts;
+    if (want_long && pos > 0.0)
+        || (want_short && pos < 0.0)
+        || (!want_long && !want_short && pos == 0.0)
+    {
+        return;
+    }
+    ctx.close_position(id);
+    // Sizes are validated fractions, so a refusal cannot happen; ignoring it keeps the hook
+    // from panicking whatever the inputs.
+    if want_long {
+        let _ = ctx.buy(id, OrderSize::EquityFraction(size));
+    } else if want_short {
+        let _ = ctx.sell(id, OrderSize::EquityFraction(size));
+    }
+}
