@@ -53,6 +53,8 @@ enum Command {
     Train(Box<crate::ml::TrainArgs>),
     /// Score a trained forecaster out of sample beside the naive baseline.
     Evaluate(crate::ml::EvaluateArgs),
+    /// Generate text with a small LLM (Gemma-3 GGUF), or a validated JSON trading decision.
+    Generate(Box<crate::ml::GenerateArgs>),
     /// Load and validate data files; print what they hold.
     Data {
         /// Files or `sim:SEED[:BARS]`.
@@ -126,6 +128,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Embed(a) => embed(a),
         Command::Train(a) => crate::ml::train(*a),
         Command::Evaluate(a) => crate::ml::evaluate(a),
+        Command::Generate(a) => crate::ml::generate(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

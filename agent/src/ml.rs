@@ -216,3 +216,84 @@ pub fn evaluate(a: EvaluateArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `kairos generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// A GGUF file (scripts/models/fetch.sh makes target/models/gemma-3-270m-q4_k_m.gguf).
+    #[arg(long, env = "KAIROS_LLM_MODEL")]
+    model: PathBuf,
+    /// The prompt; without it, standard input.
+    prompt: Option<String>,
+    /// Most new tokens.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// 0 for greedy decoding.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Nucleus sampling probability mass (with --temperature above 0).
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 299_792_458)]
+    seed: u64,
+    /// Stop when this text appears (repeat for several).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Wrap the prompt in Gemma's chat turn markers (instruction-tuned models).
+    #[arg(long)]
+    chat: bool,
+    /// Ask for a JSON trading decision about the prompt's text, and print the validated
+    /// decision (an invalid reply becomes hold).
+    #[arg(long)]
+    decision: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print timings (prefill, decode tokens/s) on standard error.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// Generates text, or a decision.
+pub fn generate(a: GenerateArgs) -> Result<()> {
+    use std::io::{Read, Write};
+    let prompt = match a.prompt {
+        Some(p) => p,
+        None => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        }
+    };
+    let device = kairos_models::device(&a.device)?;
+    let mut model = kairos_models::llm::Gemma::load(&a.model, &device)?;
+    let opts = kairos_models::llm::GenerateOptions {
+        max_tokens: a.max_tokens,
+        temperature: a.temperature,
+        top_p: a.top_p,
+        seed: a.seed,
+        stop: a.stop,
+        chat: a.chat,
+    };
+    let g = if a.decision {
+        let (d, g) = model.decide(&prompt, &opts)?;
+        println!("{}", serde_json::to_string(&d)?);
+        g
+    } else {
+        let mut out = std::io::stdout().lock();
+        let g = model.generate(&prompt, &opts, |t| {
+            let _ = out.write_all(t.as_bytes());
+            let _ = out.flush();
+        })?;
+        let _ = writeln!(out);
+        g
+    };
+    if a.stats {
+        eprintln!(
+            "prompt {} tokens, prefill {:.1} ms; {} new tokens at {:.1} tokens/s; stop: {:?}",
+            g.prompt_tokens, g.prefill_ms, g.tokens, g.decode_tokens_per_s, g.stop
+        );
+    }
+    Ok(())
+}

@@ -14,6 +14,7 @@ use candle_core::Device;
 
 use crate::embed::TextEncoder;
 use crate::forecast::Forecaster;
+use crate::llm::Gemma;
 use crate::{Error, Result};
 
 type Slot = Arc<Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
@@ -77,6 +78,11 @@ impl ModelCache {
     /// A forecaster folder written by `kairos train`.
     pub fn forecaster(&self, dir: &Path, device: &str) -> Result<Arc<Forecaster>> {
         self.get_or_load(dir, device, |p, d| Forecaster::load(p, d))
+    }
+
+    /// A Gemma GGUF file, behind a mutex (generation mutates its KV cache).
+    pub fn gemma(&self, file: &Path, device: &str) -> Result<Arc<Mutex<Gemma>>> {
+        self.get_or_load(file, device, |p, d| Ok(Mutex::new(Gemma::load(p, d)?)))
     }
 
     /// A sentence encoder folder (all-MiniLM-L6-v2).

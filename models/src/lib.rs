@@ -6,6 +6,7 @@
 //! - [`embed`]: sentence embeddings with all-MiniLM-L6-v2 (BERT), mean-pooled and normalised;
 //! - [`features`] and [`forecast`]: bar features (polars for training, a streaming twin for
 //!   trading) and MLP/GRU forecasters trained with candle-nn;
+//! - [`llm`]: Gemma-3-270M (GGUF, Q4_K_M) for text generation and JSON trading decisions;
 //! - [`strategies`]: `ml_forecast` and `news_sentiment`, registered beside the rule strategies;
 //! - [`cache`]: one copy of each model per process, shared across strategies and threads.
 
@@ -15,6 +16,7 @@ pub mod embed;
 mod error;
 pub mod features;
 pub mod forecast;
+pub mod llm;
 pub mod strategies;
 
 pub use device::device;
