@@ -7,6 +7,7 @@
 //! - [`features`] and [`forecast`]: bar features (polars for training, a streaming twin for
 //!   trading) and MLP/GRU forecasters trained with candle-nn;
 //! - [`llm`]: Gemma-3-270M (GGUF, Q4_K_M) for text generation and JSON trading decisions;
+//! - [`sentiment`]: bullish/bearish scores for headlines from prototype sentences;
 //! - [`strategies`]: `ml_forecast` and `news_sentiment`, registered beside the rule strategies;
 //! - [`cache`]: one copy of each model per process, shared across strategies and threads.
 
@@ -17,6 +18,7 @@ mod error;
 pub mod features;
 pub mod forecast;
 pub mod llm;
+pub mod sentiment;
 pub mod strategies;
 
 pub use device::device;

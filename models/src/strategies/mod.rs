@@ -9,14 +9,16 @@
 //! naming the same folder shares one copy.
 
 mod ml_forecast;
+mod news_sentiment;
 
 pub use ml_forecast::{MlForecast, PredictionLog};
+pub use news_sentiment::{Headline, NewsSentiment, read_headlines};
 
 use kairos_strategies::{Context, InstrumentId, OrderSize, Registry, StrategyInfo};
 
 /// The model strategies' registry entries.
 pub fn all() -> Vec<StrategyInfo> {
-    vec![ml_forecast::info()]
+    vec![ml_forecast::info(), news_sentiment::info()]
 }
 
 /// Adds the model strategies to `registry`.
