@@ -92,8 +92,7 @@ fn news_strategy_acts_only_after_a_headline_is_out() {
     let params =
         [("model", dir.to_str().unwrap()), ("news", news.to_str().unwrap()), ("hold", "300")];
     let mut s = reg.build("news_sentiment", &params).map_err(|e| e.to_string()).unwrap();
-    let mut cfg = BacktestConfig::default();
-    cfg.lot_size = Some(0.001);
+    let cfg = BacktestConfig { lot_size: Some(0.001), ..Default::default() };
     let r = Backtest::new(cfg).run(std::slice::from_ref(&series), &mut s).unwrap();
     // Orders are filled at the next bar's open: the first at bar 1002 (the headline came out
     // during bar 1000's successor's interval, so bar 1001 is the first to see it).

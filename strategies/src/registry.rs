@@ -119,6 +119,11 @@ impl ParamSpec {
         }
     }
 
+    /// A flag.
+    pub const fn bool(name: &'static str, default: bool, help: &'static str) -> Self {
+        Self { name, kind: ParamKind::Bool, default: ParamValue::Bool(default), help }
+    }
+
     /// A choice parameter; `default` must be one of `choices`.
     pub fn choice(
         name: &'static str,

@@ -132,12 +132,7 @@ fn build(p: &Params) -> Result<Box<dyn Strategy>> {
     let model = crate::cache::global()
         .forecaster(Path::new(dir), "cpu")
         .map_err(|e| p.invalid("model", e.to_string()))?;
-    let (threshold, full) = (p.float("threshold")?, p.float("full")?);
-    if full < threshold {
-        return Err(
-            p.invalid("full", format!("full ({full}) must be at least threshold ({threshold})"))
-        );
-    }
+    let (threshold, full) = super::thresholds(p)?;
     let shorts = p.choice("mode")? == "long_short";
     Ok(Box::new(MlForecast::new(
         model,
@@ -153,24 +148,19 @@ pub(crate) fn info() -> StrategyInfo {
     StrategyInfo {
         name: "ml_forecast",
         description: "trade a trained forecaster (kairos train) when its edge crosses a threshold, sized by confidence",
-        params: vec![
+        params: [
             ParamSpec::text("model", "", true, "forecaster folder written by `kairos train`"),
             ParamSpec::float("threshold", 0.05, 0.0, 10.0, "edge needed to take a side"),
             ParamSpec::float("full", 0.25, 1e-9, 10.0, "edge at which a position is full size"),
-            ParamSpec::float("size", 1.0, 1e-6, 1.0, "largest fraction of equity per position"),
-            ParamSpec::choice(
-                "mode",
-                "long_short",
-                &["long_short", "long_only"],
-                "long_short or long_only",
+            ParamSpec::bool(
+                "flat_inside",
+                false,
+                "close the position when the edge falls back inside the threshold",
             ),
-            ParamSpec {
-                name: "flat_inside",
-                kind: kairos_strategies::ParamKind::Bool,
-                default: kairos_strategies::ParamValue::Bool(false),
-                help: "close the position when the edge falls back inside the threshold",
-            },
-        ],
+        ]
+        .into_iter()
+        .chain(super::sizing_specs())
+        .collect(),
         build,
     }
 }

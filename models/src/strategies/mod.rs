@@ -14,7 +14,33 @@ mod news_sentiment;
 pub use ml_forecast::{MlForecast, PredictionLog};
 pub use news_sentiment::{Headline, NewsSentiment, read_headlines};
 
-use kairos_strategies::{Context, InstrumentId, OrderSize, Registry, StrategyInfo};
+use kairos_strategies::{
+    Context, InstrumentId, OrderSize, ParamSpec, Params, Registry, StrategyInfo,
+};
+
+/// `size` and `mode`, as the rule strategies declare them.
+pub(crate) fn sizing_specs() -> [ParamSpec; 2] {
+    [
+        ParamSpec::float("size", 1.0, 1e-6, 1.0, "largest fraction of equity per position"),
+        ParamSpec::choice(
+            "mode",
+            "long_short",
+            &["long_short", "long_only"],
+            "long_short or long_only",
+        ),
+    ]
+}
+
+/// `threshold` and `full`, checked against each other.
+pub(crate) fn thresholds(p: &Params) -> kairos_strategies::Result<(f64, f64)> {
+    let (threshold, full) = (p.float("threshold")?, p.float("full")?);
+    if full < threshold {
+        return Err(
+            p.invalid("full", format!("full ({full}) must be at least threshold ({threshold})"))
+        );
+    }
+    Ok((threshold, full))
+}
 
 /// The model strategies' registry entries.
 pub fn all() -> Vec<StrategyInfo> {

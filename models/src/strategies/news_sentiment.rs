@@ -162,12 +162,7 @@ fn build(p: &Params) -> Result<Box<dyn Strategy>> {
     let scorer = SentimentScorer::new(encoder).map_err(|e| p.invalid("model", e.to_string()))?;
     let headlines =
         read_headlines(Path::new(p.text("news")?)).map_err(|e| p.invalid("news", e.to_string()))?;
-    let (threshold, full) = (p.float("threshold")?, p.float("full")?);
-    if full < threshold {
-        return Err(
-            p.invalid("full", format!("full ({full}) must be at least threshold ({threshold})"))
-        );
-    }
+    let (threshold, full) = super::thresholds(p)?;
     let s = NewsSentiment::from_headlines(
         &headlines,
         &scorer,
@@ -185,20 +180,16 @@ pub(crate) fn info() -> StrategyInfo {
     StrategyInfo {
         name: "news_sentiment",
         description: "trade timestamped headlines (JSON lines) scored bullish/bearish by a sentence encoder",
-        params: vec![
+        params: [
             ParamSpec::text("model", "", true, "sentence encoder folder (all-MiniLM-L6-v2)"),
             ParamSpec::text("news", "", true, "JSON-lines file of {\"time\": ..., \"text\": ...}"),
             ParamSpec::float("threshold", 0.05, 0.0, 2.0, "score needed to take a side"),
             ParamSpec::float("full", 0.2, 1e-9, 2.0, "score at which a position is full size"),
             ParamSpec::int("hold", 60, 1, 1_000_000, "bars to hold after a headline"),
-            ParamSpec::float("size", 1.0, 1e-6, 1.0, "largest fraction of equity per position"),
-            ParamSpec::choice(
-                "mode",
-                "long_short",
-                &["long_short", "long_only"],
-                "long_short or long_only",
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(super::sizing_specs())
+        .collect(),
         build,
     }
 }
