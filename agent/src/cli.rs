@@ -53,6 +53,9 @@ enum Command {
     Train(Box<crate::ml::TrainArgs>),
     /// Score a trained forecaster out of sample beside the naive baseline.
     Evaluate(crate::ml::EvaluateArgs),
+    /// Walk-forward: train a forecaster on a window, trade the next window with `ml_forecast`
+    /// out of sample, roll forward.
+    Walkforward(Box<crate::ml::WalkForwardArgs>),
     /// Generate text with a small LLM (Gemma-3 GGUF), or a validated JSON trading decision.
     Generate(Box<crate::ml::GenerateArgs>),
     /// Load and validate data files; print what they hold.
@@ -129,6 +132,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Train(a) => crate::ml::train(*a),
         Command::Evaluate(a) => crate::ml::evaluate(a),
         Command::Generate(a) => crate::ml::generate(*a),
+        Command::Walkforward(a) => crate::ml::walk_forward(&registry, *a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -58,7 +58,7 @@ impl ModelCache {
         load: impl FnOnce(&Path, &Device) -> Result<T>,
     ) -> Result<Arc<T>> {
         let canonical =
-            path.canonicalize().map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+            path.canonicalize().map_err(|cause| Error::Io { path: path.to_path_buf(), cause })?;
         let dev = crate::device(device)?;
         let key = (TypeId::of::<T>(), canonical.clone(), format!("{dev:?}"));
         let slot = {

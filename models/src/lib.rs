@@ -21,6 +21,7 @@ pub mod llm;
 pub mod sentiment;
 pub mod strategies;
 
+pub use candle_core::Device;
 pub use device::device;
 pub use error::{Error, Result};
 

@@ -121,8 +121,8 @@ impl std::fmt::Debug for Forecaster {
 
 fn read_config(dir: &Path) -> Result<ForecasterConfig> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|source| Error::Io { path: path.clone(), source })?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|cause| Error::Io { path: path.clone(), cause })?;
     let config: ForecasterConfig = serde_json::from_str(&text)
         .map_err(|e| Error::ModelFile { path: path.clone(), reason: e.to_string() })?;
     config.check(&path)?;
@@ -168,7 +168,7 @@ impl Forecaster {
             )));
         };
         std::fs::create_dir_all(dir)
-            .map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+            .map_err(|cause| Error::Io { path: dir.to_path_buf(), cause })?;
         let weights = dir.join(WEIGHTS_FILE);
         varmap
             .save(&weights)
@@ -176,7 +176,7 @@ impl Forecaster {
         let path = dir.join(CONFIG_FILE);
         let json = serde_json::to_string_pretty(&self.config)
             .map_err(|e| Error::ModelFile { path: path.clone(), reason: e.to_string() })?;
-        std::fs::write(&path, json + "\n").map_err(|source| Error::Io { path, source })?;
+        std::fs::write(&path, json + "\n").map_err(|cause| Error::Io { path, cause })?;
         Ok(())
     }
 

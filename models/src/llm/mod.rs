@@ -107,7 +107,7 @@ impl Gemma {
         let path = path.as_ref();
         let bad = |reason: String| Error::ModelFile { path: path.to_path_buf(), reason };
         let mut file = std::fs::File::open(path)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+            .map_err(|cause| Error::Io { path: path.to_path_buf(), cause })?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| bad(format!("not a GGUF file: {e}")))?;
         let arch = content

@@ -48,7 +48,7 @@ fn parse_time(v: &serde_json::Value) -> std::result::Result<i64, String> {
 /// error naming its number.
 pub fn read_headlines(path: &Path) -> crate::Result<Vec<Headline>> {
     let text = std::fs::read_to_string(path)
-        .map_err(|source| crate::Error::Io { path: path.to_path_buf(), source })?;
+        .map_err(|cause| crate::Error::Io { path: path.to_path_buf(), cause })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

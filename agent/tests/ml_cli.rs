@@ -1,0 +1,153 @@
+//! `kairos train`, `evaluate`, `walkforward`, `backtest --strategy ml_forecast` and `generate`
+//! end to end on the real BTC file and the real Gemma weights.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kairos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run kairos")
+}
+
+fn ok(o: &Output) -> String {
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    out
+}
+
+fn err(o: &Output) -> String {
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+fn btc() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(), "{} missing", p.display());
+    None
+}
+
+#[test]
+fn train_evaluate_backtest_and_walk_forward() {
+    let Some(data) = btc() else { return };
+    let data = data.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("mlp");
+    let m = model.to_str().unwrap();
+    let out =
+        ok(&kairos(&["train", "--data", data, "--target", "sign", "--epochs", "4", "--out", m]));
+    assert!(out.contains("test") && out.contains("baseline"), "{out}");
+    assert!(model.join("model.safetensors").is_file() && model.join("config.json").is_file());
+
+    let ev: serde_json::Value =
+        serde_json::from_str(&ok(&kairos(&["evaluate", "--model", m, "--data", data, "--json"])))
+            .unwrap();
+    assert!(ev["samples"].as_u64().unwrap() > 5_000, "{ev}");
+    assert!(ev["baseline_mse"].as_f64().unwrap() > 0.0);
+
+    // Data from before the model's validation split (EUR/USD, 2017) has nothing out of sample.
+    let eurusd = Path::new(data).with_file_name("EURUSD.csv");
+    let e = err(&kairos(&["evaluate", "--model", m, "--data", eurusd.to_str().unwrap()]));
+    assert!(e.contains("validation split"), "{e}");
+
+    let summary: serde_json::Value = serde_json::from_str(&ok(&kairos(&[
+        "backtest",
+        "--data",
+        data,
+        "--strategy",
+        "ml_forecast",
+        "-p",
+        &format!("model={m}"),
+        "-p",
+        "threshold=0.02",
+        "--lot-size",
+        "0.001",
+        "--json",
+    ])))
+    .unwrap();
+    assert!(summary["num_trades"].as_u64().unwrap() > 0, "{summary}");
+
+    let wf = tmp.path().join("wf");
+    let out = ok(&kairos(&[
+        "walkforward",
+        "--data",
+        data,
+        "--train-bars",
+        "15000",
+        "--test-bars",
+        "10000",
+        "--epochs",
+        "2",
+        "--out",
+        wf.to_str().unwrap(),
+        "--json",
+    ]));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let folds = r["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3, "{r}");
+    for (i, f) in folds.iter().enumerate() {
+        // Each fold trades strictly after it trained, and the next fold starts where it ended.
+        assert!(f["test_start"].as_str().unwrap() > f["train_end"].as_str().unwrap());
+        assert!(Path::new(f["model"].as_str().unwrap()).join("config.json").is_file());
+        if i > 0 {
+            assert!(f["test_start"].as_str().unwrap() > folds[i - 1]["test_end"].as_str().unwrap());
+        }
+    }
+    assert!(wf.join("walkforward.json").is_file());
+
+    let e = err(&kairos(&["train", "--data", data, "--model", "transformer", "--out", m]));
+    assert!(e.contains("unknown model") && e.contains("mlp"), "{e}");
+    let e = err(&kairos(&["train", "--data", "sim:1:150", "--out", m]));
+    assert!(e.contains("too few"), "{e}");
+    let e = err(&kairos(&["evaluate", "--model", tmp.path().to_str().unwrap(), "--data", data]));
+    assert!(e.contains("config.json"), "{e}");
+}
+
+#[test]
+fn generate_text_and_a_decision() {
+    let gguf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/gemma-3-270m-q4_k_m.gguf");
+    if !gguf.is_file() {
+        assert!(
+            std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(),
+            "run scripts/models/fetch.sh"
+        );
+        return;
+    }
+    let g = gguf.to_str().unwrap();
+    let out = ok(&kairos(&[
+        "generate",
+        "--model",
+        g,
+        "--max-tokens",
+        "8",
+        "The Eiffel Tower is located in the city of",
+    ]));
+    assert!(out.contains("Paris"), "{out}");
+    let out = ok(&kairos(&[
+        "generate",
+        "--model",
+        g,
+        "--decision",
+        "--max-tokens",
+        "48",
+        "Bitcoin jumps 9% after the largest US bank starts offering it to clients.",
+    ]));
+    let d: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(["buy", "sell", "hold"].contains(&d["action"].as_str().unwrap()), "{d}");
+    let c = d["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&c));
+    let e = err(&kairos(&["generate", "--model", "/nonexistent.gguf", "x"]));
+    assert!(e.contains("/nonexistent.gguf"), "{e}");
+}
