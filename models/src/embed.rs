@@ -77,6 +77,11 @@ impl TextEncoder {
         Ok(Self { model, tokenizer, device: device.clone(), dim })
     }
 
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The embedding size (384 for MiniLM-L6).
     pub fn dim(&self) -> usize {
         self.dim
@@ -104,14 +109,21 @@ impl TextEncoder {
         let ids = Tensor::from_vec(ids, (b, t), &self.device)?;
         let types = Tensor::from_vec(types, (b, t), &self.device)?;
         let mask = Tensor::from_vec(mask, (b, t), &self.device)?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (b, t, h)
+        let unit = self.forward(&ids, &types, &mask)?;
+        Ok(unit.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+    }
+
+    /// Unit-length embeddings `(batch, dim)` for token ids, token types and attention mask,
+    /// each `(batch, tokens)` `u32` on this encoder's device: the model without the tokenizer
+    /// (fixed-shape benchmarks, inputs tokenised elsewhere).
+    pub fn forward(&self, ids: &Tensor, types: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let hidden = self.model.forward(ids, types, Some(mask))?; // (b, t, h)
         let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, t, 1)
         let summed = hidden.broadcast_mul(&m)?.sum(1)?; // (b, h)
         let counts = m.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (b, 1)
         let mean = summed.broadcast_div(&counts)?;
         let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-        let unit = mean.broadcast_div(&norm)?;
-        Ok(unit.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+        Ok(mean.broadcast_div(&norm)?)
     }
 }
 

@@ -8,10 +8,12 @@ use super::Arch;
 use crate::Result;
 use crate::features::COUNT;
 
-/// A dense layer `y = W x + b`, `W` row-major `[out, in]`.
+/// A dense layer `y = W x + b`, with `W` stored transposed (`[in, out]`): the product is a sum
+/// of weight columns scaled by the inputs, contiguous over the outputs, which the compiler
+/// vectorises without horizontal reductions.
 #[derive(Debug, Clone)]
 pub(super) struct Dense {
-    w: Vec<f32>,
+    wt: Vec<f32>,
     b: Vec<f32>,
     n_in: usize,
     n_out: usize,
@@ -30,34 +32,26 @@ impl Dense {
         n_out: usize,
     ) -> Result<Self> {
         let w = host(vb.get((n_out, n_in), weight)?)?;
+        let mut wt = vec![0.0f32; n_in * n_out];
+        for o in 0..n_out {
+            for i in 0..n_in {
+                wt[i * n_out + o] = w[o * n_in + i];
+            }
+        }
         let b = host(vb.get(n_out, bias)?)?;
-        Ok(Self { w, b, n_in, n_out })
+        Ok(Self { wt, b, n_in, n_out })
     }
 
     #[inline]
     fn apply(&self, x: &[f32], y: &mut [f32]) {
-        for (o, yo) in y.iter_mut().enumerate().take(self.n_out) {
-            let row = &self.w[o * self.n_in..(o + 1) * self.n_in];
-            *yo = self.b[o] + dot(row, &x[..self.n_in]);
+        let y = &mut y[..self.n_out];
+        y.copy_from_slice(&self.b);
+        for (col, &xi) in self.wt.chunks_exact(self.n_out).zip(&x[..self.n_in]) {
+            for (yo, w) in y.iter_mut().zip(col) {
+                *yo += w * xi;
+            }
         }
     }
-}
-
-/// A dot product in eight independent lanes, so the compiler vectorises it.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for i in 0..chunks {
-        for l in 0..8 {
-            acc[l] += a[i * 8 + l] * b[i * 8 + l];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i];
-    }
-    s
 }
 
 #[inline]

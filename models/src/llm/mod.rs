@@ -156,6 +156,16 @@ impl Gemma {
         ids
     }
 
+    /// The next-token logits after `ids` (a fresh sequence: the KV cache restarts).
+    pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            return Err(Error::Setting { name: "ids", reason: "need at least one token".into() });
+        }
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let logits = self.model.forward(&input, 0)?.squeeze(0)?;
+        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
+    }
+
     /// Generates a reply to `prompt`; `on_text` receives the text as it is produced.
     pub fn generate(
         &mut self,
