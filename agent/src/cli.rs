@@ -146,9 +146,10 @@ pub fn main_with(registry: Registry) -> ExitCode {
 #[derive(Debug, Args)]
 struct EmbedArgs {
     /// Model folder (config.json, tokenizer.json, model.safetensors; scripts/models/fetch.sh
-    /// makes target/models/all-MiniLM-L6-v2).
+    /// makes target/models/all-MiniLM-L6-v2), or `hf:sentence-transformers/all-MiniLM-L6-v2`
+    /// to fetch it from the Hugging Face Hub when online.
     #[arg(long, env = "KAIROS_EMBED_MODEL")]
-    model: PathBuf,
+    model: String,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -167,7 +168,8 @@ fn embed(a: EmbedArgs) -> Result<()> {
         a.texts
     };
     let device = kairos_models::device(&a.device)?;
-    let encoder = kairos_models::embed::TextEncoder::load(&a.model, &device)?;
+    let dir = kairos_models::hub::resolve_dir(&a.model, kairos_models::hub::ENCODER_FILES)?;
+    let encoder = kairos_models::embed::TextEncoder::load(&dir, &device)?;
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(64) {
         out.extend(encoder.embed(chunk)?);

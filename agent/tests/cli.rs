@@ -265,3 +265,23 @@ fn embed_prints_one_unit_vector_per_input() {
         assert!(text(&o).1.contains("--features cuda"), "{}", text(&o).1);
     }
 }
+
+#[test]
+fn embed_from_an_unreachable_hub_says_what_failed() {
+    let home = tempfile::tempdir().unwrap();
+    // A closed port on 127.0.0.1 stands in for being offline.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["embed", "--model", "hf:sentence-transformers/all-MiniLM-L6-v2", "gm"])
+        .env("HF_HOME", home.path())
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&o);
+    assert!(!o.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("downloading config.json") && stderr.contains(&format!("127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}

@@ -22,7 +22,8 @@ use kairos_models::forecast::{Arch, ForecastStream, Forecaster, TrainOptions, tr
 use kairos_strategies::Bar;
 
 fn btc() -> Option<Vec<Bar>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
     if !p.is_file() {
         eprintln!("skipping forecaster benches: {} not found", p.display());
         return None;
@@ -46,9 +47,13 @@ fn forecaster(c: &mut Criterion) {
         let rows: Vec<[f32; COUNT]> = (0..w)
             .map(|i| std::array::from_fn(|j| ((i * COUNT + j) as f32 * 0.37).sin()))
             .collect();
-        g.bench_function(format!("{name}_fast"), |b| b.iter(|| black_box(m.predict_window(black_box(&rows)))));
+        g.bench_function(format!("{name}_fast"), |b| {
+            b.iter(|| black_box(m.predict_window(black_box(&rows))))
+        });
         let x = Tensor::from_vec(rows.concat(), (1, w, COUNT), &Device::Cpu).expect("tensor");
-        g.bench_function(format!("{name}_candle"), |b| b.iter(|| black_box(m.predict_batch(black_box(&x)).expect("forward"))));
+        g.bench_function(format!("{name}_candle"), |b| {
+            b.iter(|| black_box(m.predict_batch(black_box(&x)).expect("forward")))
+        });
         // Features, standardisation and the fast path, bar by bar over real bars.
         let mut stream = ForecastStream::new(m.clone());
         let mut i = 0;
@@ -73,7 +78,9 @@ fn minilm(c: &mut Criterion) {
     for (batch, tokens) in [(1usize, 32usize), (32, 128)] {
         let n = batch * tokens;
         // Real vocabulary ids ([CLS] ... [SEP]); the values do not change the cost.
-        let ids: Vec<u32> = (0..n).map(|i| if i % tokens == 0 { 101 } else { 1000 + (i as u32 * 7919) % 20_000 }).collect();
+        let ids: Vec<u32> = (0..n)
+            .map(|i| if i % tokens == 0 { 101 } else { 1000 + (i as u32 * 7919) % 20_000 })
+            .collect();
         let ids = Tensor::from_vec(ids, (batch, tokens), &Device::Cpu).expect("ids");
         let types = ids.zeros_like().expect("types");
         let mask = ids.ones_like().expect("mask");
@@ -86,7 +93,8 @@ fn minilm(c: &mut Criterion) {
 }
 
 fn gemma(c: &mut Criterion) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/gemma-3-270m-q4_k_m.gguf");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/gemma-3-270m-q4_k_m.gguf");
     let Ok(mut model) = kairos_models::llm::Gemma::load(&path, &Device::Cpu) else {
         eprintln!("skipping gemma benches: run scripts/models/fetch.sh");
         return;
@@ -101,7 +109,9 @@ fn gemma(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             let mut done = 0;
             while done < iters {
-                let r = model.generate("The weather in Paris today is", &opts, |_| {}).expect("generate");
+                let r = model
+                    .generate("The weather in Paris today is", &opts, |_| {})
+                    .expect("generate");
                 let steps = (r.tokens as u64).saturating_sub(1).max(1);
                 total += Duration::from_secs_f64(steps as f64 / r.decode_tokens_per_s.max(1e-9));
                 done += steps;

@@ -3,6 +3,7 @@
 //! Models for Kairos agents, with Candle, on CPU and on NVIDIA GPUs (the `cuda` feature):
 //!
 //! - [`device`]: `cpu` / `cuda` / `cuda:N` to a candle device, in one place;
+//! - [`hub`]: model folders by path, or `hf:OWNER/NAME` from the Hugging Face Hub when online;
 //! - [`embed`]: sentence embeddings with all-MiniLM-L6-v2 (BERT), mean-pooled and normalised;
 //! - [`features`] and [`forecast`]: bar features (polars for training, a streaming twin for
 //!   trading) and MLP/GRU forecasters trained with candle-nn;
@@ -17,6 +18,7 @@ pub mod embed;
 mod error;
 pub mod features;
 pub mod forecast;
+pub mod hub;
 pub mod llm;
 pub mod sentiment;
 pub mod strategies;

@@ -35,7 +35,11 @@ fn minilm_embeddings_agree() {
     let dir = models().join("all-MiniLM-L6-v2");
     let cpu = kairos_models::embed::TextEncoder::load(&dir, &Device::Cpu).unwrap();
     let cuda = kairos_models::embed::TextEncoder::load(&dir, &gpu).unwrap();
-    let texts = ["Bitcoin surges to a record high", "a much longer sentence about rates, inflation and the dollar", "gm"];
+    let texts = [
+        "Bitcoin surges to a record high",
+        "a much longer sentence about rates, inflation and the dollar",
+        "gm",
+    ];
     for (a, b) in cpu.embed(&texts).unwrap().iter().zip(cuda.embed(&texts).unwrap()) {
         let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(d < 1e-4, "max |cpu - cuda| = {d}");
@@ -45,7 +49,8 @@ fn minilm_embeddings_agree() {
 #[test]
 fn forecaster_outputs_agree() {
     let Some(gpu) = gpu() else { return };
-    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
     let bars = kairos_backtests::data::load(&csv).unwrap().bars;
     for arch in [Arch::mlp(), Arch::gru()] {
         let mut o = TrainOptions::new(arch, Target { kind: TargetKind::Return, horizon: 15 });
@@ -63,7 +68,10 @@ fn forecaster_outputs_agree() {
             assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "cpu {x} cuda {y}");
         }
         // Training on the GPU also runs.
-        let mut o = TrainOptions::new(m.config().arch.clone(), Target { kind: TargetKind::Sign, horizon: 15 });
+        let mut o = TrainOptions::new(
+            m.config().arch.clone(),
+            Target { kind: TargetKind::Sign, horizon: 15 },
+        );
         o.epochs = 1;
         train(&bars[..10_000], "btc", &o, &gpu, |_| {}).unwrap();
     }
@@ -80,7 +88,9 @@ fn gemma_logits_agree() {
     let argmax = |v: &[f32]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).map(|(i, _)| i);
     assert_eq!(argmax(&a), argmax(&b));
     let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-    let cos = dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt());
+    let cos = dot
+        / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
+            * b.iter().map(|x| x * x).sum::<f32>().sqrt());
     // Q4_K matmuls dequantise differently on the two backends: compare directions, not bits.
     assert!(cos > 0.999, "cosine {cos}");
 }

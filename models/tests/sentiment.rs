@@ -116,6 +116,7 @@ fn bad_news_files_name_the_line() {
         ("{\"time\": \"yesterday\", \"text\": \"x\"}", "line 1"),
         ("{\"time\": 1640995200, \"text\": \"ok\"}\n{\"text\": \"no time\"}", "line 2"),
         ("{\"time\": 1640995200, \"text\": \"  \"}", "empty text"),
+        ("{\"time\": 99999999999, \"text\": \"year 5138\"}", "out of range"),
     ] {
         std::fs::write(&p, body).unwrap();
         let e = read_headlines(&p).unwrap_err().to_string();

@@ -429,6 +429,31 @@ mod tests {
     }
 
     #[test]
+    fn required_text_params_must_be_given() {
+        fn build(_: &Params) -> Result<Box<dyn Strategy>> {
+            Ok(Box::new(crate::builtin::SmaCross::new(2, 3, crate::builtin::Mode::LongOnly, 1.0)))
+        }
+        let mut r = Registry::new();
+        r.register(StrategyInfo {
+            name: "needs_file",
+            description: "test",
+            params: vec![
+                ParamSpec::text("file", "", true, "a file"),
+                ParamSpec::text("label", "x", false, "a label"),
+            ],
+            build,
+        })
+        .unwrap();
+        let e = r.params::<&str, &str>("needs_file", &[]).unwrap_err().to_string();
+        assert!(e.contains("`file`") && e.contains("required"), "{e}");
+        let p = r.params("needs_file", &[("file", "a.csv")]).unwrap();
+        assert_eq!((p.text("file").unwrap(), p.text("label").unwrap()), ("a.csv", "x"));
+        let e = r.params("needs_file", &[("file", " ")]).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        assert!(r.describe("needs_file").unwrap().contains("file (text, required)"));
+    }
+
+    #[test]
     fn unknown_param_lists_params() {
         let r = Registry::with_builtins();
         let e = r.params("sma_cross", &[("fats", "3")]).unwrap_err().to_string();

@@ -33,11 +33,12 @@ fn parse_time(v: &serde_json::Value) -> std::result::Result<i64, String> {
         serde_json::Value::Number(n) => {
             let x = n.as_i64().ok_or_else(|| format!("{n} is not a whole number"))?;
             // Epoch seconds, milliseconds or nanoseconds, by magnitude.
-            Ok(match x.abs() {
-                0..=99_999_999_999 => x * 1_000_000_000,
-                100_000_000_000..=99_999_999_999_999 => x * 1_000_000,
-                _ => x,
-            })
+            let scale = match x.unsigned_abs() {
+                0..=99_999_999_999 => 1_000_000_000,
+                100_000_000_000..=99_999_999_999_999 => 1_000_000,
+                _ => 1,
+            };
+            x.checked_mul(scale).ok_or_else(|| format!("{n} is out of range"))
         }
         other => Err(format!("{other} is not a time")),
     }
@@ -156,8 +157,10 @@ impl Strategy for NewsSentiment {
 }
 
 fn build(p: &Params) -> Result<Box<dyn Strategy>> {
+    let dir = crate::hub::resolve_dir(p.text("model")?, crate::hub::ENCODER_FILES)
+        .map_err(|e| p.invalid("model", e.to_string()))?;
     let encoder = crate::cache::global()
-        .text_encoder(Path::new(p.text("model")?), "cpu")
+        .text_encoder(&dir, "cpu")
         .map_err(|e| p.invalid("model", e.to_string()))?;
     let scorer = SentimentScorer::new(encoder).map_err(|e| p.invalid("model", e.to_string()))?;
     let headlines =
@@ -181,7 +184,12 @@ pub(crate) fn info() -> StrategyInfo {
         name: "news_sentiment",
         description: "trade timestamped headlines (JSON lines) scored bullish/bearish by a sentence encoder",
         params: [
-            ParamSpec::text("model", "", true, "sentence encoder folder (all-MiniLM-L6-v2)"),
+            ParamSpec::text(
+                "model",
+                "",
+                true,
+                "sentence encoder folder (all-MiniLM-L6-v2), or hf:OWNER/NAME",
+            ),
             ParamSpec::text("news", "", true, "JSON-lines file of {\"time\": ..., \"text\": ...}"),
             ParamSpec::float("threshold", 0.05, 0.0, 2.0, "score needed to take a side"),
             ParamSpec::float("full", 0.2, 1e-9, 2.0, "score at which a position is full size"),
