@@ -131,18 +131,18 @@ pub struct EvaluateArgs {
     json: bool,
 }
 
-fn load_bars(spec: &str, resample: Option<&str>) -> Result<Vec<kairos_strategies::Bar>> {
+fn load_series(spec: &str, resample: Option<&str>) -> Result<data::BarSeries> {
     let mut series = data::source(spec).with_context(|| format!("loading {spec}"))?;
     if let Some(r) = resample {
         series = data::resample(&series, data::parse_interval(r)?)?;
     }
-    Ok(series.bars)
+    Ok(series)
 }
 
 /// Trains, saves and prints the report.
 pub fn train(a: TrainArgs) -> Result<()> {
     let device = kairos_models::device(&a.opts.device)?;
-    let bars = load_bars(&a.data, a.resample.as_deref())?;
+    let bars = load_series(&a.data, a.resample.as_deref())?.bars;
     let mut opts = a.opts.options()?;
     opts.train_fraction = a.split[0];
     opts.validation_fraction = a.split[1];
@@ -233,7 +233,7 @@ fn print_eval(name: &str, kind: TargetKind, e: &EvalReport) {
 pub fn evaluate(a: EvaluateArgs) -> Result<()> {
     let device = kairos_models::device(&a.device)?;
     let model = Forecaster::load(&a.model, &device)?;
-    let bars = load_bars(&a.data, a.resample.as_deref())?;
+    let bars = load_series(&a.data, a.resample.as_deref())?.bars;
     let e = forecast::evaluate(&model, &bars)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
@@ -385,13 +385,7 @@ struct Fold {
 pub fn walk_forward(registry: &kairos_strategies::Registry, a: WalkForwardArgs) -> Result<()> {
     use kairos_backtests::engine::{Backtest, BacktestConfig};
     let device = kairos_models::device(&a.opts.device)?;
-    let series = {
-        let mut s = data::source(&a.data).with_context(|| format!("loading {}", a.data))?;
-        if let Some(r) = &a.resample {
-            s = data::resample(&s, data::parse_interval(r)?)?;
-        }
-        s
-    };
+    let series = load_series(&a.data, a.resample.as_deref())?;
     let bars = &series.bars;
     if a.test_bars == 0 || a.train_bars == 0 {
         bail!("--train-bars and --test-bars must be positive");

@@ -122,8 +122,8 @@ impl Strategy for MlForecast {
             return;
         }
         st.side = side;
-        let size = self.size * (edge.abs() / self.full).min(1.0);
-        super::target(ctx, bar.instrument, side, self.shorts, size.max(1e-6));
+        let size = super::scaled_size(self.size, edge, self.full);
+        super::target(ctx, bar.instrument, side, self.shorts, size);
     }
 }
 

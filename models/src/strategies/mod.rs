@@ -65,6 +65,12 @@ pub fn registry() -> Registry {
     r
 }
 
+/// The equity fraction for a signal of `strength`: `size x min(1, |strength| / full)`, kept
+/// above zero so a weak signal still sends a valid order.
+pub(crate) fn scaled_size(size: f64, strength: f64, full: f64) -> f64 {
+    (size * (strength.abs() / full).min(1.0)).max(1e-6)
+}
+
 /// Moves `id` to a position on one side: `Some(true)` long, `Some(false)` short (or flat when
 /// shorts are off), `None` flat; `size` is the equity fraction of a new position.
 pub(crate) fn target(

@@ -141,7 +141,7 @@ impl Strategy for NewsSentiment {
         if let Some(score) = latest.filter(|s| s.abs() > self.threshold) {
             side = Some(score > 0.0);
             st.left = self.hold;
-            size = self.size * (score.abs() / self.full).min(1.0);
+            size = super::scaled_size(self.size, score, self.full);
         } else if st.left > 0 {
             st.left -= 1;
             if st.left == 0 {
@@ -151,7 +151,7 @@ impl Strategy for NewsSentiment {
         // Orders only when the target side changes.
         if side != st.side {
             st.side = side;
-            super::target(ctx, bar.instrument, side, self.shorts, size.max(1e-6));
+            super::target(ctx, bar.instrument, side, self.shorts, size);
         }
     }
 }
