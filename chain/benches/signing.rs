@@ -80,7 +80,7 @@ fn signing(c: &mut Criterion) {
     });
 }
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/integration/common/mod.rs"]
 mod common;
 
 fn decision_to_broadcast(c: &mut Criterion) {

@@ -24,6 +24,7 @@ type Slot = Arc<Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
 pub struct ModelCache {
     slots: Mutex<HashMap<(TypeId, PathBuf, String), Slot>>,
     loads: std::sync::atomic::AtomicUsize,
+    loads_by_path: Mutex<HashMap<PathBuf, usize>>,
 }
 
 impl std::fmt::Debug for ModelCache {
@@ -49,6 +50,14 @@ impl ModelCache {
         self.loads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many loads this cache has run for the model at `path` (any type or device). Unlike
+    /// [`loads`](Self::loads) it does not move when other models load on other threads.
+    pub fn loads_of(&self, path: &Path) -> usize {
+        let Ok(canonical) = path.canonicalize() else { return 0 };
+        let counts = self.loads_by_path.lock().unwrap_or_else(|p| p.into_inner());
+        counts.get(&canonical).copied().unwrap_or(0)
+    }
+
     /// The model of type `T` at `path` on `device` (`cpu`, `cuda:0`), loading it with `load`
     /// the first time.
     pub fn get_or_load<T: Send + Sync + 'static>(
@@ -70,6 +79,12 @@ impl ModelCache {
             return downcast(model.clone(), &canonical);
         }
         self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self
+            .loads_by_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(canonical.clone())
+            .or_default() += 1;
         let model: Arc<T> = Arc::new(load(&canonical, &dev)?);
         *guard = Some(model.clone());
         Ok(model)
@@ -134,6 +149,8 @@ mod tests {
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert!(got.iter().all(|m| Arc::ptr_eq(m, &got[0])));
         assert_eq!(cache.loads(), 2);
+        assert_eq!(cache.loads_of(&dir), 2);
+        assert_eq!(cache.loads_of(&dir.join("missing")), 0);
         // Another type at the same path is another entry.
         let n = cache.get_or_load(&dir, "cpu", |_, _| Ok(7u32)).unwrap();
         assert_eq!(*n, 7);

@@ -1,5 +1,5 @@
 """Records what an independent implementation (eth-account 0.14.0) produces, for
-chain/tests/interop.rs:
+chain/tests/integration/interop.rs:
 
   eth_account_reference.py sign      > chain/tests/fixtures/eth_account_signed.json
   eth_account_reference.py keystores   chain/tests/fixtures/

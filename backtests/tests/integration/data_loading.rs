@@ -1,8 +1,6 @@
 //! Loading real bar files, round trips through Parquet and Arrow IPC, and every malformed
 //! input the loader must refuse with a message naming the file, the row and the problem.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use kairos_backtests::data::{self, BarSeries};
@@ -26,7 +24,7 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_shared_bar_file_loads() {
-    let Some(dir) = common::bars_dir() else { return };
+    let Some(dir) = crate::common::bars_dir() else { return };
     let mut files = Vec::new();
     all_files(&dir, &mut files);
     files.sort();
@@ -45,7 +43,7 @@ fn every_shared_bar_file_loads() {
 
 #[test]
 fn values_match_the_files() {
-    let Some(dir) = common::bars_dir() else { return };
+    let Some(dir) = crate::common::bars_dir() else { return };
     let eur = data::load(dir.join("EURUSD.csv")).unwrap();
     let b = eur.bars[0];
     assert_eq!(
@@ -87,7 +85,7 @@ fn frame(s: &BarSeries) -> DataFrame {
 
 #[test]
 fn parquet_and_ipc_round_trip() {
-    let Some(dir) = common::bars_dir() else { return };
+    let Some(dir) = crate::common::bars_dir() else { return };
     let src = data::load(dir.join("EURUSD.csv")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut df = frame(&src);
@@ -104,7 +102,7 @@ fn parquet_and_ipc_round_trip() {
 
 #[test]
 fn resampling_real_minutes() {
-    let Some(dir) = common::bars_dir() else { return };
+    let Some(dir) = crate::common::bars_dir() else { return };
     let m1 = data::load(dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();
     let m5 = data::resample(&m1, data::parse_interval("5m").unwrap()).unwrap();
     // 23:01..23:04 fall in the 23:00 bucket, then whole 5-minute buckets.
@@ -118,7 +116,7 @@ fn resampling_real_minutes() {
     let total: f64 = m1.bars.iter().map(|b| b.volume).sum();
     let d1 = data::resample(&m1, data::parse_interval("1d").unwrap()).unwrap();
     assert_eq!(d1.len(), 33); // 2021-12-31 .. 2022-02-01
-    assert!(common::close_rel(d1.bars.iter().map(|b| b.volume).sum::<f64>(), total, 1e-12));
+    assert!(crate::common::close_rel(d1.bars.iter().map(|b| b.volume).sum::<f64>(), total, 1e-12));
     assert!(data::resample(&m5, 60_000_000_000).is_err());
     data::validate(Path::new("x"), &d1.bars).unwrap();
 }

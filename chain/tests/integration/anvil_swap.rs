@@ -3,15 +3,13 @@
 //! and a deadline through the executor (simulation, guardrails, nonce, journal, broadcast,
 //! confirmation), and read the balances back.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Anvil, e18, uniswap_v2};
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use common::{Anvil, e18, uniswap_v2};
 use kairos_chain::Error;
 use kairos_chain::abi::{IERC20, IUniswapV2Router02};
 use kairos_chain::dex;
@@ -37,7 +35,7 @@ async fn fund_approve_swap_confirm_read_balances() {
     // A fresh wallet, funded with gas money and 10,000 A.
     let trader = PrivateKeySigner::random();
     let me = trader.address();
-    common::fund(&anvil.url, me, e18(5), Some((uni.token_a, e18(10_000)))).await;
+    crate::common::fund(&anvil.url, me, e18(5), Some((uni.token_a, e18(10_000)))).await;
 
     let policy: Policy = toml::from_str(&format!(
         r#"

@@ -1,15 +1,12 @@
 //! `kairos swap` and `kairos tx send` end to end: the real binary, a real anvil node with
 //! Uniswap V2 deployed by the test, a key file made by `kairos keys import`, a wallet file.
 
-#[path = "../../chain/tests/common/mod.rs"]
-mod common;
-
 use std::process::{Command, Output};
 
+use crate::common::{Anvil, dev_provider, e18, uniswap_v2, uniswap_v3};
 use alloy::primitives::{Address, U256, address};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use common::{Anvil, dev_provider, e18, uniswap_v2, uniswap_v3};
 use kairos_chain::abi::IERC20;
 
 const FRIEND: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
@@ -72,7 +69,7 @@ async fn cli_wallet(url: &str, router: Address, tokens: [Address; 2], fund: Addr
     ]);
     assert!(o.status.success(), "{}", out(&o));
     std::fs::remove_file(dir.join("key.hex")).unwrap();
-    common::fund(url, me, e18(2), Some((fund, e18(1_000)))).await;
+    crate::common::fund(url, me, e18(2), Some((fund, e18(1_000)))).await;
     std::fs::write(
         dir.join("wallet.toml"),
         format!(

@@ -9,15 +9,13 @@
 //! must produce the same trades (count, entry and exit times, sizes, prices) and every summary
 //! statistic within 1e-6 relative.
 
-mod common;
-
 use kairos_backtests::data;
 use kairos_backtests::engine::{Backtest, BacktestConfig};
 use kairos_strategies::Registry;
 use serde_json::Value;
 
 fn check(fixture: &str) {
-    let Some(dir) = common::bars_dir() else { return };
+    let Some(dir) = crate::common::bars_dir() else { return };
     let reference: Value = serde_json::from_str(fixture).expect("fixture is JSON");
     let file = reference["file"].as_str().expect("file");
     let p = &reference["params"];
@@ -50,7 +48,7 @@ fn check(fixture: &str) {
         assert_eq!(ours.entry_price, t[3].as_f64().expect("entry price"), "{ctx}: entry price");
         assert_eq!(ours.exit_price, t[4].as_f64().expect("exit price"), "{ctx}: exit price");
         assert!(
-            common::close_rel(ours.pnl, t[5].as_f64().expect("pnl"), 1e-9),
+            crate::common::close_rel(ours.pnl, t[5].as_f64().expect("pnl"), 1e-9),
             "{ctx}: pnl {} vs {}",
             ours.pnl,
             t[5]
@@ -66,7 +64,7 @@ fn check(fixture: &str) {
             !got.is_null() || want.is_null(),
             "{file}: {key} is null, backtesting.py has {want}"
         );
-        assert!(common::close_rel(g, w, 1e-6), "{file}: {key} = {g}, backtesting.py {w}");
+        assert!(crate::common::close_rel(g, w, 1e-6), "{file}: {key} = {g}, backtesting.py {w}");
         compared += 1;
     }
     assert_eq!(compared, 23, "{file}: every reference statistic compared");
@@ -74,17 +72,17 @@ fn check(fixture: &str) {
 
 #[test]
 fn eurusd_hourly() {
-    check(include_str!("fixtures/backtesting_py/sma_cross_10_20_EURUSD.json"));
+    check(include_str!("../fixtures/backtesting_py/sma_cross_10_20_EURUSD.json"));
 }
 
 #[test]
 fn btc_perp_minutes() {
     check(include_str!(
-        "fixtures/backtesting_py/sma_cross_10_20_btc-perp-20211231-20220201_1m.json"
+        "../fixtures/backtesting_py/sma_cross_10_20_btc-perp-20211231-20220201_1m.json"
     ));
 }
 
 #[test]
 fn sp500_daily_gzipped() {
-    check(include_str!("fixtures/backtesting_py/sma_cross_10_20_sp500.json"));
+    check(include_str!("../fixtures/backtesting_py/sma_cross_10_20_sp500.json"));
 }

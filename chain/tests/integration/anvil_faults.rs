@@ -8,18 +8,16 @@
 //! - after a crash between signing and broadcasting, a restarted executor sends the journalled
 //!   bytes, not a second order.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::proxy::{self, Fault};
+use crate::common::{Anvil, dev_provider, e18};
 use alloy::primitives::{Address, U256, address};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use common::proxy::{self, Fault};
-use common::{Anvil, dev_provider, e18};
 use kairos_chain::executor::{Executor, ExecutorConfig, Request};
 use kairos_chain::guard::{Guard, GuardedSigner, Policy};
 use kairos_chain::journal::{Journal, TxState};
@@ -44,7 +42,7 @@ fn policy() -> Policy {
 
 async fn funded(url: &str) -> PrivateKeySigner {
     let s = PrivateKeySigner::random();
-    common::fund(url, s.address(), e18(10), None).await;
+    crate::common::fund(url, s.address(), e18(10), None).await;
     s
 }
 

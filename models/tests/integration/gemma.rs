@@ -38,7 +38,7 @@ fn tokenizer_matches_sentencepiece_and_round_trips() {
     let Some(path) = gguf() else { return };
     let model = Gemma::load(&path, &Device::Cpu).unwrap();
     let tok = model.tokenizer();
-    let fx: Fixture = serde_json::from_str(include_str!("fixtures/gemma_tokens.json")).unwrap();
+    let fx: Fixture = serde_json::from_str(include_str!("../fixtures/gemma_tokens.json")).unwrap();
     assert!(fx.cases.len() >= 8);
     for c in &fx.cases {
         let ids = tok.encode(&c.text, false);

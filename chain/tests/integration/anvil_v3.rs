@@ -3,15 +3,13 @@
 //! the exact amount, `exactInputSingle` with a slippage bound and a deadline through the
 //! executor, and the pool's `Swap` event read back by the feed as a trade.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Anvil, dev_provider, e18, uniswap_v3};
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use common::{Anvil, dev_provider, e18, uniswap_v3};
 use kairos_chain::abi::IERC20;
 use kairos_chain::dex;
 use kairos_chain::executor::{Executor, ExecutorConfig, Request};
@@ -27,7 +25,7 @@ async fn v3_exact_input_single_with_quoter_and_feed() {
     let dev = dev_provider(&anvil.url);
     let trader = PrivateKeySigner::random();
     let me = trader.address();
-    common::fund(&anvil.url, me, e18(1), Some((uni.token0, e18(1_000)))).await;
+    crate::common::fund(&anvil.url, me, e18(1), Some((uni.token0, e18(1_000)))).await;
 
     let policy: Policy = toml::from_str(&format!(
         r#"

@@ -2,11 +2,9 @@
 //! become trades at the swap's own price with the right aggressor, reserve updates become
 //! quotes around the pool's mid, each event once, in chain order.
 
-mod common;
-
+use crate::common::{Anvil, dev_address, dev_provider, e18, uniswap_v2};
 use alloy::primitives::U256;
 use alloy::providers::Provider;
-use common::{Anvil, dev_address, dev_provider, e18, uniswap_v2};
 use kairos_chain::abi::{IUniswapV2Factory, IUniswapV2Pair, IUniswapV2Router02};
 use kairos_chain::feed::{DexFeed, Pool, PoolKind};
 use kairos_strategies::{InstrumentId, MarketEvent, Side};

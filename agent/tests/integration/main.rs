@@ -1,0 +1,11 @@
+//! Integration tests of kairos-agent, in one test binary. One binary per file would link the
+//! whole dependency tree once per file: minutes of linking and gigabytes of disk in CI.
+//! `cargo test -p kairos-agent --test integration MODULE::` runs one file's tests.
+
+#[path = "../../../chain/tests/integration/common/mod.rs"]
+mod common;
+
+mod cli;
+mod ml_cli;
+mod onchain;
+mod wallet;
