@@ -15,8 +15,7 @@
 //! The run is deterministic: the same bars, strategy and settings give bit-identical results.
 
 use kairos_strategies::{
-    Bar, BarRun, ClosedTrade, Context, Fill, Instrument, InstrumentId, Portfolio, Strategy,
-    Timestamp,
+    Bar, ClosedTrade, Context, Fill, Instrument, InstrumentId, Portfolio, Strategy, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -182,8 +181,23 @@ impl Backtest {
         };
         strategy.on_start(&mut run.ctx);
         if let [only] = series {
-            run.equity = crate::mem::vec_with_capacity(only.len());
-            run.single(&only.bars, strategy);
+            // One instrument: every bar is its own timestamp, so the curve has exactly one
+            // point per bar. It is written in place (no capacity checks) while the bar is in
+            // cache, and the times go to the run-length-coded index, which costs no memory for
+            // regular bars.
+            let mut curve = crate::mem::vec_with_capacity(only.len());
+            // `extend` from a slice's mapped iterator writes each point without a capacity
+            // check.
+            curve.extend(only.bars.iter().map(|bar| {
+                if bar.instrument == InstrumentId(0) {
+                    run.step(strategy, bar);
+                } else {
+                    run.step(strategy, &Bar { instrument: InstrumentId(0), ..*bar });
+                }
+                run.equity_time.push(bar.ts);
+                run.ctx.portfolio().equity()
+            }));
+            run.equity = curve;
         } else {
             run.equity =
                 crate::mem::vec_with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0));
@@ -265,88 +279,6 @@ impl Run {
     fn record(&mut self, ts: Timestamp) {
         self.equity_time.push(ts);
         self.equity.push(self.ctx.portfolio().equity());
-    }
-
-    /// One series: every bar is its own timestamp, so the curve gets one point per bar.
-    ///
-    /// While no order is working, bars go to [`Strategy::on_bars`] in runs (see
-    /// [`Run::bar_run`]); a strategy that hands them back, and every bar that meets a working
-    /// order, goes through [`Run::step`] one at a time.
-    fn single<S: Strategy + ?Sized>(&mut self, bars: &[Bar], strategy: &mut S) {
-        // Runs are cut at this many bars, so the bars a run hands over are still in cache when
-        // the engine writes their equity.
-        const RUN: usize = 4096;
-        let mut runs = true;
-        // Bars before this index are known to carry instrument 0, as a run needs (bars of a
-        // series built by hand may carry another id; those are relabelled one by one).
-        let mut labelled = 0;
-        let mut i = 0;
-        while i < bars.len() {
-            if runs && !self.ctx.has_orders() {
-                if labelled <= i {
-                    let end = (i + RUN).min(bars.len());
-                    labelled = i + bars[i..end]
-                        .iter()
-                        .position(|b| b.instrument != InstrumentId(0))
-                        .unwrap_or(end - i);
-                }
-                if labelled > i {
-                    let end = labelled.min(i + RUN);
-                    match self.bar_run(strategy, &bars[i..end]) {
-                        0 => runs = false,
-                        n => {
-                            i += n;
-                            continue;
-                        }
-                    }
-                }
-            }
-            let bar = &bars[i];
-            if bar.instrument == InstrumentId(0) {
-                self.step(strategy, bar);
-            } else {
-                self.step(strategy, &Bar { instrument: InstrumentId(0), ..*bar });
-            }
-            self.record(bar.ts);
-            i += 1;
-        }
-    }
-
-    /// Hands `bars` (instrument 0, no order working) to [`Strategy::on_bars`] and books the
-    /// bars it handled; returns how many (0: it handed them back).
-    ///
-    /// Nothing but the marks changes across the bars before the one the strategy acted at, so
-    /// their equity is the account's with the instrument marked at each close, the same
-    /// arithmetic as [`Portfolio::equity`] after [`Portfolio::mark`], written in one loop.
-    fn bar_run<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bars: &[Bar]) -> usize {
-        let mut run = BarRun::new(&mut self.ctx, bars);
-        strategy.on_bars(&mut run);
-        let (n, acted) = (run.consumed(), run.acted());
-        if n == 0 {
-            return 0;
-        }
-        let quiet = if acted { n - 1 } else { n };
-        let pf = self.ctx.portfolio();
-        let (balance, open) = (pf.balance(), pf.position(InstrumentId(0)));
-        let time = &mut self.equity_time;
-        // `extend` from a slice's mapped iterator writes each point without a capacity check.
-        self.equity.extend(bars[..quiet].iter().map(|bar| {
-            time.push(bar.ts);
-            balance + open.unrealised_pnl_at(bar.close)
-        }));
-        let last = &bars[n - 1];
-        if acted {
-            // The context is already at this bar (`BarRun::act_at`); orders it placed may fill
-            // at its close.
-            if self.fill_at_close && self.ctx.has_orders() {
-                self.match_orders(strategy, last, Phase::Close);
-            }
-            self.record(last.ts);
-        } else {
-            self.ctx.set_now(last.ts);
-            self.ctx.portfolio_mut().mark(InstrumentId(0), last.close);
-        }
-        n
     }
 
     /// Several series: a k-way merge by time, ties broken by series order.

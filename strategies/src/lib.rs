@@ -25,7 +25,6 @@
 //! }
 //! ```
 
-mod bar_run;
 pub mod builtin;
 mod context;
 mod error;
@@ -38,7 +37,6 @@ mod registry;
 mod strategy;
 mod time;
 
-pub use bar_run::BarRun;
 pub use context::Context;
 pub use error::{Error, Result};
 pub use instrument::{Instrument, InstrumentId};
@@ -55,7 +53,7 @@ pub mod prelude {
         Atr, Bollinger, Cross, Ema, Indicator, Macd, Rsi, Sma, StdDev, Vwap, Wma,
     };
     pub use crate::{
-        Bar, BarRun, BookDelta, Context, Fill, Instrument, InstrumentId, MarketEvent, OrderId,
-        OrderKind, OrderRequest, OrderSize, Params, Quote, Side, Strategy, Timestamp, Trade,
+        Bar, BookDelta, Context, Fill, Instrument, InstrumentId, MarketEvent, OrderId, OrderKind,
+        OrderRequest, OrderSize, Params, Quote, Side, Strategy, Timestamp, Trade,
     };
 }

@@ -105,13 +105,7 @@ impl Position {
     /// Unrealised PnL at the last mark: `quantity × last price − cost` (0 when flat).
     #[inline]
     pub fn unrealised_pnl(&self) -> f64 {
-        self.unrealised_pnl_at(self.last_price)
-    }
-
-    /// Unrealised PnL if marked at `price`: `quantity × price − cost` (0 when flat).
-    #[inline]
-    pub fn unrealised_pnl_at(&self, price: f64) -> f64 {
-        if self.lots.is_empty() { 0.0 } else { price * self.quantity - self.cost }
+        if self.lots.is_empty() { 0.0 } else { self.last_price * self.quantity - self.cost }
     }
 
     fn recompute(&mut self) {

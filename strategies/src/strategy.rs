@@ -1,6 +1,6 @@
 //! The [`Strategy`] trait.
 
-use crate::{Bar, BarRun, BookDelta, Context, Fill, Quote, Trade};
+use crate::{Bar, BookDelta, Context, Fill, Quote, Trade};
 
 /// A trading strategy: events in, orders out through the [`Context`].
 ///
@@ -41,24 +41,6 @@ pub trait Strategy: Send {
         let _ = (ctx, bar);
     }
 
-    /// Optional fast path for the backtest engine: several closed bars of one instrument at
-    /// once, handed over while no order is working. The default hands them back: the engine
-    /// then feeds every bar of the backtest to [`Strategy::on_bar`] one by one, as it does
-    /// for any run an implementation hands back (by ending it without consuming a bar).
-    ///
-    /// An implementation must do exactly what `on_bar` would do for each bar in turn: update
-    /// its state bar by bar, and end the run either with [`BarRun::consume`] (nothing needed
-    /// the context) or with [`BarRun::act_at`] at the first bar where `on_bar` would use the
-    /// context, then use the context it returns as `on_bar` would for that bar. The engine
-    /// checks nothing: a test that runs the strategy both ways and compares the results bit for
-    /// bit is the way to know (the built-in `sma_cross` has one). Paper and live runtimes call
-    /// only `on_bar`. What it buys: the strategy's state can live in registers for a whole run of
-    /// bars instead of going through memory on every bar, and the engine records the equity of
-    /// the bars in between in one tight loop.
-    fn on_bars(&mut self, bars: &mut BarRun<'_>) {
-        let _ = bars;
-    }
-
     /// Called for every trade print.
     fn on_trade(&mut self, ctx: &mut Context, trade: &Trade) {
         let _ = (ctx, trade);
@@ -95,10 +77,6 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     #[inline]
     fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
         (**self).on_bar(ctx, bar)
-    }
-    #[inline]
-    fn on_bars(&mut self, bars: &mut BarRun<'_>) {
-        (**self).on_bars(bars)
     }
     fn on_trade(&mut self, ctx: &mut Context, trade: &Trade) {
         (**self).on_trade(ctx, trade)

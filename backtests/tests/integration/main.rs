@@ -6,6 +6,5 @@ mod common;
 
 mod builtin_strategies;
 mod data_loading;
-mod fast_path;
 mod parity_backtesting_py;
 mod properties;

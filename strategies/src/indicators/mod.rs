@@ -70,66 +70,15 @@ impl Window {
         Self { buf: vec![0.0; cap].into_boxed_slice(), mask: cap - 1, n, pushed: 0 }
     }
 
-    /// The window with its counter copied out, for a loop that keeps the counter in a register
-    /// (a `&mut Window` loop reloads it after every store into the buffer, which the compiler
-    /// cannot prove does not overlap it). Write the counter back with [`Window::restore`].
-    #[inline(always)]
-    pub(crate) fn cursor(&mut self) -> WindowCursor<'_> {
-        WindowCursor { buf: &mut self.buf, mask: self.mask, n: self.n, pushed: self.pushed }
-    }
-
-    /// Takes back the counter of a [`Window::cursor`] that has been dropped.
-    #[inline(always)]
-    pub(crate) fn restore(&mut self, pushed: usize) {
-        self.pushed = pushed;
-    }
-
-    /// Pushes `x`; returns the value that fell out once the window is full.
-    #[inline(always)]
-    pub(crate) fn push(&mut self, x: f64) -> Option<f64> {
-        let mut c = self.cursor();
-        let out = c.push(x);
-        let pushed = c.pushed;
-        self.pushed = pushed;
-        out
-    }
-
-    /// A read-only view.
-    #[inline(always)]
-    pub(crate) fn view(&self) -> WindowView<'_> {
-        WindowView { buf: &self.buf, mask: self.mask, n: self.n, pushed: self.pushed }
-    }
-
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.pushed.min(self.n)
-    }
-
-    #[inline]
-    pub(crate) fn is_full(&self) -> bool {
-        self.pushed >= self.n
-    }
-}
-
-/// A [`Window`]'s buffer with its counter held by value (see [`Window::cursor`]).
-pub(crate) struct WindowCursor<'a> {
-    buf: &'a mut [f64],
-    mask: usize,
-    n: usize,
-    pub(crate) pushed: usize,
-}
-
-impl WindowCursor<'_> {
     /// The slot of the `i`-th input ever pushed.
     #[inline(always)]
     #[allow(unsafe_code)]
     fn slot(&mut self, i: usize) -> &mut f64 {
         let j = i & self.mask;
         debug_assert!(j < self.buf.len());
-        // SAFETY: a cursor is made only by `Window::cursor`, from a window whose `buf.len()` is
-        // a power of two and whose `mask == buf.len() - 1` (both fixed in `Window::new` and
-        // never changed), so `i & mask < buf.len()` for every `i`. This is the innermost loop
-        // of every moving average; the bounds check costs more than the work.
+        // SAFETY: `buf.len()` is a power of two and `mask == buf.len() - 1`, both fixed in
+        // `new` and never changed, so `i & mask < buf.len()` for every `i`. This is the
+        // innermost loop of every moving average; the bounds check costs more than the work.
         unsafe { self.buf.get_unchecked_mut(j) }
     }
 
@@ -142,6 +91,12 @@ impl WindowCursor<'_> {
         if i >= self.n { Some(*self.slot(i - self.n)) } else { None }
     }
 
+    /// The newest `k` values (at most the window), oldest first.
+    pub(crate) fn last(&self, k: usize) -> impl Iterator<Item = f64> + '_ {
+        let start = self.pushed.saturating_sub(k.min(self.n));
+        (start..self.pushed).map(move |i| self.buf[i & self.mask])
+    }
+
     /// Pushes `x` and returns what fell out of the trailing `k <= n` inputs and out of the
     /// whole window, for two averages sharing one window.
     #[inline(always)]
@@ -152,33 +107,14 @@ impl WindowCursor<'_> {
         (inner, self.push(x))
     }
 
-    #[inline(always)]
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.pushed.min(self.n)
+    }
+
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.pushed >= self.n
-    }
-
-    /// A read-only view.
-    #[inline(always)]
-    pub(crate) fn view(&self) -> WindowView<'_> {
-        WindowView { buf: self.buf, mask: self.mask, n: self.n, pushed: self.pushed }
-    }
-}
-
-/// A read-only [`Window`], passed by value so that reading it does not pin the window's
-/// counters to memory.
-#[derive(Clone, Copy)]
-pub(crate) struct WindowView<'a> {
-    buf: &'a [f64],
-    mask: usize,
-    n: usize,
-    pushed: usize,
-}
-
-impl<'a> WindowView<'a> {
-    /// The newest `k` values (at most the window), oldest first.
-    pub(crate) fn last(self, k: usize) -> impl Iterator<Item = f64> + 'a {
-        let start = self.pushed.saturating_sub(k.min(self.n));
-        (start..self.pushed).map(move |i| self.buf[i & self.mask])
     }
 }
 

@@ -1,11 +1,11 @@
 //! Moving averages: simple, exponential and weighted.
 
-use super::{Indicator, Window, WindowCursor, WindowView, check_period};
+use super::{Indicator, Window, check_period};
 
 /// pandas' rolling-mean accumulator: a Kahan-compensated running sum with separate
 /// compensations for values entering and leaving the window (`pandas/_libs/window/
 /// aggregations.pyx`, `add_mean` / `remove_mean` / `calc_mean`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PandasMean {
     period: usize,
     divisor: f64,
@@ -38,7 +38,7 @@ impl PandasMean {
     /// The mean of a full window whose newest input is `x`; `run` counts how many of the
     /// newest inputs equal `x`.
     #[inline(always)]
-    fn mean(&self, x: f64, run: usize, window: WindowView<'_>) -> f64 {
+    fn mean(&self, x: f64, run: usize, window: &Window) -> f64 {
         let mean = self.sum / self.divisor;
         if run >= self.period {
             x
@@ -54,7 +54,7 @@ impl PandasMean {
 
     #[cold]
     #[inline(never)]
-    fn sign_checked(&self, mean: f64, x: f64, window: WindowView<'_>) -> f64 {
+    fn sign_checked(&self, mean: f64, x: f64, window: &Window) -> f64 {
         if !((mean < 0.0 && x >= 0.0) || (mean > 0.0 && x < 0.0)) {
             return mean;
         }
@@ -69,7 +69,7 @@ impl PandasMean {
 
 /// Counts how many of the newest inputs are equal (pandas returns such a window's value
 /// exactly).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Run {
     len: usize,
     prev: f64,
@@ -134,7 +134,7 @@ impl Indicator for Sma {
         if !self.window.is_full() {
             return None;
         }
-        self.value = Some(self.acc.mean(x, run, self.window.view()));
+        self.value = Some(self.acc.mean(x, run, &self.window));
         self.value
     }
 
@@ -180,66 +180,6 @@ impl SmaPair {
     }
 }
 
-impl SmaPair {
-    /// One input, on state held wherever the caller keeps it: in the struct for
-    /// [`Indicator::update`], in registers for [`SmaPair::scan`]. One definition for both, so
-    /// the two are the same arithmetic in the same order.
-    #[inline(always)]
-    fn step(
-        window: &mut WindowCursor<'_>,
-        fast: &mut PandasMean,
-        slow: &mut PandasMean,
-        run: &mut Run,
-        x: f64,
-    ) -> Option<(f64, f64)> {
-        // The input leaving the fast window is still inside the slow one.
-        let (fast_old, slow_old) = window.push2(x, fast.period);
-        if let Some(old) = fast_old {
-            fast.remove(old);
-        }
-        if let Some(old) = slow_old {
-            slow.remove(old);
-        }
-        fast.add(x);
-        slow.add(x);
-        let run = run.push(x);
-        if !window.is_full() {
-            return None;
-        }
-        Some((fast.mean(x, run, window.view()), slow.mean(x, run, window.view())))
-    }
-
-    /// Feeds `inputs` in order and calls `on_value(fast, slow)` with each value once warmed up,
-    /// stopping after the first input for which it returns `true`. Returns how many inputs it
-    /// took. The values are bit-identical to calling [`Indicator::update`] on each input; the
-    /// difference is speed: the sums and counters stay in registers for the whole loop instead
-    /// of going through memory on every input (the backtest engine's fast path,
-    /// [`Strategy::on_bars`](crate::Strategy::on_bars)).
-    #[inline(always)]
-    pub fn scan(
-        &mut self,
-        inputs: impl IntoIterator<Item = f64>,
-        mut on_value: impl FnMut(f64, f64) -> bool,
-    ) -> usize {
-        let (mut fast, mut slow, mut run, mut value) = (self.fast, self.slow, self.run, self.value);
-        let mut window = self.window.cursor();
-        let mut taken = 0;
-        for x in inputs {
-            taken += 1;
-            if let Some((f, s)) = Self::step(&mut window, &mut fast, &mut slow, &mut run, x) {
-                value = Some((f, s));
-                if on_value(f, s) {
-                    break;
-                }
-            }
-        }
-        let pushed = window.pushed;
-        self.window.restore(pushed);
-        (self.fast, self.slow, self.run, self.value) = (fast, slow, run, value);
-        taken
-    }
-}
-
 impl Indicator for SmaPair {
     type Input = f64;
     /// `(fast, slow)`.
@@ -247,14 +187,23 @@ impl Indicator for SmaPair {
 
     #[inline(always)]
     fn update(&mut self, x: f64) -> Option<(f64, f64)> {
-        let mut window = self.window.cursor();
-        let v = Self::step(&mut window, &mut self.fast, &mut self.slow, &mut self.run, x);
-        let pushed = window.pushed;
-        self.window.restore(pushed);
-        if v.is_some() {
-            self.value = v;
+        // The input leaving the fast window is still inside the slow one.
+        let (fast_old, slow_old) = self.window.push2(x, self.fast.period);
+        if let Some(old) = fast_old {
+            self.fast.remove(old);
         }
-        v
+        if let Some(old) = slow_old {
+            self.slow.remove(old);
+        }
+        self.fast.add(x);
+        self.slow.add(x);
+        let run = self.run.push(x);
+        if !self.window.is_full() {
+            return None;
+        }
+        self.value =
+            Some((self.fast.mean(x, run, &self.window), self.slow.mean(x, run, &self.window)));
+        self.value
     }
 
     #[inline]
