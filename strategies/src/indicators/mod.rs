@@ -107,6 +107,17 @@ impl Window {
         (inner, self.push(x))
     }
 
+    /// [`Window::push2`] on a full window, where a value always leaves both: `[inner, outer]`.
+    #[inline(always)]
+    pub(crate) fn push2_full(&mut self, x: f64, k: usize) -> [f64; 2] {
+        debug_assert!(k <= self.n && self.is_full());
+        let i = self.pushed;
+        let out = [*self.slot(i - k), *self.slot(i - self.n)];
+        *self.slot(i) = x;
+        self.pushed = i + 1;
+        out
+    }
+
     #[inline]
     pub(crate) fn len(&self) -> usize {
         self.pushed.min(self.n)
