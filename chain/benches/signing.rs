@@ -1,8 +1,8 @@
 //! Signing and encoding costs of an on-chain order, and decision-to-broadcast latency against
 //! a real anvil node:
 //! - `sign_swap_tx`: build an EIP-1559 Uniswap V2 swap transaction, sign it, encode it
-//!   (EIP-2718 bytes, as broadcast): libsecp256k1 in the default build, k256 with
-//!   `--no-default-features`;
+//!   (EIP-2718 bytes, as broadcast): k256 by default, libsecp256k1 with `--features
+//!   secp256k1`;
 //! - `abi_encode_swap`: the swap calldata alone;
 //! - `decision_to_broadcast`: `Executor::submit` against anvil on 127.0.0.1: simulation
 //!   (`eth_call` + gas estimate), guardrails, signing, journal (SQLite, fsync'd), broadcast.

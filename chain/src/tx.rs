@@ -8,9 +8,9 @@ use alloy::signers::local::PrivateKeySigner;
 
 use crate::{Error, Result};
 
-/// Which ECDSA implementation signs: `secp256k1` (libsecp256k1, the default `secp256k1`
-/// feature) or `k256` (pure Rust, built with `--no-default-features`). Both sign RFC 6979
-/// deterministic, low-s signatures, so the bytes are the same.
+/// Which ECDSA implementation signs: `k256` (pure Rust, the library's default) or `secp256k1`
+/// (libsecp256k1, with the `secp256k1` feature, which the `kairos` binary turns on). Both sign
+/// RFC 6979 deterministic, low-s signatures, so the bytes are the same.
 pub const SIGNING_BACKEND: &str = if cfg!(feature = "secp256k1") { "secp256k1" } else { "k256" };
 
 /// Intrinsic gas of the cheapest transaction (a plain transfer).
