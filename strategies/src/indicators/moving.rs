@@ -106,8 +106,8 @@ impl PandasMeanPair {
     /// [`PandasMean::remove`] of `old[k]` from each lane `k`.
     #[inline(always)]
     fn remove(&mut self, old: [f64; 2]) {
-        for k in 0..2 {
-            let y = -old[k] - self.comp_remove[k];
+        for (k, old) in old.into_iter().enumerate() {
+            let y = -old - self.comp_remove[k];
             let t = self.sum[k] + y;
             self.comp_remove[k] = t - self.sum[k] - y;
             self.sum[k] = t;
