@@ -25,14 +25,10 @@ fn gpu() -> Option<Device> {
     }
 }
 
-fn models() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models")
-}
-
 #[test]
 fn minilm_embeddings_agree() {
     let Some(gpu) = gpu() else { return };
-    let dir = models().join("all-MiniLM-L6-v2");
+    let Some(dir) = crate::common::minilm() else { return };
     let cpu = kairos_models::embed::TextEncoder::load(&dir, &Device::Cpu).unwrap();
     let cuda = kairos_models::embed::TextEncoder::load(&dir, &gpu).unwrap();
     let texts = [
@@ -80,7 +76,7 @@ fn forecaster_outputs_agree() {
 #[test]
 fn gemma_logits_agree() {
     let Some(gpu) = gpu() else { return };
-    let path = models().join("gemma-3-270m-q4_k_m.gguf");
+    let Some(path) = crate::common::gemma() else { return };
     let mut cpu = kairos_models::llm::Gemma::load(&path, &Device::Cpu).unwrap();
     let mut cuda = kairos_models::llm::Gemma::load(&path, &gpu).unwrap();
     let ids = cpu.prompt_tokens("The Eiffel Tower is located in the city of", false);

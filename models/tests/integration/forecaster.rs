@@ -2,32 +2,15 @@
 //! polars pipeline and the streaming one, training, saving and loading, the CPU fast path
 //! against candle, seeded determinism, and the out-of-sample comparison with the baseline.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use kairos_models::features::{self, COUNT, FeatureState, Target, TargetKind};
 use kairos_models::forecast::{Arch, ForecastStream, Forecaster, TrainOptions, evaluate, train};
-use kairos_strategies::Bar;
-
-fn btc() -> Option<Vec<Bar>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
-    if !path.is_file() {
-        assert!(
-            std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(),
-            "{} missing: the shared data folder is required in CI",
-            path.display()
-        );
-        eprintln!("skipping: {} not found", path.display());
-        return None;
-    }
-    Some(kairos_backtests::data::load(&path).unwrap().bars)
-}
 
 #[test]
 fn streaming_features_match_polars_on_every_btc_bar() {
-    let Some(bars) = btc() else { return };
+    let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let ds = features::frame(&bars, 5).unwrap();
     assert_eq!(ds.frame.height(), bars.len());
     assert_eq!(ds.frame.width(), COUNT);
@@ -59,7 +42,7 @@ fn quick(arch: Arch, kind: TargetKind, horizon: usize) -> TrainOptions {
 
 #[test]
 fn mlp_trains_saves_loads_and_serves_the_same_numbers() {
-    let Some(bars) = btc() else { return };
+    let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let opts = quick(Arch::mlp(), TargetKind::Return, 15);
     let dev = Device::Cpu;
     let mut epochs = 0;
@@ -121,7 +104,7 @@ fn mlp_trains_saves_loads_and_serves_the_same_numbers() {
 
 #[test]
 fn direction_classifier_beats_the_baseline_out_of_sample() {
-    let Some(bars) = btc() else { return };
+    let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let opts = TrainOptions::new(Arch::mlp(), Target { kind: TargetKind::Sign, horizon: 15 });
     let (_, report) = train(&bars, "btc", &opts, &Device::Cpu, |_| {}).unwrap();
     let t = report.test_metrics;
@@ -132,7 +115,7 @@ fn direction_classifier_beats_the_baseline_out_of_sample() {
 
 #[test]
 fn gru_classifier_trains_and_its_fast_path_matches_candle() {
-    let Some(bars) = btc() else { return };
+    let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     // A third of the file keeps the GRU's debug-build training short.
     let bars = &bars[..15_000];
     let mut opts = quick(Arch::Gru { hidden: 16, seq_len: 16 }, TargetKind::Sign, 15);
@@ -163,7 +146,7 @@ fn gru_classifier_trains_and_its_fast_path_matches_candle() {
 
 #[test]
 fn bad_settings_and_short_data_are_named() {
-    let Some(bars) = btc() else { return };
+    let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let mut o = quick(Arch::mlp(), TargetKind::Return, 0);
     let e = train(&bars[..1000], "btc", &o, &Device::Cpu, |_| {}).unwrap_err().to_string();
     assert!(e.contains("horizon"), "{e}");

@@ -2,26 +2,8 @@
 //! `scripts/models/fetch.sh`) on CPU: the tokenizer against sentencepiece's ids, greedy and
 //! seeded generation, stop sequences, and the JSON decision.
 
-use std::path::PathBuf;
-
 use candle_core::Device;
 use kairos_models::llm::{Action, Gemma, GenerateOptions, StopReason};
-
-fn gguf() -> Option<PathBuf> {
-    let path = std::env::var_os("KAIROS_GEMMA_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models/gemma-3-270m-q4_k_m.gguf")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(),
-        "Gemma GGUF missing at {}: run scripts/models/fetch.sh",
-        path.display()
-    );
-    eprintln!("skipping: Gemma GGUF not fetched (scripts/models/fetch.sh)");
-    None
-}
 
 #[derive(serde::Deserialize)]
 struct Fixture {
@@ -35,7 +17,7 @@ struct Case {
 
 #[test]
 fn tokenizer_matches_sentencepiece_and_round_trips() {
-    let Some(path) = gguf() else { return };
+    let Some(path) = crate::common::gemma() else { return };
     let model = Gemma::load(&path, &Device::Cpu).unwrap();
     let tok = model.tokenizer();
     let fx: Fixture = serde_json::from_str(include_str!("../fixtures/gemma_tokens.json")).unwrap();
@@ -53,7 +35,7 @@ fn tokenizer_matches_sentencepiece_and_round_trips() {
 
 #[test]
 fn greedy_is_sensible_and_sampling_repeats_with_its_seed() {
-    let Some(path) = gguf() else { return };
+    let Some(path) = crate::common::gemma() else { return };
     let mut model = Gemma::load(&path, &Device::Cpu).unwrap();
     let greedy = GenerateOptions { max_tokens: 12, ..GenerateOptions::default() };
     let mut streamed = String::new();
@@ -104,7 +86,7 @@ fn greedy_is_sensible_and_sampling_repeats_with_its_seed() {
 
 #[test]
 fn decisions_are_valid_json_or_hold() {
-    let Some(path) = gguf() else { return };
+    let Some(path) = crate::common::gemma() else { return };
     let mut model = Gemma::load(&path, &Device::Cpu).unwrap();
     let o = GenerateOptions { max_tokens: 64, ..GenerateOptions::default() };
     let (d, g) = model

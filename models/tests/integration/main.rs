@@ -2,6 +2,8 @@
 //! whole dependency tree once per file: minutes of linking and gigabytes of disk in CI.
 //! `cargo test -p kairos-models --test integration MODULE::` runs one file's tests.
 
+mod common;
+
 mod cuda_parity;
 mod forecaster;
 mod gemma;

