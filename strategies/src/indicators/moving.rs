@@ -21,18 +21,12 @@ impl PandasMean {
 
     #[inline(always)]
     fn remove(&mut self, old: f64) {
-        let y = -old - self.comp_remove;
-        let t = self.sum + y;
-        self.comp_remove = t - self.sum - y;
-        self.sum = t;
+        kahan_add(&mut self.sum, &mut self.comp_remove, -old);
     }
 
     #[inline(always)]
     fn add(&mut self, x: f64) {
-        let y = x - self.comp_add;
-        let t = self.sum + y;
-        self.comp_add = t - self.sum - y;
-        self.sum = t;
+        kahan_add(&mut self.sum, &mut self.comp_add, x);
     }
 
     /// The mean of a full window whose newest input is `x`; `run` counts how many of the
@@ -41,6 +35,16 @@ impl PandasMean {
     fn mean(&self, x: f64, run: usize, window: &Window) -> f64 {
         finish_mean(self.period, self.sum / self.divisor, x, run, window)
     }
+}
+
+/// One step of pandas' compensated sum (`add_mean`, and `remove_mean` with `x` negated): adds
+/// `x` to `sum`, carrying the rounding error in `comp`.
+#[inline(always)]
+fn kahan_add(sum: &mut f64, comp: &mut f64, x: f64) {
+    let y = x - *comp;
+    let t = *sum + y;
+    *comp = t - *sum - y;
+    *sum = t;
 }
 
 /// pandas' `calc_mean` for a full window of `period` inputs whose running sum divided by the
@@ -107,29 +111,21 @@ impl PandasMeanPair {
     #[inline(always)]
     fn remove(&mut self, old: [f64; 2]) {
         for (k, old) in old.into_iter().enumerate() {
-            let y = -old - self.comp_remove[k];
-            let t = self.sum[k] + y;
-            self.comp_remove[k] = t - self.sum[k] - y;
-            self.sum[k] = t;
+            self.remove_lane(k, old);
         }
     }
 
     /// [`PandasMean::remove`] on lane `k` only (while the windows warm up).
+    #[inline(always)]
     fn remove_lane(&mut self, k: usize, old: f64) {
-        let y = -old - self.comp_remove[k];
-        let t = self.sum[k] + y;
-        self.comp_remove[k] = t - self.sum[k] - y;
-        self.sum[k] = t;
+        kahan_add(&mut self.sum[k], &mut self.comp_remove[k], -old);
     }
 
     /// [`PandasMean::add`] of `x` to both lanes.
     #[inline(always)]
     fn add(&mut self, x: f64) {
         for k in 0..2 {
-            let y = x - self.comp_add[k];
-            let t = self.sum[k] + y;
-            self.comp_add[k] = t - self.sum[k] - y;
-            self.sum[k] = t;
+            kahan_add(&mut self.sum[k], &mut self.comp_add[k], x);
         }
     }
 
