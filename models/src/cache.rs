@@ -23,8 +23,8 @@ type Slot = Arc<Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
 #[derive(Default)]
 pub struct ModelCache {
     slots: Mutex<HashMap<(TypeId, PathBuf, String), Slot>>,
-    loads: std::sync::atomic::AtomicUsize,
-    loads_by_path: Mutex<HashMap<PathBuf, usize>>,
+    /// Loads run so far (successful or not), per canonical path.
+    loads: Mutex<HashMap<PathBuf, usize>>,
 }
 
 impl std::fmt::Debug for ModelCache {
@@ -47,14 +47,14 @@ impl ModelCache {
 
     /// How many loads this cache has run (successful or not).
     pub fn loads(&self) -> usize {
-        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+        self.loads.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
     }
 
     /// How many loads this cache has run for the model at `path` (any type or device). Unlike
     /// [`loads`](Self::loads) it does not move when other models load on other threads.
     pub fn loads_of(&self, path: &Path) -> usize {
         let Ok(canonical) = path.canonicalize() else { return 0 };
-        let counts = self.loads_by_path.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = self.loads.lock().unwrap_or_else(|p| p.into_inner());
         counts.get(&canonical).copied().unwrap_or(0)
     }
 
@@ -78,9 +78,8 @@ impl ModelCache {
         if let Some(model) = guard.as_ref() {
             return downcast(model.clone(), &canonical);
         }
-        self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *self
-            .loads_by_path
+            .loads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(canonical.clone())

@@ -2,8 +2,6 @@
 //! logits. Runs in a `--features cuda` build on a machine with an NVIDIA GPU; elsewhere it says
 //! why it skipped (`KAIROS_REQUIRE_GPU=1` makes a missing GPU a failure).
 
-use std::path::Path;
-
 use candle_core::{Device, Tensor};
 use kairos_models::features::{COUNT, Target, TargetKind};
 use kairos_models::forecast::{Arch, Forecaster, TrainOptions, train};
@@ -28,7 +26,8 @@ fn gpu() -> Option<Device> {
 #[test]
 fn minilm_embeddings_agree() {
     let Some(gpu) = gpu() else { return };
-    let Some(dir) = crate::common::minilm() else { return };
+    // With a GPU present the comparison must run: missing weights fail, as before.
+    let dir = crate::common::minilm().expect("MiniLM weights: run scripts/models/fetch.sh");
     let cpu = kairos_models::embed::TextEncoder::load(&dir, &Device::Cpu).unwrap();
     let cuda = kairos_models::embed::TextEncoder::load(&dir, &gpu).unwrap();
     let texts = [
@@ -45,9 +44,7 @@ fn minilm_embeddings_agree() {
 #[test]
 fn forecaster_outputs_agree() {
     let Some(gpu) = gpu() else { return };
-    let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/bars/btc-perp-20211231-20220201_1m.csv");
-    let bars = kairos_backtests::data::load(&csv).unwrap().bars;
+    let bars = crate::common::btc().expect("the shared BTC bars (../shared/data)").bars;
     for arch in [Arch::mlp(), Arch::gru()] {
         let mut o = TrainOptions::new(arch, Target { kind: TargetKind::Return, horizon: 15 });
         o.epochs = 1;
@@ -76,7 +73,7 @@ fn forecaster_outputs_agree() {
 #[test]
 fn gemma_logits_agree() {
     let Some(gpu) = gpu() else { return };
-    let Some(path) = crate::common::gemma() else { return };
+    let path = crate::common::gemma().expect("the Gemma GGUF: run scripts/models/fetch.sh");
     let mut cpu = kairos_models::llm::Gemma::load(&path, &Device::Cpu).unwrap();
     let mut cuda = kairos_models::llm::Gemma::load(&path, &gpu).unwrap();
     let ids = cpu.prompt_tokens("The Eiffel Tower is located in the city of", false);
