@@ -520,6 +520,8 @@ impl Executor {
         let mut bumps = 0;
         // The block a receipt was last seen in, until the transaction is final.
         let mut seen: Option<u64> = None;
+        // Since when the nonce has been used with no receipt of ours to show for it.
+        let mut orphaned_since: Option<Instant> = None;
         loop {
             if started.elapsed() > self.cfg.timeout {
                 return Err(Error::Transaction(format!(
@@ -528,6 +530,7 @@ impl Executor {
                 )));
             }
             if let Some((hash, receipt)) = self.find_receipt(&sub.hashes).await? {
+                orphaned_since = None;
                 let included = receipt.block_number.unwrap_or_default();
                 seen = Some(included);
                 let head = self.rpc.get_block_number().await.map_err(|e| self.rpc_err(e))?;
@@ -596,8 +599,14 @@ impl Executor {
                 }
                 last_send = Instant::now();
             } else if self.nonce_consumed(sub.nonce).await? {
-                // The nonce is used but by none of ours (after a last look for a receipt).
-                if self.find_receipt(&sub.hashes).await?.is_none() {
+                // The nonce is used but by none of ours (after a last look for a receipt). A
+                // node can count the nonce a moment before it serves the receipt of the block
+                // that used it (seen with anvil under load: one of ours, declared dropped), so
+                // the condition must last a few polls before the order is given up.
+                let since = *orphaned_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.cfg.poll * 4
+                    && self.find_receipt(&sub.hashes).await?.is_none()
+                {
                     for h in &sub.hashes {
                         self.journal.record(
                             self.address,
