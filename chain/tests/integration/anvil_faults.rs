@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::proxy::{self, Fault};
-use crate::common::{Anvil, dev_provider, e18};
+use crate::common::{Anvil, dev_provider, e18, mined_receipt};
 use alloy::primitives::{Address, U256, address};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
@@ -241,7 +241,7 @@ async fn a_restart_resends_the_journalled_bytes_not_a_new_order() {
     let exec = Executor::new(&anvil.url, None, wallet, Journal::open(&path).unwrap(), config())
         .await
         .unwrap();
-    let receipt = exec.provider().get_transaction_receipt(signed.hash).await.unwrap();
+    let receipt = mined_receipt(exec.provider(), signed.hash).await;
     assert!(receipt.is_some_and(|r| r.status()), "the journalled bytes were sent");
     assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 1);
     // The next order takes the next nonce.
@@ -299,7 +299,7 @@ async fn a_reorg_before_finality_is_survived_without_a_second_order() {
         .await
         .unwrap();
     let hash = sub.hashes[0];
-    let first = exec.provider().get_transaction_receipt(hash).await.unwrap().unwrap();
+    let first = mined_receipt(exec.provider(), hash).await.expect("mined");
     let first_block = first.block_number.unwrap();
     let waiter = tokio::spawn({
         let exec = exec.clone();

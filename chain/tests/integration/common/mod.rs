@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolValue;
 
@@ -32,7 +32,15 @@ pub struct Anvil {
     child: Child,
     pub url: String,
     pub port: u16,
+    /// One node at a time per test binary (the lock is released after the child is killed).
+    /// Since the tests share one binary, several nodes at once on two cores starve each other,
+    /// and a starved anvil's receipts and state show up moments apart, which failed tests at
+    /// random.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Held by the running [`Anvil`] of this test binary.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Anvil {
     /// Starts anvil with `args`, or `None` (skip) when it is not installed outside CI.
@@ -47,6 +55,8 @@ impl Anvil {
             eprintln!("skipping: anvil not installed (run scripts/chain/setup.sh)");
             return None;
         }
+        // A test that failed while holding the turn poisons the lock; the next one goes on.
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = Command::new(bin)
             .args(["--port", "0", "--host", "127.0.0.1", "--chain-id", "31337"])
             .args(args)
@@ -64,7 +74,7 @@ impl Anvil {
             }
         }
         let port: u16 = port.expect("anvil printed no listening address");
-        Some(Anvil { child, url: format!("http://127.0.0.1:{port}"), port })
+        Some(Anvil { child, url: format!("http://127.0.0.1:{port}"), port, _turn: turn })
     }
 }
 
@@ -119,6 +129,22 @@ pub async fn fund(url: &str, to: Address, ether: U256, token: Option<(Address, U
     if let Some((token, amount)) = token {
         let erc20 = kairos_chain::abi::IERC20::new(token, &dev);
         erc20.transfer(to, amount).send().await.unwrap().get_receipt().await.unwrap();
+    }
+}
+
+/// The receipt of `hash` once anvil has mined it, or `None` after 10 s. anvil answers
+/// `eth_sendRawTransaction` when the transaction is in its pool and automines the block a
+/// moment later (longer on a busy machine), so a receipt asked for at once may not exist yet.
+pub async fn mined_receipt(p: &impl Provider, hash: B256) -> Option<TransactionReceipt> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(r) = p.get_transaction_receipt(hash).await.unwrap() {
+            return Some(r);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
