@@ -49,10 +49,11 @@ pub enum Error {
         /// Why, with the numbers.
         detail: String,
     },
-    /// The transaction would revert.
-    #[error("simulation reverted: {reason}")]
+    /// The transaction would revert (in simulation, before anything is signed) or did (on
+    /// chain).
+    #[error("reverted {reason}")]
     Reverted {
-        /// The decoded revert reason.
+        /// Where ("in simulation: ", "on chain in block N ..."), and the decoded revert reason.
         reason: String,
     },
     /// The node answered with an error or could not be reached.

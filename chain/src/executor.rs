@@ -15,13 +15,15 @@
 //! - HTTP 429 and transport failures are retried with the same signed bytes (a transaction is
 //!   idempotent by hash), so a lost response never becomes a second order.
 
+use std::future::IntoFuture;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use alloy::consensus::TxEip1559;
+use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{Provider, RootProvider};
-use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::rpc::types::{BlockOverrides, TransactionReceipt, TransactionRequest};
 use alloy::transports::{RpcError, TransportErrorKind};
 
 use crate::guard::{GuardedSigner, Signed};
@@ -50,7 +52,8 @@ pub struct ExecutorConfig {
     pub timeout: Duration,
     /// Retries of one broadcast on rate limits and transport errors.
     pub broadcast_retries: u32,
-    /// Extra gas over the estimate, percent.
+    /// Extra gas over the estimate, percent (for state that changes between the estimate and
+    /// inclusion; timestamp-dependent costs are in the estimate, see [`Executor::simulate`]).
     pub gas_margin_percent: u64,
 }
 
@@ -149,6 +152,13 @@ fn classify(e: &RpcError<TransportErrorKind>) -> Fault {
         RpcError::DeserError { .. } | RpcError::NullResp => Fault::Retry(e.to_string()),
         other => Fault::Fatal(other.to_string()),
     }
+}
+
+/// Whether a node's error answer says the call reverted (rather than, say, that a parameter
+/// was not understood).
+fn is_revert(e: &RpcError<TransportErrorKind>) -> bool {
+    let RpcError::ErrorResp(p) = e else { return false };
+    p.code == 3 || p.as_revert_data().is_some() || p.message.to_lowercase().contains("revert")
 }
 
 /// The decoded reason of a revert in an `eth_call`/`eth_estimateGas` error.
@@ -281,8 +291,19 @@ impl Executor {
         Error::Rpc { endpoint: self.endpoint.clone(), reason: e.to_string() }
     }
 
-    /// Simulates `req` against the pending state: a revert is an error with its decoded
-    /// reason, and nothing is signed or sent. Returns the gas estimate.
+    /// Simulates `req` against the node's current state: a revert is an error with its decoded
+    /// reason, and nothing is signed or sent. Returns the gas estimate: the larger of the
+    /// estimates in the latest block's context and in the next block's.
+    ///
+    /// Both are needed because gas can depend on the block timestamp. A Uniswap V2 pair
+    /// writes its price accumulators only when the timestamp has moved since its last update,
+    /// and a V3 pool its oracle observation. An estimate made against the latest block, in
+    /// which the pool was last touched, leaves that write out; the swap then lands in a later
+    /// block and runs out of gas. The first time for a pair, the write is a zero-to-nonzero
+    /// store of two slots: 45,324 gas, +49% on a V2 swap, far over any percentage margin.
+    /// Chains whose next block may keep the timestamp (anvil, some L2s) are covered by the
+    /// latest-block estimate. A node that does not take block overrides (`eth_estimateGas`'s
+    /// fourth parameter; geth, reth and anvil do) gets the latest-block estimate alone.
     pub async fn simulate(&self, req: &Request) -> Result<u64> {
         let call = TransactionRequest::default()
             .from(self.address)
@@ -290,11 +311,43 @@ impl Executor {
             .value(req.value)
             .input(req.input.clone().into());
         let reverted = |e: RpcError<TransportErrorKind>| match e {
-            RpcError::ErrorResp(_) => Error::Reverted { reason: revert_reason(&e) },
+            RpcError::ErrorResp(_) => {
+                Error::Reverted { reason: format!("in simulation: {}", revert_reason(&e)) }
+            }
             other => self.rpc_err(other),
         };
-        self.rpc.call(call.clone()).await.map_err(reverted)?;
-        self.rpc.estimate_gas(call).await.map_err(reverted)
+        let next_block = async {
+            let latest = self
+                .rpc
+                .get_block_by_number(BlockNumberOrTag::Latest)
+                .await
+                .map_err(|e| self.rpc_err(e))?
+                .ok_or_else(|| self.rpc_err("the node has no latest block"))?;
+            let next = BlockOverrides {
+                number: Some(U256::from(latest.header.number + 1)),
+                time: Some(latest.header.timestamp + 1),
+                ..BlockOverrides::default()
+            };
+            Ok::<_, Error>(self.rpc.estimate_gas(call.clone()).with_block_overrides(next).await)
+        };
+        let (simulated, at_latest, at_next) = tokio::join!(
+            self.rpc.call(call.clone()).into_future(),
+            self.rpc.estimate_gas(call.clone()).into_future(),
+            next_block
+        );
+        simulated.map_err(reverted)?;
+        let at_latest = at_latest.map_err(reverted)?;
+        match at_next? {
+            Ok(gas) => Ok(gas.max(at_latest)),
+            // It would revert in the next block (a deadline that is about to pass, say): it
+            // will not be mined any earlier than that.
+            Err(e) if is_revert(&e) => Err(reverted(e)),
+            Err(RpcError::ErrorResp(e)) => {
+                tracing::debug!(error = %e, "no next-block gas estimate (block overrides refused)");
+                Ok(at_latest)
+            }
+            Err(other) => Err(self.rpc_err(other)),
+        }
     }
 
     async fn pending_nonce(&self) -> Result<u64> {
@@ -575,8 +628,21 @@ impl Executor {
                         None,
                     )?;
                     if !receipt.status() {
+                        // Fee bumps keep the gas limit, so every version has the latest's.
+                        let limit = sub.latest.tx.gas_limit;
+                        let used = receipt.gas_used;
+                        // An inner call that runs out of gas takes what it was given, all but
+                        // 1/64 of what was left; the outer frame then reverts with the rest.
+                        let oog = if used >= limit - limit / 64 {
+                            ", within 1/64 of it: most likely out of gas"
+                        } else {
+                            ""
+                        };
                         return Err(Error::Reverted {
-                            reason: format!("transaction {hash} reverted in block {included}"),
+                            reason: format!(
+                                "on chain in block {included} (transaction {hash}): gas used \
+                                 {used} of its {limit} limit{oog}"
+                            ),
                         });
                     }
                     return Ok(Outcome { hash, receipt, bumps });

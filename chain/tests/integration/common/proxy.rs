@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,12 +25,19 @@ pub enum Fault {
     TooManyRequests,
     /// Forward, then close the connection without answering.
     DropAfterForward,
+    /// Forward, having first told anvil to give the next block a timestamp this many seconds
+    /// after the latest block's: the transaction lands in a later block than the one it was
+    /// estimated against, as on a chain with 12-second slots.
+    LaterBlock(u64),
 }
 
 pub struct Proxy {
     pub url: String,
     pub sends: Arc<AtomicUsize>,
     pub faults_injected: Arc<AtomicUsize>,
+    /// When set, `eth_estimateGas` with block overrides (a fourth parameter) gets "too many
+    /// arguments", as from a node that does not take them.
+    pub refuse_block_overrides: Arc<AtomicBool>,
 }
 
 pub async fn start(upstream: String, script: Vec<Fault>) -> Proxy {
@@ -40,18 +47,26 @@ pub async fn start(upstream: String, script: Vec<Fault>) -> Proxy {
     let injected = Arc::new(AtomicUsize::new(0));
     let script = Arc::new(script);
     let client = reqwest::Client::new();
-    let (s2, i2) = (sends.clone(), injected.clone());
+    let refuse = Arc::new(AtomicBool::new(false));
+    let (s2, i2, r2) = (sends.clone(), injected.clone(), refuse.clone());
     tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else { return };
-            let (upstream, script, client, sends, injected) =
-                (upstream.clone(), script.clone(), client.clone(), s2.clone(), i2.clone());
+            let (upstream, script, client, sends, injected, refuse) = (
+                upstream.clone(),
+                script.clone(),
+                client.clone(),
+                s2.clone(),
+                i2.clone(),
+                r2.clone(),
+            );
             tokio::spawn(async move {
-                let _ = serve(sock, &upstream, &script, &client, &sends, &injected).await;
+                let counters = (&*sends, &*injected, &*refuse);
+                let _ = serve(sock, &upstream, &script, &client, counters).await;
             });
         }
     });
-    Proxy { url, sends, faults_injected: injected }
+    Proxy { url, sends, faults_injected: injected, refuse_block_overrides: refuse }
 }
 
 async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
@@ -97,13 +112,25 @@ async fn serve(
     upstream: &str,
     script: &[Fault],
     client: &reqwest::Client,
-    sends: &AtomicUsize,
-    injected: &AtomicUsize,
+    (sends, injected, refuse_overrides): (&AtomicUsize, &AtomicUsize, &AtomicBool),
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some(body) = read_request(&mut sock, &mut buf).await {
         let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let id = req.get("id").cloned().unwrap_or_default();
+        let params = req.get("params").and_then(|p| p.as_array()).map_or(0, |p| p.len());
+        if refuse_overrides.load(Ordering::SeqCst)
+            && req.get("method").and_then(|m| m.as_str()) == Some("eth_estimateGas")
+            && params >= 4
+        {
+            respond(
+                &mut sock,
+                "200 OK",
+                &rpc_error(&id, -32602, "too many arguments, want at most 3"),
+            )
+            .await?;
+            continue;
+        }
         let fault = if req.get("method").and_then(|m| m.as_str()) == Some("eth_sendRawTransaction")
         {
             let n = sends.fetch_add(1, Ordering::SeqCst);
@@ -147,6 +174,29 @@ async fn serve(
             Fault::DropAfterForward => {
                 forward.await;
                 return sock.shutdown().await;
+            }
+            Fault::LaterBlock(secs) => {
+                let call = |method: &str, params: serde_json::Value| {
+                    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+                    async move {
+                        let v: serde_json::Value = client
+                            .post(upstream)
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap()
+                            .json()
+                            .await
+                            .unwrap();
+                        v["result"].clone()
+                    }
+                };
+                let latest =
+                    call("eth_getBlockByNumber", serde_json::json!(["latest", false])).await;
+                let ts = latest["timestamp"].as_str().expect("a block timestamp");
+                let ts = u64::from_str_radix(ts.trim_start_matches("0x"), 16).unwrap();
+                call("evm_setNextBlockTimestamp", serde_json::json!([ts + secs])).await;
+                respond(&mut sock, "200 OK", &forward.await).await?
             }
         }
     }
