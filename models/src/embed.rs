@@ -1,31 +1,124 @@
-//! Sentence embeddings with all-MiniLM-L6-v2 (a 6-layer BERT) through candle-transformers:
-//! the model's own tokenizer, attention-masked mean pooling over the last hidden states, L2
-//! normalisation, as sentence-transformers computes them. Inputs are batched; padding does not
-//! change an embedding.
+//! Sentence embeddings with all-MiniLM-L6-v2 (a 6-layer BERT) on candle: the model's own
+//! tokenizer, attention-masked mean pooling over the last hidden states, L2 normalisation, as
+//! sentence-transformers computes them. Inputs are batched; padding does not change an
+//! embedding. Weights in `f32`, `f16` or `bf16`.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use crate::bert::Encoder;
 use crate::{Error, Result};
 
 /// sentence-transformers' `max_seq_length` for this model: longer inputs are truncated.
 pub const MAX_TOKENS: usize = 256;
 
-/// A loaded text encoder.
-pub struct TextEncoder {
-    model: BertModel,
-    tokenizer: Tokenizer,
+/// A BERT sentence encoder without its tokenizer: token ids in, unit-length mean-pooled
+/// embeddings out. [`TextEncoder`] adds the tokenizer; this is the part that runs on the device
+/// (fixed-shape benchmarks, inputs tokenised elsewhere, [`synthetic`](crate::synthetic)
+/// weights).
+pub struct Bert {
+    model: Encoder,
     device: Device,
+    dtype: DType,
     dim: usize,
+}
+
+impl std::fmt::Debug for Bert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bert")
+            .field("dim", &self.dim)
+            .field("dtype", &self.dtype)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+/// Weights may be held as `f32`, `f16` or `bf16`; pooling and normalisation run in `f32`.
+fn check_dtype(dtype: DType) -> Result<()> {
+    match dtype {
+        DType::F32 | DType::F16 | DType::BF16 => Ok(()),
+        other => Err(Error::Setting {
+            name: "dtype",
+            reason: format!("{other:?} is not a float type for BERT weights (f32, f16, bf16)"),
+        }),
+    }
+}
+
+impl Bert {
+    /// Loads `config.json` and `model.safetensors` from `dir` onto `device`, converting the
+    /// weights to `dtype`.
+    pub fn load(dir: impl AsRef<Path>, device: &Device, dtype: DType) -> Result<Self> {
+        check_dtype(dtype)?;
+        let dir = dir.as_ref();
+        let config = read_config(dir)?;
+        let weights = file(dir, "model.safetensors")?;
+        // Read into memory rather than memory-mapped: mapping is `unsafe` (the file must not
+        // change while mapped), and 90 MB read once keeps this crate free of `unsafe`.
+        let tensors = candle_core::safetensors::load(&weights, device)
+            .map_err(|e| Error::ModelFile { path: weights.clone(), reason: e.to_string() })?;
+        let vb = VarBuilder::from_tensors(tensors, dtype, device);
+        let model = Encoder::load(vb, &config)
+            .map_err(|e| Error::ModelFile { path: weights, reason: e.to_string() })?;
+        Ok(Self { model, device: device.clone(), dtype, dim: config.hidden_size })
+    }
+
+    /// A model of `config`'s shapes with made-up weights from `seed`, the same on every device
+    /// (see [`synthetic`](crate::synthetic)).
+    pub fn synthetic(config: &Config, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
+        check_dtype(dtype)?;
+        let vb = crate::synthetic::var_builder(seed, dtype, device);
+        let model = Encoder::load(vb, config)?;
+        Ok(Self { model, device: device.clone(), dtype, dim: config.hidden_size })
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The weights' dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The embedding size (384 for MiniLM-L6).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Unit-length `f32` embeddings `(batch, dim)` for token ids, token types and attention
+    /// mask, each `(batch, tokens)` `u32` on this model's device.
+    pub fn forward(&self, ids: &Tensor, types: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let hidden = self.model.forward(ids, types, mask)?.to_dtype(DType::F32)?; // (b, t, h)
+        let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, t, 1)
+        let summed = hidden.broadcast_mul(&m)?.sum(1)?; // (b, h)
+        let counts = m.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (b, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        Ok(mean.broadcast_div(&norm)?)
+    }
+}
+
+fn read_config(dir: &Path) -> Result<Config> {
+    let path = file(dir, "config.json")?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::ModelFile { path: path.clone(), reason: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| Error::ModelFile { path, reason: e.to_string() })
+}
+
+/// A loaded text encoder: the model's own tokenizer in front of a [`Bert`].
+pub struct TextEncoder {
+    bert: Bert,
+    tokenizer: Tokenizer,
 }
 
 impl std::fmt::Debug for TextEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextEncoder").field("dim", &self.dim).field("device", &self.device).finish()
+        f.debug_struct("TextEncoder").field("bert", &self.bert).finish()
     }
 }
 
@@ -44,15 +137,17 @@ fn file(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 impl TextEncoder {
-    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir` onto `device`.
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir` onto `device`,
+    /// with `f32` weights.
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`load`](Self::load) with the weights in `dtype` (`f16` or `bf16` halve the memory and,
+    /// on a GPU, run on its tensor cores).
+    pub fn load_as(dir: impl AsRef<Path>, device: &Device, dtype: DType) -> Result<Self> {
         let dir = dir.as_ref();
-        let config_path = file(dir, "config.json")?;
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|e| Error::ModelFile { path: config_path.clone(), reason: e.to_string() })?;
-        let config: Config = serde_json::from_str(&text)
-            .map_err(|e| Error::ModelFile { path: config_path.clone(), reason: e.to_string() })?;
-        let dim = config.hidden_size;
+        let bert = Bert::load(dir, device, dtype)?;
         let tok_path = file(dir, "tokenizer.json")?;
         let mut tokenizer = Tokenizer::from_file(&tok_path)
             .map_err(|e| Error::ModelFile { path: tok_path.clone(), reason: e.to_string() })?;
@@ -66,25 +161,22 @@ impl TextEncoder {
                 ..Default::default()
             }))
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let weights = file(dir, "model.safetensors")?;
-        // Read into memory rather than memory-mapped: mapping is `unsafe` (the file must not
-        // change while mapped), and 90 MB read once keeps this crate free of `unsafe`.
-        let tensors = candle_core::safetensors::load(&weights, device)
-            .map_err(|e| Error::ModelFile { path: weights.clone(), reason: e.to_string() })?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let model = BertModel::load(vb, &config)
-            .map_err(|e| Error::ModelFile { path: weights, reason: e.to_string() })?;
-        Ok(Self { model, tokenizer, device: device.clone(), dim })
+        Ok(Self { bert, tokenizer })
+    }
+
+    /// The model behind the tokenizer.
+    pub fn bert(&self) -> &Bert {
+        &self.bert
     }
 
     /// The device the model lives on.
     pub fn device(&self) -> &Device {
-        &self.device
+        self.bert.device()
     }
 
     /// The embedding size (384 for MiniLM-L6).
     pub fn dim(&self) -> usize {
-        self.dim
+        self.bert.dim()
     }
 
     /// Unit-length embeddings of `texts`, one per input, in order.
@@ -106,24 +198,16 @@ impl TextEncoder {
             mask.extend_from_slice(e.get_attention_mask());
             types.extend_from_slice(e.get_type_ids());
         }
-        let ids = Tensor::from_vec(ids, (b, t), &self.device)?;
-        let types = Tensor::from_vec(types, (b, t), &self.device)?;
-        let mask = Tensor::from_vec(mask, (b, t), &self.device)?;
-        let unit = self.forward(&ids, &types, &mask)?;
-        Ok(unit.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+        let device = self.device();
+        let ids = Tensor::from_vec(ids, (b, t), device)?;
+        let types = Tensor::from_vec(types, (b, t), device)?;
+        let mask = Tensor::from_vec(mask, (b, t), device)?;
+        Ok(self.bert.forward(&ids, &types, &mask)?.to_vec2::<f32>()?)
     }
 
-    /// Unit-length embeddings `(batch, dim)` for token ids, token types and attention mask,
-    /// each `(batch, tokens)` `u32` on this encoder's device: the model without the tokenizer
-    /// (fixed-shape benchmarks, inputs tokenised elsewhere).
+    /// [`Bert::forward`]: the model without the tokenizer.
     pub fn forward(&self, ids: &Tensor, types: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let hidden = self.model.forward(ids, types, Some(mask))?; // (b, t, h)
-        let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, t, 1)
-        let summed = hidden.broadcast_mul(&m)?.sum(1)?; // (b, h)
-        let counts = m.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (b, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-        Ok(mean.broadcast_div(&norm)?)
+        self.bert.forward(ids, types, mask)
     }
 }
 

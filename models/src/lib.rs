@@ -10,8 +10,11 @@
 //! - [`llm`]: Gemma-3-270M (GGUF, Q4_K_M) for text generation and JSON trading decisions;
 //! - [`sentiment`]: bullish/bearish scores for headlines from prototype sentences;
 //! - [`strategies`]: `ml_forecast` and `news_sentiment`, registered beside the rule strategies;
-//! - [`cache`]: one copy of each model per process, shared across strategies and threads.
+//! - [`cache`]: one copy of each model per process, shared across strategies and threads;
+//! - [`synthetic`]: the same models with made-up weights (GPU timing and parity runs where
+//!   the real weights cannot be fetched).
 
+mod bert;
 pub mod cache;
 pub mod device;
 pub mod embed;
@@ -22,6 +25,7 @@ pub mod hub;
 pub mod llm;
 pub mod sentiment;
 pub mod strategies;
+pub mod synthetic;
 
 pub use candle_core::Device;
 pub use device::device;

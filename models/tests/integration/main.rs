@@ -10,3 +10,4 @@ mod gemma;
 mod minilm;
 mod ml_strategy;
 mod sentiment;
+mod synthetic;

@@ -41,3 +41,59 @@ fn a_missing_model_folder_is_a_named_error() {
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent/minilm/config.json") && msg.contains("fetch.sh"), "{msg}");
 }
+
+#[test]
+fn half_precision_weights_give_the_f32_embeddings() {
+    let Some(dir) = crate::common::minilm() else { return };
+    let cpu = candle_core::Device::Cpu;
+    let f32 = TextEncoder::load(&dir, &cpu).unwrap();
+    let texts =
+        ["Bitcoin surges to a record high", "gm", "ETH staking yields fall as deposits climb"];
+    let want = f32.embed(&texts).unwrap();
+    for dtype in [candle_core::DType::F16, candle_core::DType::BF16] {
+        let half = TextEncoder::load_as(&dir, &cpu, dtype).unwrap();
+        let got = half.embed(&texts).unwrap();
+        for (w, g) in want.iter().zip(&got) {
+            assert!(g.iter().all(|x| x.is_finite()), "{dtype:?}: {g:?}");
+            let c = cosine(w, g);
+            eprintln!("{dtype:?} cos {c}");
+            assert!(c > 0.999, "{dtype:?}: cosine {c} to the f32 embedding");
+        }
+    }
+}
+
+/// Kairos' BERT (fused attention projections, finite mask bias) computes what
+/// candle-transformers' BERT computes, in f32, padding included.
+#[test]
+fn the_encoder_matches_candle_transformers_bert() {
+    use candle_core::{DType, Device, Tensor};
+    let Some(dir) = crate::common::minilm() else { return };
+    let cpu = Device::Cpu;
+    let ours = kairos_models::embed::Bert::load(&dir, &cpu, DType::F32).unwrap();
+    let config: candle_transformers::models::bert::Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &cpu).unwrap();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &cpu);
+    let theirs = candle_transformers::models::bert::BertModel::load(vb, &config).unwrap();
+
+    let ids: Vec<u32> = [101, 7570, 2003, 1037, 2204, 3721, 2006, 2198, 1012, 2023, 2003, 102]
+        .into_iter()
+        .chain([101, 2204, 3721, 2006, 2198, 1012, 102, 0, 0, 0, 0, 0])
+        .collect();
+    let mask: Vec<u32> = [1; 12].into_iter().chain([1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]).collect();
+    let ids = Tensor::from_vec(ids, (2, 12), &cpu).unwrap();
+    let mask = Tensor::from_vec(mask, (2, 12), &cpu).unwrap();
+    let types = ids.zeros_like().unwrap();
+    let a = ours.forward(&ids, &types, &mask).unwrap().to_vec2::<f32>().unwrap();
+    // The reference: candle-transformers' hidden states, pooled the same way.
+    let hidden = theirs.forward(&ids, &types, Some(&mask)).unwrap();
+    let m = mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
+    let mean = hidden.broadcast_mul(&m).unwrap().sum(1).unwrap().broadcast_div(&m.sum(1).unwrap());
+    let mean = mean.unwrap();
+    let norm = mean.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap();
+    let b = mean.broadcast_div(&norm).unwrap().to_vec2::<f32>().unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let d = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(d < 2e-6, "max |ours - candle-transformers| = {d}");
+    }
+}
