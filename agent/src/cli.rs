@@ -153,6 +153,9 @@ struct EmbedArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Weight precision: f32, or f16/bf16 (half the memory; on a GPU, its tensor cores).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
     /// Print one JSON document (an array of arrays) instead of one array per line.
     #[arg(long)]
     json: bool,
@@ -168,8 +171,9 @@ fn embed(a: EmbedArgs) -> Result<()> {
         a.texts
     };
     let device = kairos_models::device(&a.device)?;
+    let dtype = kairos_models::dtype(&a.dtype)?;
     let dir = kairos_models::hub::resolve_dir(&a.model, kairos_models::hub::ENCODER_FILES)?;
-    let encoder = kairos_models::embed::TextEncoder::load(&dir, &device)?;
+    let encoder = kairos_models::embed::TextEncoder::load_as(&dir, &device, dtype)?;
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(64) {
         out.extend(encoder.embed(chunk)?);

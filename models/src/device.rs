@@ -1,4 +1,5 @@
-//! The one place that turns `cpu`, `cuda` or `cuda:N` into a candle [`Device`].
+//! The one place that turns `cpu`, `cuda` or `cuda:N` into a candle [`Device`], and `f32`,
+//! `f16` or `bf16` into a weight dtype.
 
 use candle_core::Device;
 
@@ -29,9 +30,32 @@ pub fn device(spec: &str) -> Result<Device> {
     Device::new_cuda(ordinal).map_err(|e| bad(format!("cannot open GPU {ordinal}: {e}")))
 }
 
+/// Parses a float dtype for model weights: `f32`, `f16` or `bf16`.
+pub fn dtype(spec: &str) -> Result<candle_core::DType> {
+    use candle_core::DType;
+    match spec.trim().to_ascii_lowercase().as_str() {
+        "f32" | "fp32" | "float32" => Ok(DType::F32),
+        "f16" | "fp16" | "float16" | "half" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        _ => Err(Error::Setting {
+            name: "dtype",
+            reason: format!("`{spec}`: expected f32, f16 or bf16"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dtypes_parse_and_errors_say_why() {
+        assert_eq!(dtype("F16").unwrap(), candle_core::DType::F16);
+        assert_eq!(dtype("bf16").unwrap(), candle_core::DType::BF16);
+        assert_eq!(dtype(" f32").unwrap(), candle_core::DType::F32);
+        let e = dtype("int8").unwrap_err().to_string();
+        assert!(e.contains("`int8`: expected f32, f16 or bf16"), "{e}");
+    }
 
     #[test]
     fn names_parse_and_errors_say_why() {

@@ -28,7 +28,7 @@ pub mod strategies;
 pub mod synthetic;
 
 pub use candle_core::Device;
-pub use device::device;
+pub use device::{device, dtype};
 pub use error::{Error, Result};
 
 /// Whether this build was compiled with the `cuda` feature.

@@ -260,6 +260,24 @@ fn embed_prints_one_unit_vector_per_input() {
         assert_eq!(e.len(), 384);
         assert!((e.iter().map(|x| x * x).sum::<f32>().sqrt() - 1.0).abs() < 1e-4);
     }
+    // Half precision: the same directions; a dtype that is not one is named.
+    let o = kairos(&[
+        "embed",
+        "--model",
+        dir.to_str().unwrap(),
+        "--dtype",
+        "f16",
+        "--json",
+        "ETH breaks out",
+        "gm",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let half: Vec<Vec<f32>> = serde_json::from_str(&text(&o).0).unwrap();
+    for (a, b) in v.iter().zip(&half) {
+        assert!(kairos_models::embed::cosine(a, b) > 0.999);
+    }
+    let o = kairos(&["embed", "--model", dir.to_str().unwrap(), "--dtype", "int4", "x"]);
+    assert!(!o.status.success() && text(&o).1.contains("`int4`: expected f32, f16 or bf16"));
     let o = kairos(&["embed", "--model", dir.to_str().unwrap(), "--device", "cuda:0", "x"]);
     if !kairos_models::CUDA_ENABLED {
         assert!(text(&o).1.contains("--features cuda"), "{}", text(&o).1);
