@@ -5,9 +5,9 @@
 # scripts/models/cuda-build.sh), stripped and xz-compressed under target/gpu/. The device tool
 # carries at most 64 MiB; the pack says its size.
 #
-# Dev profile, as CI's CUDA build: candle, cudarc and kairos-models are opt-level 3 there
-# (Cargo.toml), which is all that runs on the host side of a GPU run, and the CUDA kernels are
-# the same PTX in every profile.
+# The tests build in the dev profile, as CI's CUDA build; the benchmarks as `cargo bench`
+# builds them (optimised throughout: the host side of each kernel launch is part of what they
+# measure).
 #
 #   scripts/models/gpu-pack.sh            # CUDA build (for the GPU machine)
 #   scripts/models/gpu-pack.sh --cpu      # CPU build: checks gpu-check.sh itself on this machine
@@ -30,9 +30,9 @@ else
   echo cuda > "$out/build"
 fi
 
-# Builds one test target and prints the path of its executable.
-executable() { # ARGS...
-  cargo_ test -p kairos-models --locked --no-run --message-format=json-render-diagnostics "$@" |
+# Builds one target and prints the path of its executable.
+executable() { # test|bench ARGS...
+  cargo_ "$@" -p kairos-models --locked --no-run --message-format=json-render-diagnostics |
     python3 -c '
 import json, sys
 exes = [m["executable"] for m in map(json.loads, sys.stdin)
@@ -45,8 +45,8 @@ pack() { # EXECUTABLE NAME
   xz -T0 -6 -f "$out/$2"
 }
 
-pack "$(executable --test integration)" models-integration
-pack "$(executable --bench inference)" models-inference
+pack "$(executable test --test integration)" models-integration
+pack "$(executable bench --bench inference)" models-inference
 ls -l "$out"
 size=$(du -cb "$out"/*.xz | tail -1 | cut -f1)
 echo "packed $((size / 1024 / 1024)) MiB into $out (the device tool carries at most 64 MiB)"
