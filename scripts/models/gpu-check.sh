@@ -16,9 +16,17 @@ mkdir -p "$OUT"
 DEVICE=${KAIROS_GPU_CHECK_DEVICE:-cuda:0}
 export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 bin=$(mktemp -d)
+unxz_() { # FILE.xz OUT: xz, or Python's lzma where xz is not installed
+  if command -v xz > /dev/null; then
+    xz -dc "$1" > "$2"
+  else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"
+  fi
+}
+ls target/gpu/*.xz > /dev/null || { echo "no target/gpu/*.xz: run scripts/models/gpu-pack.sh and carry target/gpu"; exit 2; }
 for f in target/gpu/*.xz; do
   name=$(basename "${f%.xz}")
-  xz -dc "$f" > "$bin/$name" && chmod +x "$bin/$name"
+  unxz_ "$f" "$bin/$name" && chmod +x "$bin/$name"
 done
 status=0
 step() { # NAME COMMAND...: runs it, output to $OUT/NAME.txt, and says how it went
