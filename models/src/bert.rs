@@ -156,6 +156,17 @@ impl Encoder {
         if t > max {
             return Err(Error::Data(format!("{t} tokens is more than the model's {max}")));
         }
+        // candle's CUDA gather does not check its ids (an id past the table reads out of
+        // bounds), so they are checked here, on every device alike: one reduction each.
+        for (what, t, table) in
+            [("token id", ids, &self.word), ("token type", types, &self.token_type)]
+        {
+            let top = t.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+            let size = table.dim(0)?;
+            if top as usize >= size {
+                return Err(Error::Data(format!("{what} {top} is outside the model's {size}")));
+            }
+        }
         let dtype = self.word.dtype();
         let h = self.heads * self.head_dim;
         let words = self.word.index_select(&ids.flatten_all()?, 0)?;

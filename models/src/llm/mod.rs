@@ -161,6 +161,13 @@ impl Gemma {
         if ids.is_empty() {
             return Err(Error::Setting { name: "ids", reason: "need at least one token".into() });
         }
+        // Checked here: on a GPU, the embedding lookup would read past its table.
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.tokenizer.len()) {
+            return Err(Error::Data(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.tokenizer.len()
+            )));
+        }
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let logits = self.model.forward(&input, 0)?.squeeze(0)?;
         Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)

@@ -37,6 +37,8 @@ fn the_synthetic_gemma_file_has_the_real_file_s_tensors_and_generates_repeatably
     assert_eq!(a.tokens, 6, "{a:?}");
     let logits = model.logits(&model.prompt_tokens("hello", false)).unwrap();
     assert!(logits.iter().all(|x| x.is_finite()));
+    let err = model.logits(&[2, 262_144]).unwrap_err().to_string();
+    assert!(err.contains("token id 262144 is outside the vocabulary of 262144"), "{err}");
     assert_eq!(model.generate("hello world", &opts, |_| {}).unwrap().text, a.text);
     // The same seed writes the same file, byte for byte.
     let path2 = dir.path().join("again.gguf");
@@ -83,4 +85,18 @@ fn a_synthetic_minilm_is_finite_padding_proof_and_seeded() {
     let long = Tensor::zeros((1, 600), DType::U32, &cpu).unwrap();
     let err = bert.forward(&long, &long, &long).unwrap_err().to_string();
     assert!(err.contains("600 tokens"), "{err}");
+}
+
+#[test]
+fn token_ids_outside_the_vocabulary_are_an_error() {
+    let cpu = Device::Cpu;
+    let bert = Bert::synthetic(&synthetic::minilm_config(), 3, &cpu, DType::F32).unwrap();
+    let ids = Tensor::new(&[[101u32, 40_000, 102]], &cpu).unwrap();
+    let ones = ids.ones_like().unwrap();
+    let err = bert.forward(&ids, &ids.zeros_like().unwrap(), &ones).unwrap_err().to_string();
+    assert!(err.contains("token id 40000 is outside the model's 30522"), "{err}");
+    let types = Tensor::new(&[[0u32, 5, 0]], &cpu).unwrap();
+    let ids = Tensor::new(&[[101u32, 7, 102]], &cpu).unwrap();
+    let err = bert.forward(&ids, &types, &ones).unwrap_err().to_string();
+    assert!(err.contains("token type 5 is outside the model's 2"), "{err}");
 }
