@@ -194,11 +194,10 @@ impl Encoder {
         h: usize,
     ) -> Result<Tensor> {
         let (heads, d) = (self.heads, self.head_dim);
-        let qkv = l.qkv.forward(x)?.reshape((b, t, 3, heads, d))?;
-        let part = |i: usize| -> Result<Tensor> {
-            Ok(qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?)
-        };
-        let (q, k, v) = (part(0)?, part(1)?, part(2)?); // (b, heads, t, d)
+        // One copy puts query, key and value each in (b, heads, t, d) order, side by side.
+        let qkv = l.qkv.forward(x)?.reshape((b, t, 3, heads, d))?.permute((2, 0, 3, 1, 4))?;
+        let qkv = qkv.contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
         let p = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?;
