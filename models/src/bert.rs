@@ -16,7 +16,7 @@
 //! The weights are the same file and the same names (`embeddings.*`, `encoder.layer.N.*`, with
 //! or without a `bert.` prefix); the results match candle-transformers' BERT in `f32`.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 
@@ -168,16 +168,15 @@ impl Encoder {
             }
         }
         let dtype = self.word.dtype();
-        let h = self.heads * self.head_dim;
+        let h = self.dim();
         let words = self.word.index_select(&ids.flatten_all()?, 0)?;
         let kinds = self.token_type.index_select(&types.flatten_all()?, 0)?;
         let positions = self.position.narrow(0, 0, t)?.repeat((b, 1))?;
-        let x = self.embedding_norm.forward(&((words + kinds)? + positions)?)?; // (b*t, h)
+        let mut x = self.embedding_norm.forward(&((words + kinds)? + positions)?)?; // (b*t, h)
         // (b, 1, 1, t): 0 on tokens, MASKED on padding.
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * -MASKED)?
             .to_dtype(dtype)?
             .reshape((b, 1, 1, t))?;
-        let mut x = x;
         for layer in &self.layers {
             x = self.layer(layer, &x, &bias, b, t, h)?;
         }
@@ -209,5 +208,20 @@ impl Encoder {
             HiddenAct::Relu => inner.relu()?,
         };
         l.output_norm.forward(&(l.output.forward(&inner)? + x)?)
+    }
+
+    /// The hidden size, which is the embedding size.
+    pub(crate) fn dim(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// The weights' dtype.
+    pub(crate) fn dtype(&self) -> DType {
+        self.word.dtype()
+    }
+
+    /// The device the weights live on.
+    pub(crate) fn device(&self) -> &Device {
+        self.word.device()
     }
 }

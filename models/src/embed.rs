@@ -22,17 +22,14 @@ pub const MAX_TOKENS: usize = 256;
 /// weights).
 pub struct Bert {
     model: Encoder,
-    device: Device,
-    dtype: DType,
-    dim: usize,
 }
 
 impl std::fmt::Debug for Bert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bert")
-            .field("dim", &self.dim)
-            .field("dtype", &self.dtype)
-            .field("device", &self.device)
+            .field("dim", &self.dim())
+            .field("dtype", &self.dtype())
+            .field("device", self.device())
             .finish()
     }
 }
@@ -63,7 +60,7 @@ impl Bert {
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
         let model = Encoder::load(vb, &config)
             .map_err(|e| Error::ModelFile { path: weights, reason: e.to_string() })?;
-        Ok(Self { model, device: device.clone(), dtype, dim: config.hidden_size })
+        Ok(Self { model })
     }
 
     /// A model of `config`'s shapes with made-up weights from `seed`, the same on every device
@@ -71,23 +68,22 @@ impl Bert {
     pub fn synthetic(config: &Config, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
         check_dtype(dtype)?;
         let vb = crate::synthetic::var_builder(seed, dtype, device);
-        let model = Encoder::load(vb, config)?;
-        Ok(Self { model, device: device.clone(), dtype, dim: config.hidden_size })
+        Ok(Self { model: Encoder::load(vb, config)? })
     }
 
     /// The device the model lives on.
     pub fn device(&self) -> &Device {
-        &self.device
+        self.model.device()
     }
 
     /// The weights' dtype.
     pub fn dtype(&self) -> DType {
-        self.dtype
+        self.model.dtype()
     }
 
     /// The embedding size (384 for MiniLM-L6).
     pub fn dim(&self) -> usize {
-        self.dim
+        self.model.dim()
     }
 
     /// Unit-length `f32` embeddings `(batch, dim)` for token ids, token types and attention
