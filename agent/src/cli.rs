@@ -45,6 +45,7 @@ enum Command {
     Tx(crate::wallet::TxCommand),
     /// Swap on a Uniswap V2 or V3 pool: quote, exact approval, slippage bound, deadline,
     /// confirmation.
+    #[command(after_help = crate::onchain::EXIT_CODES)]
     Swap(Box<crate::onchain::SwapArgs>),
     /// Embed text with a sentence encoder (all-MiniLM-L6-v2): one JSON array of floats per
     /// input line.
@@ -138,7 +139,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(crate::onchain::exit_code(&e))
         }
     }
 }

@@ -1,6 +1,9 @@
-//! `kairos tx send` and `kairos swap`: transactions through the full lifecycle (simulation,
-//! guardrails, nonce, journal, broadcast, confirmations), configured by a wallet file
-//! (`examples/wallet.toml` documents every key).
+//! `kairos tx send`, `kairos swap` and `kairos tx status`: transactions through the full
+//! lifecycle (simulation, guardrails, nonce, journal, broadcast, confirmations), configured by
+//! a wallet file (`examples/wallet.toml` documents every key).
+//!
+//! A command prints a transaction's hash and journal order as soon as it is broadcast, and
+//! its exit status says whether running it again is safe (see [`EXIT_CODES`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,7 +16,7 @@ use kairos_chain::alloy::primitives::{Address, U256};
 use kairos_chain::alloy::providers::Provider;
 use kairos_chain::alloy::sol_types::SolCall;
 use kairos_chain::dex;
-use kairos_chain::executor::{Executor, ExecutorConfig, Request};
+use kairos_chain::executor::{self, Executor, ExecutorConfig, Outcome, Request, Submitted};
 use kairos_chain::guard::{Guard, GuardedSigner, Policy};
 use kairos_chain::journal::Journal;
 use kairos_chain::keys::{self, KeyDir};
@@ -22,8 +25,49 @@ use serde::Deserialize;
 
 use crate::wallet::PasswordArg;
 
+/// Exit status: broadcast, but the outcome is not known yet. Do not send the order again; run
+/// `kairos tx status --pending`.
+pub const EXIT_UNSETTLED: u8 = 3;
+/// Exit status: refused because an earlier transaction of the wallet is unsettled.
+pub const EXIT_PENDING: u8 = 4;
+
+/// What the exit statuses of `tx send`, `swap` and `tx status` mean (their `--help`).
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  done: every transaction of this command is final (confirmed; `tx status` also counts
+     reverted and superseded ones, which it reports)
+  1  failed, and nothing of this command is pending on chain (refused, reverted, bad input)
+  2  the command line is wrong
+  3  BROADCAST, OUTCOME NOT KNOWN YET: do not send it again; run
+     `kairos tx status --wallet FILE --pending`, which tracks it to its end
+  4  refused: an earlier transaction of this wallet is unsettled (see `kairos tx status
+     --pending`, or pass --allow-pending)";
+
+/// The exit status for an error of these commands.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<PendingRefusal>().is_some() {
+        return EXIT_PENDING;
+    }
+    match e.downcast_ref::<kairos_chain::Error>() {
+        Some(kairos_chain::Error::Unsettled { .. }) => EXIT_UNSETTLED,
+        _ => 1,
+    }
+}
+
+/// An earlier transaction of the wallet is not final.
+#[derive(Debug)]
+pub struct PendingRefusal(String);
+
+impl std::fmt::Display for PendingRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PendingRefusal {}
+
 /// The wallet file.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WalletFile {
     /// JSON-RPC endpoint of the node.
@@ -43,8 +87,36 @@ pub struct WalletFile {
     /// Lifecycle settings.
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// DEX contracts the executor reads quotes from.
+    #[serde(default)]
+    pub dex: Dex,
     /// The guardrails.
     pub guardrails: Policy,
+}
+
+/// `[dex]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dex {
+    /// Uniswap V3 `QuoterV2`, which quotes V3 swaps for the slippage guardrail.
+    pub v3_quoter: Option<Address>,
+}
+
+/// Endpoint URLs often carry a provider's API key: only scheme, host and port are shown.
+impl std::fmt::Debug for WalletFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletFile")
+            .field("rpc_url", &executor::redact(&self.rpc_url))
+            .field("private_relay", &self.private_relay.as_deref().map(executor::redact))
+            .field("chain_id", &self.chain_id)
+            .field("keystore", &self.keystore)
+            .field("keystore_dir", &self.keystore_dir)
+            .field("journal", &self.journal)
+            .field("lifecycle", &self.lifecycle)
+            .field("dex", &self.dex)
+            .field("guardrails", &self.guardrails)
+            .finish()
+    }
 }
 
 /// `[lifecycle]`
@@ -88,6 +160,29 @@ impl WalletFile {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut w: Self = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let cap = w.lifecycle.max_fee_cap_gwei;
+        if !cap.is_finite() || cap <= 0.0 {
+            bail!("{}: lifecycle.max_fee_cap_gwei must be a positive number", path.display());
+        }
+        for (key, v) in [
+            ("guardrails.max_fee_per_gas_gwei", w.guardrails.max_fee_per_gas_gwei),
+            ("guardrails.max_priority_fee_gwei", w.guardrails.max_priority_fee_gwei),
+        ] {
+            if let Some(v) = v
+                && (!v.is_finite() || v < 0.0)
+            {
+                bail!("{}: {key} must be a non-negative number", path.display());
+            }
+        }
+        if let Some(guard) = w.guardrails.max_fee_per_gas_gwei
+            && cap > guard
+        {
+            bail!(
+                "{}: lifecycle.max_fee_cap_gwei ({cap}) is above guardrails.max_fee_per_gas_gwei \
+                 ({guard}): the guard would refuse those fee bumps; set it to {guard} or less",
+                path.display()
+            );
+        }
         if w.lifecycle.bump_percent < 10 {
             bail!(
                 "{}: lifecycle.bump_percent must be at least 10 (nodes refuse smaller replacements)",
@@ -112,7 +207,7 @@ impl WalletFile {
         Ok(w)
     }
 
-    fn config(&self) -> ExecutorConfig {
+    fn config(&self, v3_quoter: Option<Address>) -> ExecutorConfig {
         let l = &self.lifecycle;
         ExecutorConfig {
             chain_id: self.chain_id,
@@ -123,11 +218,16 @@ impl WalletFile {
             max_bumps: l.max_bumps,
             max_fee_cap: (l.max_fee_cap_gwei * 1e9) as u128,
             timeout: Duration::from_secs(l.timeout_secs),
+            v3_quoter: v3_quoter.or(self.dex.v3_quoter),
             ..ExecutorConfig::default()
         }
     }
 
-    async fn executor(&self, password: &PasswordArg) -> Result<Executor> {
+    async fn executor(
+        &self,
+        password: &PasswordArg,
+        v3_quoter: Option<Address>,
+    ) -> Result<Executor> {
         let path = KeyDir::new(self.keystore_dir.clone().unwrap_or_else(KeyDir::default_dir))
             .resolve("keystore", &self.keystore)?;
         let signer = keys::unlock_file(&path, &password.read(false)?)?;
@@ -138,10 +238,52 @@ impl WalletFile {
             self.private_relay.as_deref(),
             GuardedSigner::new(signer, guard),
             journal,
-            self.config(),
+            self.config(v3_quoter),
         )
         .await?)
     }
+}
+
+/// Refuses a new order while an earlier transaction of the wallet is unsettled.
+fn refuse_if_pending(exec: &Executor, allow: bool) -> Result<()> {
+    let pending = exec.resumable()?;
+    let Some(first) = pending.first() else { return Ok(()) };
+    if allow {
+        eprintln!(
+            "note: {} earlier transaction(s) still unsettled (--allow-pending)",
+            pending.len()
+        );
+        return Ok(());
+    }
+    Err(PendingRefusal(format!(
+        "an earlier transaction of {} is unsettled: {} (order {}, nonce {}){}. Sending another \
+         order now could repeat it. Run `kairos tx status --wallet FILE --pending` to track it \
+         to its end, or pass --allow-pending",
+        exec.address(),
+        first.latest().hash,
+        first.order.map_or("?".into(), |o| o.to_string()),
+        first.nonce,
+        if pending.len() > 1 { format!(" and {} more", pending.len() - 1) } else { String::new() }
+    ))
+    .into())
+}
+
+/// Says on stderr, as soon as it is broadcast, which transaction is in flight.
+fn announce(what: &str, sub: &Submitted, confirmations: u64) {
+    eprintln!(
+        "{what}: broadcast {} (journal order {}, nonce {}); waiting for {confirmations} \
+         confirmation(s). If this command is interrupted, do not send again: run \
+         `kairos tx status --pending`",
+        sub.latest().hash,
+        sub.order.map_or("?".into(), |o| o.to_string()),
+        sub.nonce
+    );
+}
+
+/// Sends `req`, announcing each broadcast.
+async fn send_announced(exec: &Executor, what: &str, req: Request) -> Result<Outcome> {
+    let c = exec.config().confirmations;
+    Ok(exec.send_notify(req, |sub| announce(what, sub, c)).await?)
 }
 
 /// `kairos tx send`
@@ -170,6 +312,26 @@ pub struct SendArgs {
     /// maxPriorityFeePerGas in wei.
     #[arg(long, requires = "max_fee")]
     priority_fee: Option<String>,
+    /// Send even while an earlier transaction of the wallet is unsettled.
+    #[arg(long)]
+    allow_pending: bool,
+}
+
+/// `kairos tx status`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["pending", "hash"])))]
+pub struct StatusArgs {
+    /// The wallet file (see examples/wallet.toml).
+    #[arg(long, env = "KAIROS_WALLET")]
+    wallet: PathBuf,
+    #[command(flatten)]
+    password: PasswordArg,
+    /// Track every unsettled transaction of the wallet to its end.
+    #[arg(long)]
+    pending: bool,
+    /// One transaction: its journal history, its state on chain, and tracking to its end if
+    /// it is unsettled.
+    hash: Option<String>,
 }
 
 /// `kairos swap`
@@ -208,6 +370,9 @@ pub struct SwapArgs {
     /// The swap is void after this many seconds.
     #[arg(long, default_value_t = 300)]
     deadline_secs: u64,
+    /// Swap even while an earlier transaction of the wallet is unsettled.
+    #[arg(long)]
+    allow_pending: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -234,14 +399,15 @@ pub fn send(a: SendArgs) -> Result<()> {
             }
             _ => None,
         },
-        quote: None,
     };
     runtime()?.block_on(async {
-        let exec = w.executor(&a.password).await?;
-        let out = exec.send(req).await?;
+        let exec = w.executor(&a.password, None).await?;
+        refuse_if_pending(&exec, a.allow_pending)?;
+        let out = send_announced(&exec, "send", req).await?;
         println!(
             "{}",
             serde_json::json!({
+                "order": out.order,
                 "hash": out.hash.to_string(),
                 "block": out.receipt.block_number,
                 "gas_used": out.receipt.gas_used,
@@ -264,8 +430,13 @@ pub fn swap(a: SwapArgs) -> Result<()> {
     };
     let sell = tx::parse_address("--sell", &a.sell)?;
     let buy = tx::parse_address("--buy", &a.buy)?;
+    let v3_quoter = match venue {
+        Venue::V3 { quoter, .. } => Some(quoter),
+        Venue::V2 { .. } => None,
+    };
     runtime()?.block_on(async {
-        let exec = w.executor(&a.password).await?;
+        let exec = w.executor(&a.password, v3_quoter).await?;
+        refuse_if_pending(&exec, a.allow_pending)?;
         let me = exec.address();
         let p = exec.provider();
         let decimals = |t: Address| async move {
@@ -289,8 +460,8 @@ pub fn swap(a: SwapArgs) -> Result<()> {
         let allowance = IERC20::new(sell, p).allowance(me, router).call().await?;
         if allowance < amount_in {
             let input = IERC20::approveCall { spender: router, amount: amount_in }.abi_encode();
-            let out =
-                exec.send(Request { to: sell, input: input.into(), ..Request::default() }).await?;
+            let approve = Request { to: sell, input: input.into(), ..Request::default() };
+            let out = send_announced(&exec, "approve", approve).await?;
             eprintln!("approved exactly {} for the router in {}", a.amount, out.hash);
         }
         let before = IERC20::new(buy, p).balanceOf(me).call().await?;
@@ -304,14 +475,17 @@ pub fn swap(a: SwapArgs) -> Result<()> {
                 dex::v3_exact_input_single(sell, buy, fee, me, deadline, amount_in, min)
             }
         };
-        let out = exec
-            .send(Request { to: router, input, quote: Some(quote), ..Request::default() })
-            .await?;
+        // The executor quotes the swap from the chain itself for the slippage guardrail; the
+        // quote above only sets the minimum output.
+        let out =
+            send_announced(&exec, "swap", Request { to: router, input, ..Request::default() })
+                .await?;
         let after = IERC20::new(buy, p).balanceOf(me).call().await?;
         let fmt = |v: U256| format_units(v, dec_out).unwrap_or_else(|_| v.to_string());
         println!(
             "{}",
             serde_json::json!({
+                "order": out.order,
                 "hash": out.hash.to_string(),
                 "block": out.receipt.block_number,
                 "sold": a.amount,
@@ -322,5 +496,77 @@ pub fn swap(a: SwapArgs) -> Result<()> {
             })
         );
         Ok(())
+    })
+}
+
+/// Runs `kairos tx status`: every unsettled transaction (or the one named) tracked to its end
+/// from the journal and the chain. Prints one JSON line per transaction.
+pub fn status(a: StatusArgs) -> Result<()> {
+    let w = WalletFile::load(&a.wallet)?;
+    let wanted = a.hash.as_deref().map(|h| {
+        h.trim()
+            .parse::<kairos_chain::alloy::primitives::B256>()
+            .with_context(|| format!("{h:?} is not a transaction hash (0x and 64 hex digits)"))
+    });
+    let wanted = wanted.transpose()?;
+    runtime()?.block_on(async {
+        let exec = w.executor(&a.password, None).await?;
+        let journal = exec.journal();
+        let mut todo = exec.resumable()?;
+        if let Some(hash) = wanted {
+            let events = journal.hash_events(hash)?;
+            if events.is_empty() {
+                bail!("{hash} is not in the journal {}", journal.path().display());
+            }
+            for e in &events {
+                eprintln!("journal: {} {} {}", e.state, e.nonce.map_or("-".into(), |n| n.to_string()), e.detail);
+            }
+            todo.retain(|s| s.hashes().contains(&hash));
+            if todo.is_empty() {
+                let receipt = exec.provider().get_transaction_receipt(hash).await?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "order": events.iter().find_map(|e| e.order),
+                        "hash": hash.to_string(),
+                        "state": events.last().map(|e| e.state.clone()),
+                        "on_chain": receipt.as_ref().map(|r| if r.status() { "success" } else { "reverted" }),
+                        "block": receipt.and_then(|r| r.block_number),
+                    })
+                );
+                return Ok(());
+            }
+        } else if todo.is_empty() {
+            eprintln!("no unsettled transactions for {}", exec.address());
+            return Ok(());
+        }
+        let mut unknown = None;
+        for sub in todo {
+            let (order, nonce, hash) = (sub.order, sub.nonce, sub.latest().hash);
+            eprintln!(
+                "tracking {hash} (journal order {}, nonce {nonce})",
+                order.map_or("?".into(), |o| o.to_string())
+            );
+            let line = |state: &str, hash: String, block: Option<u64>, detail: String| {
+                println!(
+                    "{}",
+                    serde_json::json!({"order": order, "nonce": nonce, "hash": hash, "state": state, "block": block, "detail": detail})
+                );
+            };
+            match exec.wait(sub).await {
+                Ok(out) => line("confirmed", out.hash.to_string(), out.receipt.block_number, String::new()),
+                Err(e @ kairos_chain::Error::Reverted { .. }) => line("reverted", hash.to_string(), None, e.to_string()),
+                Err(e @ kairos_chain::Error::Superseded { .. }) => line("superseded", hash.to_string(), None, e.to_string()),
+                Err(e @ kairos_chain::Error::Unsettled { .. }) => {
+                    line("unsettled", hash.to_string(), None, e.to_string());
+                    unknown = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match unknown {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     })
 }

@@ -100,15 +100,19 @@ pub struct NewArgs {
     password: PasswordArg,
     #[command(flatten)]
     kdf: KdfArg,
+    /// Encrypt under an empty password (anyone with the file has the key).
+    #[arg(long)]
+    allow_empty_password: bool,
 }
 
 /// `kairos keys import`
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["private_key_file", "key_file"])))]
 pub struct ImportArgs {
     #[command(flatten)]
     dir: DirArg,
     /// File holding the private key as hex (with or without 0x).
-    #[arg(long, conflicts_with = "key_file", required_unless_present = "key_file")]
+    #[arg(long, conflicts_with = "key_file")]
     private_key_file: Option<PathBuf>,
     /// A v3 key file from another tool; it is decrypted with the password to check it, then
     /// stored re-encrypted under the same password.
@@ -118,6 +122,20 @@ pub struct ImportArgs {
     password: PasswordArg,
     #[command(flatten)]
     kdf: KdfArg,
+    /// Encrypt under an empty password (anyone with the file has the key).
+    #[arg(long)]
+    allow_empty_password: bool,
+}
+
+/// Refuses an empty password for a new key file unless asked for.
+fn non_empty(password: Password, allow: bool) -> Result<Password> {
+    if password.is_empty() && !allow {
+        bail!(
+            "the password is empty: the key file would protect nothing. Give a password, or \
+             pass --allow-empty-password"
+        );
+    }
+    Ok(password)
 }
 
 /// `kairos keys address`
@@ -139,7 +157,12 @@ pub enum TxCommand {
     Sign(Box<SignArgs>),
     /// Send a transaction through simulation, the guardrails, the nonce owner, the journal
     /// and confirmation.
+    #[command(after_help = crate::onchain::EXIT_CODES)]
     Send(Box<crate::onchain::SendArgs>),
+    /// Track the wallet's unsettled transactions (or one) to their end, from the journal and
+    /// the chain.
+    #[command(after_help = crate::onchain::EXIT_CODES)]
+    Status(Box<crate::onchain::StatusArgs>),
 }
 
 /// `kairos tx sign`
@@ -186,7 +209,8 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::New(a) => {
             let dir = a.dir.dir();
-            let entry = dir.create(&a.password.read(true)?, a.kdf.params())?;
+            let password = non_empty(a.password.read(true)?, a.allow_empty_password)?;
+            let entry = dir.create(&password, a.kdf.params())?;
             println!("{}", entry.address);
             eprintln!("stored in {}", entry.path.display());
         }
@@ -200,12 +224,20 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
                     a.private_key_file.as_deref().context("--private-key-file or --key-file")?;
                 signer_from_hex_file(f)?
             };
+            let password = non_empty(password, a.allow_empty_password)?;
             let entry = dir.store(&signer, &password, a.kdf.params())?;
             println!("{}", entry.address);
             eprintln!("stored in {}", entry.path.display());
         }
         KeysCommand::List(d) => {
             let dir = d.dir();
+            if !dir.path().is_dir() {
+                bail!(
+                    "no keystore folder at {} (`kairos keys new` creates it; --keystore-dir or \
+                     $KAIROS_KEYSTORE_DIR picks another)",
+                    dir.path().display()
+                );
+            }
             let all = dir.list()?;
             if all.is_empty() {
                 eprintln!("no keys in {}", dir.path().display());
@@ -236,6 +268,7 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
 pub fn tx(cmd: TxCommand) -> Result<()> {
     match cmd {
         TxCommand::Send(a) => crate::onchain::send(*a)?,
+        TxCommand::Status(a) => crate::onchain::status(*a)?,
         TxCommand::Sign(a) => {
             let fields = TxFields {
                 chain_id: tx::parse_int("--chain-id", &a.chain_id)?,

@@ -64,6 +64,36 @@ pub enum Error {
         /// The error.
         reason: String,
     },
+    /// Broadcast (or possibly broadcast) and not known to be final when tracking stopped. It
+    /// may still be mined: sending the order again could execute it twice.
+    #[error(
+        "transaction {hash} (nonce {nonce}) was broadcast but its outcome is not known yet: \
+         {reason}. Do not send it again: resume tracking it (`kairos tx status --pending`)"
+    )]
+    Unsettled {
+        /// Its order in the journal.
+        order: Option<i64>,
+        /// Its nonce.
+        nonce: u64,
+        /// The newest version's hash.
+        hash: alloy::primitives::B256,
+        /// Why tracking stopped.
+        reason: String,
+    },
+    /// Never executed: the chain shows its nonce used by a different transaction, and none of
+    /// its versions was mined.
+    #[error(
+        "nonce {nonce} was used by another transaction: this order's transaction {hash} was not \
+         executed"
+    )]
+    Superseded {
+        /// Its order in the journal.
+        order: Option<i64>,
+        /// The nonce.
+        nonce: u64,
+        /// The newest version's hash.
+        hash: alloy::primitives::B256,
+    },
     /// The journal failed.
     #[error("journal {path}: {reason}")]
     Journal {

@@ -11,6 +11,12 @@
 //! Prices are quote-token units per base-token unit, adjusted for decimals. Events come in
 //! chain order (block, then log index), each once; `confirmations` holds back the newest
 //! blocks so shallow reorgs do not produce events that later vanish.
+//!
+//! Hosted nodes cap `eth_getLogs` by block range (commonly 1k to 10k blocks) and by result
+//! size, so a poll reads in chunks of at most `max_range` blocks, halves the chunk when the node
+//! answers that a range or result is too large, and moves its position after every chunk it
+//! read in full: a feed that fell behind catches up, and a failure resumes from the last
+//! fully read block.
 
 use std::collections::BTreeMap;
 
@@ -73,6 +79,31 @@ pub struct DexFeed<P> {
     next_block: u64,
     confirmations: u64,
     block_times: BTreeMap<u64, u64>,
+    max_range: u64,
+}
+
+/// The default most blocks per `eth_getLogs` request.
+pub const DEFAULT_MAX_RANGE: u64 = 2_000;
+
+/// Whether a node's `eth_getLogs` error says the range or the result was too large, as hosted
+/// providers word it (Alchemy, Infura, QuickNode, Ankr, geth's and reth's own limits).
+pub fn is_range_too_large(message: &str) -> bool {
+    let m = message.to_lowercase();
+    [
+        "block range",
+        "range too large",
+        "range is too large",
+        "exceed max",
+        "exceeds max",
+        "more than",
+        "too many",
+        "response size",
+        "limit exceeded",
+        "query timeout",
+        "is limited to",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 impl<P: Provider> DexFeed<P> {
@@ -84,7 +115,19 @@ impl<P: Provider> DexFeed<P> {
             next_block: from_block,
             confirmations,
             block_times: BTreeMap::new(),
+            max_range: DEFAULT_MAX_RANGE,
         }
+    }
+
+    /// Reads at most `blocks` blocks per `eth_getLogs` request (at least 1).
+    pub fn with_max_range(mut self, blocks: u64) -> Self {
+        self.max_range = blocks.max(1);
+        self
+    }
+
+    /// The current chunk size, which shrinks when the node refuses a range.
+    pub fn max_range(&self) -> u64 {
+        self.max_range
     }
 
     /// The next block a poll reads from.
@@ -96,23 +139,58 @@ impl<P: Provider> DexFeed<P> {
         Error::Rpc { endpoint: "dex feed".into(), reason: e.to_string() }
     }
 
-    /// Events of the blocks since the last poll, in chain order.
+    /// Events of the blocks since the last poll, in chain order. Reads chunk by chunk; when a
+    /// chunk fails after others were read, their events are returned and the next poll
+    /// resumes after them.
     pub async fn poll(&mut self) -> Result<Vec<MarketEvent>> {
         let head = self.provider.get_block_number().await.map_err(|e| self.err(e))?;
         let Some(to) = head.checked_sub(self.confirmations) else { return Ok(Vec::new()) };
-        if to < self.next_block || self.pools.is_empty() {
+        if self.pools.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = Filter::new()
-            .address(self.pools.keys().copied().collect::<Vec<_>>())
-            .event_signature(vec![
-                IUniswapV2Pair::Sync::SIGNATURE_HASH,
-                IUniswapV2Pair::Swap::SIGNATURE_HASH,
-                IUniswapV3Pool::Swap::SIGNATURE_HASH,
-            ])
-            .from_block(self.next_block)
-            .to_block(to);
-        let mut logs = self.provider.get_logs(&filter).await.map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while self.next_block <= to {
+            let from = self.next_block;
+            let end = to.min(from.saturating_add(self.max_range - 1));
+            let filter = Filter::new()
+                .address(self.pools.keys().copied().collect::<Vec<_>>())
+                .event_signature(vec![
+                    IUniswapV2Pair::Sync::SIGNATURE_HASH,
+                    IUniswapV2Pair::Swap::SIGNATURE_HASH,
+                    IUniswapV3Pool::Swap::SIGNATURE_HASH,
+                ])
+                .from_block(from)
+                .to_block(end);
+            let logs = match self.provider.get_logs(&filter).await {
+                Ok(logs) => logs,
+                Err(e) if self.max_range > 1 && is_range_too_large(&e.to_string()) => {
+                    self.max_range = (self.max_range / 2).max(1);
+                    tracing::info!(from, end, max_range = self.max_range, error = %e, "log range refused; reading smaller chunks");
+                    continue;
+                }
+                Err(e) if !out.is_empty() => {
+                    tracing::warn!(from, error = %e, "reading logs failed; resuming from here next poll");
+                    return Ok(out);
+                }
+                Err(e) => return Err(self.err(format!("eth_getLogs {from}..={end}: {e}"))),
+            };
+            match self.decode_logs(logs).await {
+                Ok(events) => out.extend(events),
+                Err(e) if !out.is_empty() => {
+                    tracing::warn!(from, error = %e, "reading logs failed; resuming from here next poll");
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            }
+            self.next_block = end + 1;
+        }
+        Ok(out)
+    }
+
+    async fn decode_logs(
+        &mut self,
+        mut logs: Vec<alloy::rpc::types::Log>,
+    ) -> Result<Vec<MarketEvent>> {
         logs.sort_by_key(|l| (l.block_number, l.log_index));
         let mut out = Vec::with_capacity(logs.len());
         for log in logs {
@@ -129,7 +207,6 @@ impl<P: Provider> DexFeed<P> {
                 tracing::warn!(pool = %pool.address, block, "undecodable pool event skipped");
             }
         }
-        self.next_block = to + 1;
         Ok(out)
     }
 

@@ -13,9 +13,12 @@
 //!   always counts as allowed);
 //! - `tokens`: only listed tokens move, each within `max_per_tx` and `max_per_day`; `native`
 //!   caps ether the same way;
-//! - `unlimited_approvals`: approvals are for exact amounts unless the policy allows more;
+//! - `unlimited_approvals`: unless the policy allows more, an approval is bounded by the
+//!   token's `max_approval` (or else its `max_per_tx`), and a token with neither bound cannot
+//!   be approved at all;
 //! - `max_slippage_bps`: a swap's minimum output is within this of the quote the executor
-//!   read from the chain, and every swap has a deadline;
+//!   read from the chain for that very calldata ([`ChainQuote`], which only the executor can
+//!   make: no caller can hand the guard a quote of its own), and every swap has a deadline;
 //! - `known_calls`: calldata the guard cannot decode is refused;
 //! - `dry_run`: everything is checked, nothing is signed.
 
@@ -55,6 +58,9 @@ pub struct TokenPolicy {
     /// Spend caps.
     #[serde(flatten)]
     pub caps: Caps,
+    /// Largest approval of this token, in whole tokens (default: `max_per_tx`).
+    #[serde(default)]
+    pub max_approval: Option<String>,
 }
 
 /// The wallet policy, usually read from the `[guardrails]` table of the agent's config.
@@ -79,8 +85,33 @@ pub struct Policy {
     pub native: Caps,
     /// Tokens that may be moved, with their caps.
     pub tokens: Vec<TokenPolicy>,
-    /// Allow approvals above the per-transaction cap (including "unlimited").
+    /// Allow approvals above a token's `max_approval` / `max_per_tx` (including "unlimited").
     pub unlimited_approvals: bool,
+}
+
+/// A swap's expected output, read from the chain by the executor for the swap's own calldata
+/// in its simulation step (Uniswap V2 `getAmountsOut` along the path, V3 `QuoterV2`). Only this
+/// crate makes one, so the slippage rule can be loosened by no caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainQuote {
+    amount_out: U256,
+    block: u64,
+}
+
+impl ChainQuote {
+    pub(crate) fn new(amount_out: U256, block: u64) -> Self {
+        Self { amount_out, block }
+    }
+
+    /// The output the chain quoted.
+    pub fn amount_out(&self) -> U256 {
+        self.amount_out
+    }
+
+    /// The block it was read at.
+    pub fn block(&self) -> u64 {
+        self.block
+    }
 }
 
 /// What a checked transaction spends.
@@ -106,8 +137,16 @@ pub enum Signed {
 pub struct Guard {
     policy: Policy,
     native_caps: (Option<U256>, Option<U256>),
-    token_caps: BTreeMap<Address, (String, u8, Option<U256>, Option<U256>)>,
+    token_caps: BTreeMap<Address, TokenCaps>,
     spent: BTreeMap<(Address, i64), U256>,
+}
+
+#[derive(Debug, Clone)]
+struct TokenCaps {
+    symbol: String,
+    per_tx: Option<U256>,
+    per_day: Option<U256>,
+    approval: Option<U256>,
 }
 
 fn refuse(rule: &'static str, detail: impl Into<String>) -> Error {
@@ -137,14 +176,15 @@ impl Guard {
         );
         let mut token_caps = BTreeMap::new();
         for t in &policy.tokens {
+            let per_tx = units("tokens", &t.caps.max_per_tx, t.decimals)?;
             token_caps.insert(
                 t.address,
-                (
-                    t.symbol.clone(),
-                    t.decimals,
-                    units("tokens", &t.caps.max_per_tx, t.decimals)?,
-                    units("tokens", &t.caps.max_per_day, t.decimals)?,
-                ),
+                TokenCaps {
+                    symbol: t.symbol.clone(),
+                    per_tx,
+                    per_day: units("tokens", &t.caps.max_per_day, t.decimals)?,
+                    approval: units("tokens", &t.max_approval, t.decimals)?.or(per_tx),
+                },
             );
         }
         Ok(Self { policy, native_caps, token_caps, spent: BTreeMap::new() })
@@ -153,6 +193,16 @@ impl Guard {
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The `max_fee_per_gas_gwei` cap in wei (fee bumps stay under it).
+    pub fn max_fee_per_gas(&self) -> Option<u128> {
+        self.policy.max_fee_per_gas_gwei.map(gwei_to_wei)
+    }
+
+    /// The `max_priority_fee_gwei` cap in wei.
+    pub fn max_priority_fee(&self) -> Option<u128> {
+        self.policy.max_priority_fee_gwei.map(gwei_to_wei)
     }
 
     /// Amount of `asset` (`Address::ZERO` for ether) spent on UTC day `day` (days since the
@@ -175,7 +225,7 @@ impl Guard {
         &self,
         from: Address,
         tx: &TxEip1559,
-        quote: Option<U256>,
+        quote: Option<&ChainQuote>,
         day: i64,
     ) -> Result<Approval> {
         let approval = self.check_rules(from, tx, quote)?;
@@ -186,7 +236,12 @@ impl Guard {
     }
 
     /// Every rule but the spend caps.
-    fn check_rules(&self, from: Address, tx: &TxEip1559, quote: Option<U256>) -> Result<Approval> {
+    fn check_rules(
+        &self,
+        from: Address,
+        tx: &TxEip1559,
+        quote: Option<&ChainQuote>,
+    ) -> Result<Approval> {
         let p = &self.policy;
         if let Some(chain) = p.chain_id
             && tx.chain_id != chain
@@ -239,7 +294,7 @@ impl Guard {
         &self,
         from: Address,
         tx: &TxEip1559,
-        quote: Option<U256>,
+        quote: Option<&ChainQuote>,
         day: i64,
     ) -> Result<Approval> {
         let approval = self.check_rules(from, tx, quote)?;
@@ -268,16 +323,16 @@ impl Guard {
     fn token(&self, token: Address) -> Result<&str> {
         self.token_caps
             .get(&token)
-            .map(|t| t.0.as_str())
+            .map(|t| t.symbol.as_str())
             .ok_or_else(|| refuse("tokens", format!("token {token} is not in the policy")))
     }
 
-    fn slippage(&self, min_out: U256, quote: Option<U256>, deadline: U256) -> Result<()> {
+    fn slippage(&self, min_out: U256, quote: Option<&ChainQuote>, deadline: U256) -> Result<()> {
         if deadline.is_zero() {
             return Err(refuse("max_slippage_bps", "a swap without a deadline"));
         }
         let Some(bps) = self.policy.max_slippage_bps else { return Ok(()) };
-        let Some(quote) = quote else {
+        let Some(quote) = quote.map(ChainQuote::amount_out) else {
             return Err(refuse(
                 "max_slippage_bps",
                 "a swap without a quote from the chain to bound it",
@@ -301,7 +356,7 @@ impl Guard {
         from: Address,
         to: Address,
         data: &[u8],
-        quote: Option<U256>,
+        quote: Option<&ChainQuote>,
         spends: &mut Vec<(Address, U256)>,
     ) -> Result<String> {
         let selector: [u8; 4] = data.get(..4).and_then(|s| s.try_into().ok()).unwrap_or_default();
@@ -322,19 +377,31 @@ impl Guard {
                 if !self.policy.allowed_contracts.contains(&c.spender) {
                     return Err(refuse(
                         "allowed_contracts",
-                        format!("approval to {} , not an allowed contract", c.spender),
+                        format!("approval to {}, not an allowed contract", c.spender),
                     ));
                 }
                 if !self.policy.unlimited_approvals {
-                    let per_tx = self.token_caps[&to].2;
-                    if c.amount == U256::MAX || per_tx.is_some_and(|cap| c.amount > cap) {
-                        return Err(refuse(
-                            "unlimited_approvals",
-                            format!(
-                                "approval of {} {sym} is above the per-transaction cap; approve exact amounts",
-                                c.amount
-                            ),
-                        ));
+                    match self.token_caps[&to].approval {
+                        None => {
+                            return Err(refuse(
+                                "unlimited_approvals",
+                                format!(
+                                    "{sym} has no approval bound (set its max_approval or \
+                                     max_per_tx); approve exact amounts"
+                                ),
+                            ));
+                        }
+                        Some(bound) if c.amount > bound => {
+                            return Err(refuse(
+                                "unlimited_approvals",
+                                format!(
+                                    "approval of {} base units of {sym} is above its bound {bound}; \
+                                     approve exact amounts",
+                                    c.amount
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
                     }
                 }
                 Ok(format!("approve {} {sym} for {}", c.amount, c.spender))
@@ -412,7 +479,7 @@ impl Guard {
             ("wei of ether".to_string(), "native", self.native_caps.0, self.native_caps.1)
         } else {
             let t = &self.token_caps[&asset];
-            (format!("base units of {}", t.0), "tokens", t.2, t.3)
+            (format!("base units of {}", t.symbol), "tokens", t.per_tx, t.per_day)
         };
         if let Some(cap) = per_tx
             && amount > cap
@@ -477,7 +544,7 @@ impl GuardedSigner {
     pub fn sign_replacement(
         &mut self,
         tx: TxEip1559,
-        quote: Option<U256>,
+        quote: Option<&ChainQuote>,
         day: i64,
     ) -> Result<Signed> {
         let approval = self.guard.check_replacement(self.signer.address(), &tx, quote, day)?;
@@ -490,7 +557,7 @@ impl GuardedSigner {
 
     /// Checks `tx`; in a dry run returns the approval, otherwise signs and books the spend.
     /// Every refusal is logged with its rule.
-    pub fn sign(&mut self, tx: TxEip1559, quote: Option<U256>, day: i64) -> Result<Signed> {
+    pub fn sign(&mut self, tx: TxEip1559, quote: Option<&ChainQuote>, day: i64) -> Result<Signed> {
         let approval = match self.guard.check(self.signer.address(), &tx, quote, day) {
             Ok(a) => a,
             Err(e) => {
@@ -506,5 +573,53 @@ impl GuardedSigner {
         self.guard.book(&approval.spends, day);
         tracing::info!(hash = %signed.hash, summary = %approval.summary, "signed");
         Ok(Signed::Tx(Box::new(signed), approval))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Bytes, address};
+
+    const ROUTER: Address = address!("0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D");
+    const A: Address = address!("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
+    const B: Address = address!("0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2");
+
+    fn swap(from: Address, min_out: u64) -> TxEip1559 {
+        let input = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: U256::from(1_000u64),
+            amountOutMin: U256::from(min_out),
+            path: vec![A, B],
+            to: from,
+            deadline: U256::from(1_900_000_000u64),
+        }
+        .abi_encode();
+        TxEip1559 {
+            chain_id: 1,
+            to: TxKind::Call(ROUTER),
+            gas_limit: 200_000,
+            input: Bytes::from(input),
+            ..TxEip1559::default()
+        }
+    }
+
+    #[test]
+    fn the_slippage_bound_is_the_chain_quote() {
+        let policy: Policy = toml::from_str(&format!(
+            "max_slippage_bps = 50\nallowed_contracts = [\"{ROUTER}\"]\n\
+             [[tokens]]\naddress = \"{A}\"\nsymbol = \"A\"\ndecimals = 0\n\
+             [[tokens]]\naddress = \"{B}\"\nsymbol = \"B\"\ndecimals = 0\n"
+        ))
+        .unwrap();
+        let guard = Guard::new(policy).unwrap();
+        let me = Address::repeat_byte(1);
+        let quote = ChainQuote::new(U256::from(10_000u64), 7);
+        // 50 bps under 10,000 is 9,950.
+        guard.check(me, &swap(me, 9_950), Some(&quote), 0).unwrap();
+        let err = guard.check(me, &swap(me, 9_949), Some(&quote), 0).unwrap_err().to_string();
+        assert!(err.contains("`max_slippage_bps`") && err.contains("below 9950"), "{err}");
+        let err = guard.check(me, &swap(me, 9_950), None, 0).unwrap_err().to_string();
+        assert!(err.contains("without a quote"), "{err}");
+        assert_eq!((quote.amount_out(), quote.block()), (U256::from(10_000u64), 7));
     }
 }

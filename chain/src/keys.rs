@@ -138,25 +138,54 @@ impl KeyDir {
     }
 }
 
+/// Reads a key file, refusing anything larger than a key file can be.
+fn read_key_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io { path: path.to_path_buf(), reason: e.to_string() };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(keystore::MAX_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > keystore::MAX_KEY_FILE_BYTES {
+        return Err(Error::Keystore {
+            what: path.display().to_string(),
+            reason: format!("larger than {} bytes: not a key file", keystore::MAX_KEY_FILE_BYTES),
+        });
+    }
+    Ok(text)
+}
+
 /// Decrypts the key file at `path`.
 pub fn unlock_file(path: &Path, password: &Password) -> Result<PrivateKeySigner> {
-    let json = std::fs::read_to_string(path)
-        .map_err(|e| Error::Io { path: path.to_path_buf(), reason: e.to_string() })?;
+    let json = read_key_file(path)?;
     keystore::decrypt(&json, password, &path.display().to_string())
 }
 
 /// The address a key file declares, if it is one.
 pub fn declared_address(path: &Path) -> Option<Address> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_key_file(path).ok()?;
     let file: KeyFile = serde_json::from_str(&text).ok()?;
     file.address?.trim_start_matches("0x").parse().ok()
 }
 
-/// Writes a new file readable only by its owner; never overwrites.
+/// Writes a new file readable only by its owner (0600) into a folder only its owner can enter
+/// (0700, as geth makes its keystore); never overwrites.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |e: std::io::Error| Error::Io { path: path.to_path_buf(), reason: e.to_string() };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(parent).map_err(io)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -193,9 +222,15 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&a.path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            let mode = std::fs::metadata(tmp.path().join("ks")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "the folder is the owner's alone");
         }
         let signer = dir.unlock(a.address, &pw).unwrap();
         let dup = dir.store(&signer, &pw, ScryptParams::LIGHT).unwrap_err().to_string();
         assert!(dup.contains("already in this keystore"), "{dup}");
+        let huge = tmp.path().join("huge.json");
+        std::fs::write(&huge, vec![b' '; 100_000]).unwrap();
+        let err = unlock_file(&huge, &pw).unwrap_err().to_string();
+        assert!(err.contains("not a key file"), "{err}");
     }
 }

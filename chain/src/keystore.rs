@@ -24,8 +24,7 @@ use crate::{Error, Result};
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 
-/// A password, zeroised on drop, never printed.
-#[derive(Clone)]
+/// A password, zeroised on drop, never printed, never copied (not `Clone`).
 pub struct Password(Zeroizing<String>);
 
 impl Password {
@@ -51,10 +50,26 @@ impl Password {
         self.0.as_bytes() == other.0.as_bytes()
     }
 
+    /// Whether the password is empty (which encrypts a key with no protection at all).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
 }
+
+/// The largest scrypt `n` a key file may ask for, as log2: 2^20 (geth's standard is 2^18).
+pub const MAX_SCRYPT_LOG_N: u32 = 20;
+/// The most memory a key file's scrypt may take (`128 * r * n` bytes): 1 GiB.
+pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
+/// The most work a key file's scrypt may take (`128 * r * n * p` bytes mixed): 2 GiB.
+pub const MAX_SCRYPT_WORK: u64 = 1 << 31;
+/// The most PBKDF2 iterations a key file may ask for (geth writes 262,144).
+pub const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+/// The largest key file read (real ones are under 1 KiB).
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,19 +144,123 @@ pub struct CipherParams {
 
 #[derive(Deserialize)]
 struct ScryptJson {
-    dklen: usize,
+    dklen: u64,
     n: u64,
-    r: u32,
-    p: u32,
+    r: u64,
+    p: u64,
     salt: String,
 }
 
 #[derive(Deserialize)]
 struct Pbkdf2Json {
-    c: u32,
-    dklen: usize,
+    c: u64,
+    dklen: u64,
     prf: String,
     salt: String,
+}
+
+/// A key file's key derivation, its parameters checked against the bounds above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kdf {
+    Scrypt { log_n: u8, r: u32, p: u32, salt: Vec<u8> },
+    Pbkdf2 { c: u32, salt: Vec<u8> },
+}
+
+/// A parsed key file whose every field is checked, ready for the (costly) derivation.
+struct Checked {
+    kdf: Kdf,
+    iv: [u8; 16],
+    ciphertext: Zeroizing<Vec<u8>>,
+    mac: Vec<u8>,
+}
+
+/// Parses and checks a key file's JSON text without deriving anything: every field is
+/// decoded and the KDF's cost bounded, so a hostile file is an error here, never a huge
+/// allocation or an endless loop later.
+fn check(json: &str, what: &str) -> Result<(KeyFile, Checked)> {
+    let bad = |reason: String| Error::Keystore { what: what.into(), reason };
+    let file: KeyFile =
+        serde_json::from_str(json).map_err(|e| bad(format!("not a v3 key file: {e}")))?;
+    if file.version != 3 {
+        return Err(bad(format!("version {} (only version 3 is supported)", file.version)));
+    }
+    let c = &file.crypto;
+    if c.cipher != "aes-128-ctr" {
+        return Err(bad(format!("cipher {:?} (only aes-128-ctr is supported)", c.cipher)));
+    }
+    let ciphertext =
+        Zeroizing::new(unhex(&c.ciphertext).map_err(|e| bad(format!("ciphertext: {e}")))?);
+    if ciphertext.len() != 32 {
+        return Err(bad(format!("ciphertext is {} bytes, a key is 32", ciphertext.len())));
+    }
+    let iv = unhex(&c.cipherparams.iv).map_err(|e| bad(format!("iv: {e}")))?;
+    let iv: [u8; 16] =
+        iv.try_into().map_err(|v: Vec<u8>| bad(format!("iv is {} bytes, not 16", v.len())))?;
+    let mac = unhex(&c.mac).map_err(|e| bad(format!("mac: {e}")))?;
+    if mac.len() != 32 {
+        return Err(bad(format!("mac is {} bytes, not 32", mac.len())));
+    }
+    let dklen = |d: u64| {
+        if d == 32 { Ok(()) } else { Err(bad(format!("kdfparams.dklen is {d}; it must be 32"))) }
+    };
+    let salt = |s: &str| {
+        let v = unhex(s).map_err(|e| bad(format!("kdfparams.salt: {e}")))?;
+        if v.len() > 1024 {
+            return Err(bad(format!("kdfparams.salt is {} bytes (at most 1024)", v.len())));
+        }
+        Ok(v)
+    };
+    let kdf = match c.kdf.as_str() {
+        "scrypt" => {
+            let p: ScryptJson = serde_json::from_value(c.kdfparams.clone())
+                .map_err(|e| bad(format!("scrypt kdfparams: {e}")))?;
+            dklen(p.dklen)?;
+            if !p.n.is_power_of_two() || p.n < 2 {
+                return Err(bad(format!("kdfparams.n = {} is not a power of two", p.n)));
+            }
+            let log_n = p.n.trailing_zeros();
+            if log_n > MAX_SCRYPT_LOG_N {
+                return Err(bad(format!(
+                    "kdfparams.n = 2^{log_n} is above the limit 2^{MAX_SCRYPT_LOG_N}"
+                )));
+            }
+            if p.r == 0 || p.p == 0 {
+                return Err(bad(format!("kdfparams.r = {} and p = {} must be positive", p.r, p.p)));
+            }
+            let memory = 128u64.saturating_mul(p.r).saturating_mul(p.n);
+            if memory > MAX_SCRYPT_MEMORY {
+                return Err(bad(format!(
+                    "kdfparams.r = {} with n = {} needs {memory} bytes (at most {MAX_SCRYPT_MEMORY})",
+                    p.r, p.n
+                )));
+            }
+            if memory.saturating_mul(p.p) > MAX_SCRYPT_WORK {
+                return Err(bad(format!(
+                    "kdfparams.p = {} makes scrypt too costly (128 * r * n * p above {MAX_SCRYPT_WORK})",
+                    p.p
+                )));
+            }
+            // Both fit in u32: r * 128 * 2 <= 2^30 and p * 128 * 2 <= 2^31.
+            Kdf::Scrypt { log_n: log_n as u8, r: p.r as u32, p: p.p as u32, salt: salt(&p.salt)? }
+        }
+        "pbkdf2" => {
+            let p: Pbkdf2Json = serde_json::from_value(c.kdfparams.clone())
+                .map_err(|e| bad(format!("pbkdf2 kdfparams: {e}")))?;
+            if p.prf != "hmac-sha256" {
+                return Err(bad(format!("kdfparams.prf {:?} (only hmac-sha256)", p.prf)));
+            }
+            dklen(p.dklen)?;
+            if p.c == 0 || p.c > u64::from(MAX_PBKDF2_ROUNDS) {
+                return Err(bad(format!(
+                    "kdfparams.c = {} (from 1 to {MAX_PBKDF2_ROUNDS} rounds)",
+                    p.c
+                )));
+            }
+            Kdf::Pbkdf2 { c: p.c as u32, salt: salt(&p.salt)? }
+        }
+        other => return Err(bad(format!("kdf {other:?} (scrypt and pbkdf2 are supported)"))),
+    };
+    Ok((file, Checked { kdf, iv, ciphertext, mac }))
 }
 
 /// Encrypts `signer`'s key under `password`.
@@ -159,7 +278,9 @@ pub fn encrypt(
         .map_err(|e| Error::Keystore { what: "scrypt parameters".into(), reason: e.to_string() })?;
     scrypt::scrypt(password.bytes(), &salt, &scrypt_params, &mut *dk)
         .map_err(|e| Error::Keystore { what: "scrypt".into(), reason: e.to_string() })?;
-    let mut ciphertext = Zeroizing::new(signer.credential().to_bytes().to_vec());
+    let mut key = signer.credential().to_bytes();
+    let mut ciphertext = Zeroizing::new(key.to_vec());
+    key.as_mut_slice().zeroize();
     Aes128Ctr::new(dk[..16].into(), (&iv).into()).apply_keystream(&mut ciphertext);
     let mac = mac(&dk[16..32], &ciphertext);
     Ok(KeyFile {
@@ -183,73 +304,48 @@ pub fn encrypt(
     })
 }
 
-/// Decrypts a key file's JSON text. `what` names it in errors (usually its path).
+/// Decrypts a key file's JSON text. `what` names it in errors (usually its path). The file is
+/// checked before anything is derived: a scrypt `n` above 2^20, more than 1 GiB of scrypt
+/// memory, PBKDF2 rounds above ten million or a `dklen` other than 32 are errors naming the
+/// field.
 pub fn decrypt(json: &str, password: &Password, what: &str) -> Result<PrivateKeySigner> {
-    let file: KeyFile = serde_json::from_str(json).map_err(|e| Error::Keystore {
-        what: what.into(),
-        reason: format!("not a v3 key file: {e}"),
-    })?;
-    decrypt_file(&file, password, what)
+    let (file, checked) = check(json, what)?;
+    derive_and_open(&file, checked, password, what)
 }
 
-/// Decrypts a parsed key file.
+/// Decrypts a parsed key file (checked as [`decrypt`] checks it).
 pub fn decrypt_file(file: &KeyFile, password: &Password, what: &str) -> Result<PrivateKeySigner> {
+    let json = serde_json::to_string(file).map_err(|e| Error::Keystore {
+        what: what.into(),
+        reason: format!("does not serialise: {e}"),
+    })?;
+    decrypt(&json, password, what)
+}
+
+fn derive_and_open(
+    file: &KeyFile,
+    c: Checked,
+    password: &Password,
+    what: &str,
+) -> Result<PrivateKeySigner> {
     let bad = |reason: String| Error::Keystore { what: what.into(), reason };
-    if file.version != 3 {
-        return Err(bad(format!("version {} (only version 3 is supported)", file.version)));
-    }
-    let c = &file.crypto;
-    if c.cipher != "aes-128-ctr" {
-        return Err(bad(format!("cipher {:?} (only aes-128-ctr is supported)", c.cipher)));
-    }
-    let ciphertext =
-        Zeroizing::new(unhex(&c.ciphertext).map_err(|e| bad(format!("ciphertext: {e}")))?);
-    if ciphertext.len() != 32 {
-        return Err(bad(format!("ciphertext is {} bytes, a key is 32", ciphertext.len())));
-    }
-    let iv = unhex(&c.cipherparams.iv).map_err(|e| bad(format!("iv: {e}")))?;
-    let iv: [u8; 16] =
-        iv.try_into().map_err(|v: Vec<u8>| bad(format!("iv is {} bytes, not 16", v.len())))?;
-    let expected_mac = unhex(&c.mac).map_err(|e| bad(format!("mac: {e}")))?;
     let mut dk = Zeroizing::new(vec![0u8; 32]);
-    match c.kdf.as_str() {
-        "scrypt" => {
-            let p: ScryptJson = serde_json::from_value(c.kdfparams.clone())
+    match &c.kdf {
+        Kdf::Scrypt { log_n, r, p, salt } => {
+            let params = scrypt::Params::new(*log_n, *r, *p, 32)
                 .map_err(|e| bad(format!("scrypt parameters: {e}")))?;
-            if !p.n.is_power_of_two() || p.n < 2 {
-                return Err(bad(format!("scrypt n = {} is not a power of two", p.n)));
-            }
-            if p.dklen < 32 {
-                return Err(bad(format!("dklen {} is shorter than 32", p.dklen)));
-            }
-            let log_n = p.n.trailing_zeros() as u8;
-            let params = scrypt::Params::new(log_n, p.r, p.p, p.dklen)
-                .map_err(|e| bad(format!("scrypt parameters: {e}")))?;
-            let salt = unhex(&p.salt).map_err(|e| bad(format!("salt: {e}")))?;
-            dk.resize(p.dklen, 0);
-            scrypt::scrypt(password.bytes(), &salt, &params, &mut dk)
+            scrypt::scrypt(password.bytes(), salt, &params, &mut dk)
                 .map_err(|e| bad(format!("scrypt: {e}")))?;
         }
-        "pbkdf2" => {
-            let p: Pbkdf2Json = serde_json::from_value(c.kdfparams.clone())
-                .map_err(|e| bad(format!("pbkdf2 parameters: {e}")))?;
-            if p.prf != "hmac-sha256" {
-                return Err(bad(format!("pbkdf2 prf {:?} (only hmac-sha256)", p.prf)));
-            }
-            if p.dklen < 32 {
-                return Err(bad(format!("dklen {} is shorter than 32", p.dklen)));
-            }
-            let salt = unhex(&p.salt).map_err(|e| bad(format!("salt: {e}")))?;
-            dk.resize(p.dklen, 0);
-            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.bytes(), &salt, p.c, &mut dk);
+        Kdf::Pbkdf2 { c: rounds, salt } => {
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.bytes(), salt, *rounds, &mut dk);
         }
-        other => return Err(bad(format!("kdf {other:?} (scrypt and pbkdf2 are supported)"))),
     }
-    if mac(&dk[16..32], &ciphertext).as_slice() != expected_mac.as_slice() {
+    if mac(&dk[16..32], &c.ciphertext).as_slice() != c.mac.as_slice() {
         return Err(Error::WrongPassword { what: what.into() });
     }
-    let mut key = Zeroizing::new(ciphertext.to_vec());
-    Aes128Ctr::new(dk[..16].into(), (&iv).into()).apply_keystream(&mut key);
+    let mut key = Zeroizing::new(c.ciphertext.to_vec());
+    Aes128Ctr::new(dk[..16].into(), (&c.iv).into()).apply_keystream(&mut key);
     let mut secret = B256::from_slice(&key);
     let signer = PrivateKeySigner::from_bytes(&secret)
         .map_err(|e| bad(format!("the decrypted key is not a valid secp256k1 key: {e}")));
@@ -335,16 +431,129 @@ mod tests {
                 "ciphertext: invalid hex",
             ),
             (
-                r#"{"version":3,"crypto":{"cipher":"aes-128-ctr","cipherparams":{"iv":"00000000000000000000000000000000"},"ciphertext":"0000000000000000000000000000000000000000000000000000000000000000","kdf":"argon2","kdfparams":{},"mac":"00"}}"#,
+                r#"{"version":3,"crypto":{"cipher":"aes-128-ctr","cipherparams":{"iv":"00000000000000000000000000000000"},"ciphertext":"0000000000000000000000000000000000000000000000000000000000000000","kdf":"argon2","kdfparams":{},"mac":"0000000000000000000000000000000000000000000000000000000000000000"}}"#,
                 "kdf \"argon2\"",
-            ),
-            (
-                r#"{"version":3,"crypto":{"cipher":"aes-128-ctr","cipherparams":{"iv":"00000000000000000000000000000000"},"ciphertext":"0000000000000000000000000000000000000000000000000000000000000000","kdf":"scrypt","kdfparams":{"dklen":32,"n":1000,"r":8,"p":1,"salt":"00"},"mac":"00"}}"#,
-                "power of two",
             ),
         ] {
             let err = decrypt(json, &pw, "bad.json").unwrap_err().to_string();
             assert!(err.contains("bad.json") && err.contains(needle), "{json}: {err}");
         }
     }
+
+    fn light_file() -> serde_json::Value {
+        let signer = PrivateKeySigner::random();
+        let file = encrypt(&signer, &Password::new("pw"), ScryptParams::LIGHT).unwrap();
+        serde_json::to_value(&file).unwrap()
+    }
+
+    /// Hostile key files are errors naming the field, found before any derivation: no abort
+    /// from a petabyte allocation, no four-billion-round loop.
+    #[test]
+    fn hostile_kdf_parameters_are_refused_before_deriving() {
+        let pw = Password::new("pw");
+        let scrypt = |key: &str, v: serde_json::Value| {
+            let mut f = light_file();
+            f["crypto"]["kdfparams"][key] = v;
+            f.to_string()
+        };
+        let pbkdf2 = |c: serde_json::Value, dklen: u64| {
+            let mut f = light_file();
+            f["crypto"]["kdf"] = "pbkdf2".into();
+            f["crypto"]["kdfparams"] =
+                serde_json::json!({"c": c, "dklen": dklen, "prf": "hmac-sha256", "salt": "00"});
+            f.to_string()
+        };
+        for (json, needle) in [
+            (scrypt("n", 1_099_511_627_776u64.into()), "kdfparams.n = 2^40 is above the limit"),
+            (scrypt("n", 1000.into()), "not a power of two"),
+            (scrypt("n", 0.into()), "not a power of two"),
+            (scrypt("n", (-4).into()), "scrypt kdfparams"),
+            (scrypt("n", "4096".into()), "scrypt kdfparams"),
+            (scrypt("r", (1u64 << 40).into()), "kdfparams.r"),
+            (scrypt("r", 0.into()), "must be positive"),
+            (scrypt("p", 1_000_000.into()), "kdfparams.p"),
+            (scrypt("dklen", 64.into()), "dklen is 64"),
+            (scrypt("dklen", 16.into()), "dklen is 16"),
+            (scrypt("salt", "zz".into()), "kdfparams.salt"),
+            (pbkdf2(4_294_967_295u64.into(), 32), "kdfparams.c = 4294967295"),
+            (pbkdf2(0.into(), 32), "kdfparams.c = 0"),
+            (pbkdf2(1000.into(), 31), "dklen is 31"),
+            (pbkdf2("many".into(), 32), "pbkdf2 kdfparams"),
+        ] {
+            let started = std::time::Instant::now();
+            let err = decrypt(&json, &pw, "hostile.json").unwrap_err().to_string();
+            assert!(err.contains("hostile.json") && err.contains(needle), "{needle}: {err}");
+            // Refused before deriving: LIGHT's own scrypt alone would take longer than this
+            // check on any machine, so a bound of a second can only fail if derivation ran.
+            assert!(started.elapsed() < std::time::Duration::from_secs(1), "{needle}");
+        }
+        let text = light_file().to_string();
+        for cut in [0, 1, text.len() / 2, text.len() - 1] {
+            let err = decrypt(&text[..cut], &pw, "cut.json").unwrap_err().to_string();
+            assert!(err.contains("not a v3 key file"), "{err}");
+        }
+        let mut f = light_file();
+        f["crypto"]["mac"] = "00".into();
+        assert!(decrypt(&f.to_string(), &pw, "m").unwrap_err().to_string().contains("mac is 1"));
+        f["version"] = "3".into();
+        assert!(decrypt(&f.to_string(), &pw, "m").is_err());
+    }
+
+    fn cost_within_bounds(json: &str) {
+        if let Ok((_, c)) = check(json, "fuzz") {
+            match c.kdf {
+                Kdf::Scrypt { log_n, r, p, .. } => {
+                    let mem = 128 * u64::from(r) << log_n;
+                    assert!(u32::from(log_n) <= MAX_SCRYPT_LOG_N && mem <= MAX_SCRYPT_MEMORY);
+                    assert!(mem * u64::from(p) <= MAX_SCRYPT_WORK);
+                }
+                Kdf::Pbkdf2 { c, .. } => assert!((1..=MAX_PBKDF2_ROUNDS).contains(&c)),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Random text is an error, never a panic.
+        #[test]
+        fn random_text_never_panics(text in ".{0,400}") {
+            cost_within_bounds(&text);
+            let _ = check(&text, "fuzz");
+        }
+
+        /// Byte mutations of a real file: every parse that succeeds has a bounded cost, and
+        /// a cheap one decrypts to an error or to a key, never a panic.
+        #[test]
+        fn mutated_files_stay_bounded(
+            edits in proptest::collection::vec((0usize..2000, proptest::num::u8::ANY), 1..6)
+        ) {
+            let mut bytes = LIGHT_FILE.as_bytes().to_vec();
+            for (at, b) in edits {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            cost_within_bounds(&text);
+            if let Ok((_, c)) = check(&text, "fuzz")
+                && matches!(c.kdf, Kdf::Scrypt { log_n, r, p, .. } if log_n <= 12 && r * p <= 64)
+            {
+                let _ = decrypt(&text, &Password::new("pw"), "fuzz");
+            }
+        }
+
+        /// Field values of every type and size in the KDF parameters.
+        #[test]
+        fn any_kdf_parameters_are_checked(
+            n in proptest::num::u64::ANY, r in proptest::num::u64::ANY,
+            p in proptest::num::u64::ANY, dklen in proptest::num::u64::ANY,
+        ) {
+            let mut f: serde_json::Value = serde_json::from_str(LIGHT_FILE).unwrap();
+            f["crypto"]["kdfparams"] = serde_json::json!({"n": n, "r": r, "p": p, "dklen": dklen, "salt": "00"});
+            cost_within_bounds(&f.to_string());
+        }
+    }
+
+    /// A LIGHT (n = 2^12) file of a throwaway key, password "pw".
+    const LIGHT_FILE: &str = r#"{"address":"","crypto":{"cipher":"aes-128-ctr","cipherparams":{"iv":"6087dab2f9fdbbfaddc31a909735c1e6"},"ciphertext":"5318b4d5bcd28de64ee5559e671353e16f075ecae9f99c7a79a38af5f1de7733","kdf":"scrypt","kdfparams":{"dklen":32,"n":4096,"p":6,"r":8,"salt":"ae3cd4e7013836a3df6bd7241b12699f2c14d1e2a1f0da4d1f4bbe2e5b5dbe2b"},"mac":"517ead924a9d0b4e4d88e8c3c3e2b1a5e5d2d8b9b5e0f4a7c3d2e1f0a9b8c7d6"},"id":"3198bc9c-6672-5ab3-d995-4942343ae5b6","version":3}"#;
 }

@@ -21,6 +21,7 @@ mod error;
 pub mod executor;
 pub mod feed;
 pub mod guard;
+mod hooks;
 pub mod journal;
 pub mod keys;
 pub mod keystore;

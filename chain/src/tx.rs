@@ -16,6 +16,18 @@ pub const SIGNING_BACKEND: &str = if cfg!(feature = "secp256k1") { "secp256k1" }
 /// Intrinsic gas of the cheapest transaction (a plain transfer).
 pub const MIN_GAS: u64 = 21_000;
 
+/// The least gas a call with `input` can be given: 21,000 plus 16 per non-zero and 4 per zero
+/// calldata byte (EIP-2028), or, where more, the calldata floor of EIP-7623 (Prague: 21,000
+/// plus 10 per token, a non-zero byte being 4 tokens and a zero byte 1). Below it, a node
+/// refuses the transaction outright.
+pub fn intrinsic_gas(input: &[u8]) -> u64 {
+    let zeros = input.iter().filter(|b| **b == 0).count() as u64;
+    let nonzero = input.len() as u64 - zeros;
+    let standard = MIN_GAS + 16 * nonzero + 4 * zeros;
+    let floor = MIN_GAS + 10 * (4 * nonzero + zeros);
+    standard.max(floor)
+}
+
 /// Every field of an EIP-1559 call or transfer, as a user or the executor states it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxFields {
@@ -45,10 +57,13 @@ impl TxFields {
                 "chain id 0 is not a chain (replay protection needs a real one)".into(),
             ));
         }
-        if self.gas_limit < MIN_GAS {
+        let intrinsic = intrinsic_gas(&self.input);
+        if self.gas_limit < intrinsic {
             return Err(Error::Transaction(format!(
-                "gas limit {} is below the intrinsic {MIN_GAS}",
-                self.gas_limit
+                "gas limit {} is below the intrinsic {intrinsic} of a transaction with {} bytes \
+                 of calldata",
+                self.gas_limit,
+                self.input.len()
             )));
         }
         if self.max_priority_fee_per_gas > self.max_fee_per_gas {
@@ -109,7 +124,10 @@ fn sign_hash(signer: &PrivateKeySigner, hash: B256) -> Result<alloy::primitives:
     static CONTEXT: OnceLock<secp256k1::Secp256k1<secp256k1::SignOnly>> = OnceLock::new();
     let ctx = CONTEXT.get_or_init(secp256k1::Secp256k1::signing_only);
     let mut key = zeroize::Zeroizing::new([0u8; 32]);
-    key.copy_from_slice(&signer.credential().to_bytes());
+    // The key's bytes come out by value; that copy is wiped as soon as it is read.
+    let mut bytes = signer.credential().to_bytes();
+    key.copy_from_slice(&bytes);
+    zeroize::Zeroize::zeroize(bytes.as_mut_slice());
     let mut secret = secp256k1::SecretKey::from_byte_array(&key)
         .map_err(|_| Error::Transaction("the key is not a valid secp256k1 secret".into()))?;
     let (recovery, rs) = ctx
@@ -182,7 +200,11 @@ mod tests {
     fn bad_fields_are_refused_with_the_reason() {
         for (f, needle) in [
             (TxFields { chain_id: 0, ..fields() }, "chain id 0"),
-            (TxFields { gas_limit: 20_999, ..fields() }, "below the intrinsic"),
+            (TxFields { gas_limit: 20_999, ..fields() }, "below the intrinsic 21000"),
+            (
+                TxFields { input: Bytes::from(vec![0xff; 10]), ..fields() },
+                "below the intrinsic 21400",
+            ),
             (
                 TxFields { max_priority_fee_per_gas: 31_000_000_000, ..fields() },
                 "exceeds the max fee",
@@ -191,6 +213,19 @@ mod tests {
             let err = f.build().unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn intrinsic_gas_counts_calldata() {
+        assert_eq!(intrinsic_gas(&[]), 21_000);
+        // Ten non-zero bytes: 21,160 by EIP-2028, 21,400 by Prague's floor.
+        assert_eq!(intrinsic_gas(&[0xff; 10]), 21_400);
+        // A transfer's calldata (mostly zero bytes of ABI padding): 21,332 by EIP-2028, and
+        // the floor, 10 per token, is still higher.
+        let mut call = vec![0u8; 68];
+        call[..4].copy_from_slice(&[0xa9, 0x05, 0x9c, 0xbb]);
+        call[35] = 0x11;
+        assert_eq!(intrinsic_gas(&call), 21_000 + 10 * (4 * 5 + 63));
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //! - a transaction stuck in a node that does not mine is bumped (both fees up at least 10%)
 //!   until the fee cap, then confirmed once a block is mined, and the journal tells the story;
 //! - after a crash between signing and broadcasting, a restarted executor sends the journalled
-//!   bytes, not a second order.
+//!   bytes, not a second order; after a crash past the broadcast (a journal whose broadcast row
+//!   has no nonce, as earlier versions wrote it), it starts and tracks the transaction to its
+//!   end;
+//! - a proxy that forwards and then answers "nonce too low", or forwards, drops the answer and
+//!   hides the receipt for a while: 50 concurrent sends, each signed once, none twice on chain.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use kairos_chain::executor::{Executor, ExecutorConfig, Request};
 use kairos_chain::guard::{Guard, GuardedSigner, Policy};
-use kairos_chain::journal::{Journal, TxState};
+use kairos_chain::journal::{Entry, Journal, TxState};
 
 const FRIEND: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
 
@@ -227,14 +231,15 @@ async fn a_restart_resends_the_journalled_bytes_not_a_new_order() {
     let signed = kairos_chain::tx::sign(&signer, tx.build().unwrap()).unwrap();
     Journal::open(&path)
         .unwrap()
-        .record(
-            me,
-            Some(0),
-            Some(signed.hash),
-            TxState::Signed,
-            "before the crash",
-            Some(&signed.raw),
-        )
+        .record(Entry {
+            order: None,
+            sender: me,
+            nonce: Some(0),
+            hash: Some(signed.hash),
+            state: TxState::Signed,
+            detail: "before the crash",
+            raw: Some(&signed.raw),
+        })
         .unwrap();
     // The restart.
     let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
@@ -298,7 +303,7 @@ async fn a_reorg_before_finality_is_survived_without_a_second_order() {
         .submit(Request { to: FRIEND, value: U256::from(9), ..Request::default() })
         .await
         .unwrap();
-    let hash = sub.hashes[0];
+    let hash = sub.hashes()[0];
     let first = mined_receipt(exec.provider(), hash).await.expect("mined");
     let first_block = first.block_number.unwrap();
     let waiter = tokio::spawn({
@@ -334,4 +339,104 @@ async fn a_reorg_before_finality_is_survived_without_a_second_order() {
     );
     let events = exec.journal().events(me).unwrap();
     assert_eq!(events.iter().filter(|e| e.state == "confirmed").count(), 1, "{events:#?}");
+}
+
+/// Before this change the executor looked for the receipt once after a "nonce too low" and
+/// then signed the order again at a new nonce, and declared an order dropped when its nonce
+/// was used and its receipt lagged four polls: with these faults, orders executed twice or
+/// were reported failed after they had executed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forwarded_nonce_too_low_and_delayed_receipts_never_sign_an_order_twice() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let signer = funded(&anvil.url).await;
+    let me = signer.address();
+    let script = vec![
+        Fault::Pass,
+        Fault::ForwardThenNonceTooLow,
+        Fault::DropAndDelayReceipt,
+        Fault::Pass,
+        Fault::ForwardThenNonceTooLow,
+        Fault::DropAndDelayReceipt,
+    ];
+    let proxy = proxy::start(anvil.url.clone(), script).await;
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    // Fewer orphan polls than the receipt stays hidden: only the transaction lookup can tell
+    // that the nonce was used by our own transaction.
+    let cfg = ExecutorConfig { orphan_polls: 4, ..config() };
+    let exec = Arc::new(
+        Executor::new(&proxy.url, None, wallet, Journal::open(":memory:").unwrap(), cfg)
+            .await
+            .unwrap(),
+    );
+    let got = fifty_concurrent(exec.clone()).await;
+    assert_no_gap_no_duplicate(&got);
+    assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 50);
+    assert!(proxy.receipts_hidden() > 0, "receipts were delayed");
+    let events = exec.journal().events(me).unwrap();
+    let signed = events.iter().filter(|e| e.state == "signed").count();
+    assert_eq!(signed, 50, "each order signed once");
+    assert_eq!(events.iter().filter(|e| e.state == "confirmed").count(), 50);
+    let day = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64
+        / 86_400;
+    let sent: u64 = (0..50).map(|i| 1_000 + i).sum();
+    assert_eq!(exec.journal().spends(day).unwrap(), vec![(Address::ZERO, U256::from(sent))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_the_broadcast_tracks_the_transaction_to_its_end() {
+    let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
+    let dev = dev_provider(&anvil.url);
+    let signer = PrivateKeySigner::random();
+    let me = signer.address();
+    let pending =
+        dev.send_transaction(TransactionRequest::default().to(me).value(e18(1))).await.unwrap();
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    pending.get_receipt().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("journal.sqlite");
+    // The crash: signed, journalled, broadcast (the node holds it), and the broadcast row
+    // written as earlier versions wrote it, without the nonce.
+    let tx = kairos_chain::tx::TxFields {
+        chain_id: 31337,
+        nonce: 0,
+        to: FRIEND,
+        value: U256::from(42),
+        gas_limit: 21_000,
+        max_fee_per_gas: 5_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        input: Default::default(),
+    };
+    let signed = kairos_chain::tx::sign(&signer, tx.build().unwrap()).unwrap();
+    {
+        let j = Journal::open(&path).unwrap();
+        let e = |state, nonce, raw| Entry {
+            order: None,
+            sender: me,
+            nonce,
+            hash: Some(signed.hash),
+            state,
+            detail: "before the crash",
+            raw,
+        };
+        j.record(e(TxState::Signed, Some(0), Some(&signed.raw[..]))).unwrap();
+        j.record(e(TxState::Broadcast, None, None)).unwrap();
+    }
+    let _ = dev.send_raw_transaction(&signed.raw).await.unwrap();
+    // The restart.
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let exec = Executor::new(&anvil.url, None, wallet, Journal::open(&path).unwrap(), config())
+        .await
+        .expect("a journal with a broadcast, unconfirmed transaction opens");
+    let resumable = exec.resumable().unwrap();
+    assert_eq!(resumable.len(), 1);
+    assert_eq!(resumable[0].hashes(), vec![signed.hash]);
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    let out = exec.wait(resumable.into_iter().next().unwrap()).await.unwrap();
+    assert_eq!(out.hash, signed.hash);
+    assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 1);
+    assert!(exec.resumable().unwrap().is_empty(), "settled");
+    let events = exec.journal().events(me).unwrap();
+    assert_eq!(events.last().unwrap().state, "confirmed", "{events:#?}");
+    assert_eq!(events.iter().filter(|e| e.state == "signed").count(), 1, "signed once");
 }

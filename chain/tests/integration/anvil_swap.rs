@@ -68,7 +68,6 @@ async fn fund_approve_swap_confirm_read_balances() {
             me,
             deadline,
         ),
-        quote: Some(quote),
         ..Request::default()
     };
 
@@ -82,8 +81,14 @@ async fn fund_approve_swap_confirm_read_balances() {
         }
         other => panic!("expected a revert, got {other}"),
     }
-    // Accepting 2% less than the quote: over the 50 bps guardrail.
+    // Accepting 2% less than the quote: over the 50 bps guardrail. The quote is the
+    // executor's own, read from the router for this calldata: a caller has no way to hand it
+    // one (the old `Request.quote` let a caller pass `quote = min_out` and loosen the bound).
     let err = exec.send(swap(dex::min_out(quote, 200))).await.unwrap_err();
+    assert!(matches!(err, Error::Refused { rule: "max_slippage_bps", .. }), "{err}");
+    assert!(err.to_string().contains(&format!("the quote {quote}")), "{err}");
+    // Any minimum at all, however low, is bounded by the chain's quote.
+    let err = exec.send(swap(U256::from(1))).await.unwrap_err();
     assert!(matches!(err, Error::Refused { rule: "max_slippage_bps", .. }), "{err}");
     assert_eq!(exec.provider().get_transaction_count(me).pending().await.unwrap(), nonce_before);
 
@@ -104,7 +109,7 @@ async fn fund_approve_swap_confirm_read_balances() {
     let count = |s: &str| events.iter().filter(|e| e.state == s).count();
     assert_eq!(count("confirmed"), 2, "{events:#?}");
     assert_eq!(count("signed"), 2);
-    assert_eq!(count("refused"), 2);
+    assert_eq!(count("refused"), 3);
     assert!(events.iter().any(|e| e.detail.contains("INSUFFICIENT_OUTPUT_AMOUNT")));
     assert_eq!(exec.journal().spends(chrono_day()).unwrap(), vec![(uni.token_a, amount_in)]);
     assert!(exec.journal().unsettled(me).unwrap().is_empty());
@@ -206,9 +211,7 @@ async fn swap_in_a_later_block(
         me,
         u64::MAX,
     );
-    let out = exec
-        .send(Request { to: uni.router, input, quote: Some(quote), ..Request::default() })
-        .await;
+    let out = exec.send(Request { to: uni.router, input, ..Request::default() }).await;
     assert_eq!(proxy.faults_injected.load(Ordering::SeqCst), 1, "the swap landed later");
     let written = oracle.price0CumulativeLast().call().await.unwrap() > U256::ZERO;
     let received = IERC20::new(uni.token_b, exec.provider()).balanceOf(me).call().await.unwrap();

@@ -51,6 +51,7 @@ async fn v3_exact_input_single_with_quoter_and_feed() {
         chain_id: 31337,
         poll: Duration::from_millis(20),
         timeout: Duration::from_secs(30),
+        v3_quoter: Some(uni.quoter),
         ..ExecutorConfig::default()
     };
     let wallet = GuardedSigner::new(trader, Guard::new(policy).unwrap());
@@ -86,7 +87,6 @@ async fn v3_exact_input_single_with_quoter_and_feed() {
             amount_in,
             min,
         ),
-        quote: Some(quote),
         ..Request::default()
     };
     // 1% under the quote is over the 30 bps guardrail; asking for more than the pool gives

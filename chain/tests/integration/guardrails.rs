@@ -7,7 +7,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use kairos_chain::Error;
 use kairos_chain::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
-use kairos_chain::guard::{Guard, GuardedSigner, Policy, Signed};
+use kairos_chain::guard::{ChainQuote, Guard, GuardedSigner, Policy, Signed};
 use kairos_chain::tx::TxFields;
 
 const ROUTER: Address = address!("0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D");
@@ -79,14 +79,18 @@ fn v2_swap(amount_in: U256, min_out: U256, to: Address, deadline: u64) -> Vec<u8
     .abi_encode()
 }
 
-fn refused(w: &mut GuardedSigner, t: TxFields, quote: Option<U256>) -> (&'static str, String) {
+fn refused(
+    w: &mut GuardedSigner,
+    t: TxFields,
+    quote: Option<&ChainQuote>,
+) -> (&'static str, String) {
     match w.sign(t.build().unwrap(), quote, DAY) {
         Err(Error::Refused { rule, detail }) => (rule, detail),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
-fn signed(w: &mut GuardedSigner, t: TxFields, quote: Option<U256>) {
+fn signed(w: &mut GuardedSigner, t: TxFields, quote: Option<&ChainQuote>) {
     match w.sign(t.build().unwrap(), quote, DAY) {
         Ok(Signed::Tx(..)) => {}
         other => panic!("expected a signature, got {other:?}"),
@@ -98,9 +102,11 @@ fn each_rule_refuses_and_names_itself() {
     let mut w = wallet(policy());
     let me = w.address();
     let q = usdc(1) / U256::from(4000u64) * U256::from(1_000_000_000_000u64); // WETH out
-    let quote = Some(q);
+    // Only the executor makes a chain quote: offline, every swap is unquoted (the bounds
+    // against a quote are tested in the guard's own unit tests and against anvil).
+    let quote: Option<&ChainQuote> = None;
     let swap_min = |q: U256| q * U256::from(9_960u64) / U256::from(10_000u64); // 40 bps
-    let cases: Vec<(TxFields, Option<U256>, &str, &str)> = vec![
+    let cases: Vec<(TxFields, Option<&ChainQuote>, &str, &str)> = vec![
         (TxFields { chain_id: 5, ..tx(FRIEND, eth(1), vec![]) }, None, "chain_id", "chain 5"),
         (
             TxFields { max_fee_per_gas: 101_000_000_000, ..tx(FRIEND, eth(1), vec![]) },
@@ -165,13 +171,25 @@ fn each_rule_refuses_and_names_itself() {
         ),
         (
             tx(
-                ROUTER,
+                USDC,
                 U256::ZERO,
-                v2_swap(usdc(100), swap_min(q) / U256::from(2u64), me, 1_900_000_000),
+                IERC20::approveCall { spender: ROUTER, amount: usdc(1001) }.abi_encode(),
             ),
-            quote,
-            "max_slippage_bps",
-            "below",
+            None,
+            "unlimited_approvals",
+            "above its bound 1000000000",
+        ),
+        (
+            // WETH has no caps in this policy: no approval of it is bounded, so none is allowed.
+            tx(
+                WETH,
+                U256::ZERO,
+                IERC20::approveCall { spender: ROUTER, amount: U256::MAX - U256::from(1) }
+                    .abi_encode(),
+            ),
+            None,
+            "unlimited_approvals",
+            "has no approval bound",
         ),
         (
             tx(ROUTER, U256::ZERO, v2_swap(usdc(100), swap_min(q), me, 1_900_000_000)),
@@ -190,12 +208,6 @@ fn each_rule_refuses_and_names_itself() {
             quote,
             "allowed_recipients",
             "not an allowed recipient",
-        ),
-        (
-            tx(ROUTER, U256::ZERO, v2_swap(usdc(1200), swap_min(q), me, 1_900_000_000)),
-            quote,
-            "tokens",
-            "per-transaction cap",
         ),
         (
             tx(
@@ -243,13 +255,26 @@ fn each_rule_refuses_and_names_itself() {
         ),
         None,
     );
-    signed(
-        &mut w,
-        tx(ROUTER, U256::ZERO, v2_swap(usdc(100), swap_min(q), me, 1_900_000_000)),
-        quote,
-    );
-    assert_eq!(w.guard().spent(USDC, DAY), usdc(100));
+    // Approvals are bounded, not spends: the swap that uses one is.
+    assert_eq!(w.guard().spent(USDC, DAY), U256::ZERO);
     assert_eq!(w.guard().spent(Address::ZERO, DAY), eth(10));
+
+    // Without a slippage rule, a swap needs no quote; its input is capped and booked.
+    let mut free = wallet(Policy { max_slippage_bps: None, ..policy() });
+    let me = free.address();
+    let (rule, detail) = refused(
+        &mut free,
+        tx(ROUTER, U256::ZERO, v2_swap(usdc(1200), swap_min(q), me, 1_900_000_000)),
+        None,
+    );
+    assert_eq!(rule, "tokens", "{detail}");
+    assert!(detail.contains("per-transaction cap"), "{detail}");
+    signed(
+        &mut free,
+        tx(ROUTER, U256::ZERO, v2_swap(usdc(100), swap_min(q), me, 1_900_000_000)),
+        None,
+    );
+    assert_eq!(free.guard().spent(USDC, DAY), usdc(100));
 }
 
 #[test]

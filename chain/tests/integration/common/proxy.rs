@@ -4,8 +4,9 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,10 +26,29 @@ pub enum Fault {
     TooManyRequests,
     /// Forward, then close the connection without answering.
     DropAfterForward,
+    /// Forward, then answer "nonce too low" (as a relay or a load-balanced provider does when
+    /// another of its nodes already took the transaction).
+    ForwardThenNonceTooLow,
+    /// Forward, close the connection without answering, and answer `null` to the next
+    /// `HIDDEN_RECEIPT_LOOKUPS` receipt lookups of that transaction (a lagging backend).
+    DropAndDelayReceipt,
     /// Forward, having first told anvil to give the next block a timestamp this many seconds
     /// after the latest block's: the transaction lands in a later block than the one it was
     /// estimated against, as on a chain with 12-second slots.
     LaterBlock(u64),
+}
+
+/// How many receipt lookups [`Fault::DropAndDelayReceipt`] answers with `null`.
+pub const HIDDEN_RECEIPT_LOOKUPS: u32 = 25;
+
+#[derive(Default)]
+struct Shared {
+    sends: AtomicUsize,
+    injected: AtomicUsize,
+    refuse_overrides: AtomicBool,
+    max_log_range: AtomicU64,
+    hidden_receipts: Mutex<HashMap<String, u32>>,
+    receipts_hidden: AtomicUsize,
 }
 
 pub struct Proxy {
@@ -38,6 +58,19 @@ pub struct Proxy {
     /// When set, `eth_estimateGas` with block overrides (a fourth parameter) gets "too many
     /// arguments", as from a node that does not take them.
     pub refuse_block_overrides: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// Refuse `eth_getLogs` over more than `blocks` blocks, as hosted nodes do (0: no limit).
+    pub fn limit_log_range(&self, blocks: u64) {
+        self.shared.max_log_range.store(blocks, Ordering::SeqCst);
+    }
+
+    /// Receipt lookups answered with `null` so far.
+    pub fn receipts_hidden(&self) -> usize {
+        self.shared.receipts_hidden.load(Ordering::SeqCst)
+    }
 }
 
 pub async fn start(upstream: String, script: Vec<Fault>) -> Proxy {
@@ -48,25 +81,31 @@ pub async fn start(upstream: String, script: Vec<Fault>) -> Proxy {
     let script = Arc::new(script);
     let client = reqwest::Client::new();
     let refuse = Arc::new(AtomicBool::new(false));
-    let (s2, i2, r2) = (sends.clone(), injected.clone(), refuse.clone());
+    let shared = Arc::new(Shared::default());
+    let (s2, i2, r2, sh2) = (sends.clone(), injected.clone(), refuse.clone(), shared.clone());
     tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else { return };
-            let (upstream, script, client, sends, injected, refuse) = (
+            let (upstream, script, client, sends, injected, refuse, shared) = (
                 upstream.clone(),
                 script.clone(),
                 client.clone(),
                 s2.clone(),
                 i2.clone(),
                 r2.clone(),
+                sh2.clone(),
             );
             tokio::spawn(async move {
                 let counters = (&*sends, &*injected, &*refuse);
-                let _ = serve(sock, &upstream, &script, &client, counters).await;
+                let _ = serve(sock, &upstream, &script, &client, counters, &shared).await;
             });
         }
     });
-    Proxy { url, sends, faults_injected: injected, refuse_block_overrides: refuse }
+    Proxy { url, sends, faults_injected: injected, refuse_block_overrides: refuse, shared }
+}
+
+fn block_param(v: &serde_json::Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
 }
 
 async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
@@ -113,11 +152,44 @@ async fn serve(
     script: &[Fault],
     client: &reqwest::Client,
     (sends, injected, refuse_overrides): (&AtomicUsize, &AtomicUsize, &AtomicBool),
+    shared: &Shared,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some(body) = read_request(&mut sock, &mut buf).await {
         let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let id = req.get("id").cloned().unwrap_or_default();
+        let method = req.get("method").and_then(|m| m.as_str()).unwrap_or_default();
+        if method == "eth_getTransactionReceipt" {
+            let hash = req["params"][0].as_str().unwrap_or_default().to_lowercase();
+            let hide = {
+                let mut hidden = shared.hidden_receipts.lock().unwrap();
+                match hidden.get_mut(&hash) {
+                    Some(left) if *left > 0 => {
+                        *left -= 1;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if hide {
+                shared.receipts_hidden.fetch_add(1, Ordering::SeqCst);
+                let null = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": null});
+                respond(&mut sock, "200 OK", &null.to_string()).await?;
+                continue;
+            }
+        }
+        let limit = shared.max_log_range.load(Ordering::SeqCst);
+        if method == "eth_getLogs" && limit > 0 {
+            let f = &req["params"][0];
+            if let (Some(from), Some(to)) =
+                (block_param(&f["fromBlock"]), block_param(&f["toBlock"]))
+                && to + 1 > from + limit
+            {
+                let msg = format!("query exceeds max block range {limit}");
+                respond(&mut sock, "200 OK", &rpc_error(&id, -32005, &msg)).await?;
+                continue;
+            }
+        }
         let params = req.get("params").and_then(|p| p.as_array()).map_or(0, |p| p.len());
         if refuse_overrides.load(Ordering::SeqCst)
             && req.get("method").and_then(|m| m.as_str()) == Some("eth_estimateGas")
@@ -172,6 +244,18 @@ async fn serve(
             }
             Fault::TooManyRequests => respond(&mut sock, "429 Too Many Requests", "{}").await?,
             Fault::DropAfterForward => {
+                forward.await;
+                return sock.shutdown().await;
+            }
+            Fault::ForwardThenNonceTooLow => {
+                forward.await;
+                respond(&mut sock, "200 OK", &rpc_error(&id, -32000, "nonce too low")).await?
+            }
+            Fault::DropAndDelayReceipt => {
+                let raw = req["params"][0].as_str().unwrap_or_default();
+                let bytes = alloy::primitives::hex::decode(raw).unwrap_or_default();
+                let hash = alloy::primitives::keccak256(&bytes).to_string().to_lowercase();
+                shared.hidden_receipts.lock().unwrap().insert(hash, HIDDEN_RECEIPT_LOOKUPS);
                 forward.await;
                 return sock.shutdown().await;
             }
