@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use kairos_chain::abi::IERC20;
-use kairos_chain::alloy::primitives::utils::{format_units, parse_units};
+use kairos_chain::alloy::primitives::utils::format_units;
 use kairos_chain::alloy::primitives::{Address, U256};
 use kairos_chain::alloy::providers::Provider;
 use kairos_chain::alloy::sol_types::SolCall;
@@ -443,9 +443,7 @@ pub fn swap(a: SwapArgs) -> Result<()> {
             IERC20::new(t, p).decimals().call().await.with_context(|| format!("decimals() of {t}"))
         };
         let (dec_in, dec_out) = (decimals(sell).await?, decimals(buy).await?);
-        let amount_in = parse_units(&a.amount, dec_in)
-            .with_context(|| format!("--amount {:?} for a token of {dec_in} decimals", a.amount))?
-            .get_absolute();
+        let amount_in = tx::parse_amount("--amount", &a.amount, dec_in)?;
         let quote = match venue {
             Venue::V2 { factory } => {
                 let reserves = dex::v2_reserves(p, factory, sell, buy).await?;
@@ -569,4 +567,55 @@ pub fn status(a: StatusArgs) -> Result<()> {
             None => Ok(()),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wallet.toml"))
+            .unwrap()
+    }
+
+    #[test]
+    fn debug_hides_the_endpoint_credentials_and_caps_are_consistent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("w.toml");
+        let text = example().replace(
+            "rpc_url = \"http://127.0.0.1:8545\"",
+            "rpc_url = \"https://eth.example/v2/SECRETKEY123?key=SECRETKEY123\"",
+        );
+        std::fs::write(&path, &text).unwrap();
+        let w = WalletFile::load(&path).unwrap();
+        let dbg = format!("{w:?}");
+        assert!(!dbg.contains("SECRETKEY123") && dbg.contains("https://eth.example"), "{dbg}");
+        std::fs::write(&path, text.replace("max_fee_cap_gwei = 100", "max_fee_cap_gwei = 500"))
+            .unwrap();
+        let err = WalletFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("lifecycle.max_fee_cap_gwei (500) is above"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Mutated wallet files load or fail with an error, never a panic.
+        #[test]
+        fn mutated_wallet_files_never_panic(
+            edits in proptest::collection::vec((0usize..4000, proptest::num::u8::ANY), 1..5)
+        ) {
+            let mut bytes = example().into_bytes();
+            for (at, b) in edits {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("w.toml");
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(w) = WalletFile::load(&path) {
+                let _ = Guard::new(w.guardrails.clone());
+                let _ = w.config(None);
+            }
+        }
+    }
 }

@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 
 use alloy::consensus::TxEip1559;
-use alloy::primitives::utils::parse_units;
 use alloy::primitives::{Address, TxKind, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
@@ -156,8 +155,7 @@ fn refuse(rule: &'static str, detail: impl Into<String>) -> Error {
 fn units(rule: &'static str, s: &Option<String>, decimals: u8) -> Result<Option<U256>> {
     s.as_ref()
         .map(|v| {
-            parse_units(v, decimals)
-                .map(|p| p.get_absolute())
+            crate::tx::parse_amount("amount", v, decimals)
                 .map_err(|e| refuse(rule, format!("the policy's amount {v:?} is invalid ({e})")))
         })
         .transpose()
@@ -621,5 +619,57 @@ mod tests {
         let err = guard.check(me, &swap(me, 9_950), None, 0).unwrap_err().to_string();
         assert!(err.contains("without a quote"), "{err}");
         assert_eq!((quote.amount_out(), quote.block()), (U256::from(10_000u64), 7));
+    }
+
+    const POLICY: &str = r#"
+chain_id = 1
+max_fee_per_gas_gwei = 100
+max_priority_fee_gwei = 3
+max_slippage_bps = 50
+allowed_contracts = ["0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"]
+allowed_recipients = []
+native = { max_per_tx = "0.5", max_per_day = "2" }
+[[tokens]]
+address = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+symbol = "USDC"
+decimals = 6
+max_per_tx = "1000"
+max_approval = "1000"
+"#;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Mutated policy files parse to an error or to a policy the guard takes or refuses
+        /// by name, never a panic.
+        #[test]
+        fn mutated_policies_never_panic(
+            edits in proptest::collection::vec((0usize..1000, proptest::num::u8::ANY), 1..5)
+        ) {
+            let mut bytes = POLICY.as_bytes().to_vec();
+            for (at, b) in edits {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            if let Ok(p) = toml::from_str::<Policy>(&String::from_utf8_lossy(&bytes)) {
+                let _ = Guard::new(p);
+            }
+        }
+
+        /// Any amount text and any decimals.
+        #[test]
+        fn any_amount_is_parsed_or_refused(amount in ".{0,90}", decimals in proptest::num::u8::ANY) {
+            let p = Policy {
+                tokens: vec![TokenPolicy {
+                    address: A,
+                    symbol: "A".into(),
+                    decimals,
+                    caps: Caps { max_per_tx: Some(amount.clone()), max_per_day: None },
+                    max_approval: Some(amount),
+                }],
+                ..Policy::default()
+            };
+            let _ = Guard::new(p);
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! With it, `KAIROS_TEST_HALT_AT=POINT[:N]` stops the process the Nth time (default: the
 //! first) it reaches `POINT`: it prints `kairos-test-hook: halted at POINT` on stderr and
 //! sleeps until killed, so a test can SIGKILL it exactly there. The points are `signed` (the
-//! signed bytes are journalled, not yet broadcast), `broadcast` (broadcast and journalled, no
-//! receipt looked for yet) and `receipt` (a receipt seen, confirmations not yet counted).
+//! signed bytes are journalled, not yet broadcast), `broadcast` (broadcast, journalled and
+//! announced, no receipt looked for yet) and `receipt` (a receipt seen, confirmations not yet counted).
 //! Without the feature, [`halt_at`] compiles to nothing.
 
 /// Stops here if the test asked for it (see the module comment).

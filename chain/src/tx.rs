@@ -158,6 +158,31 @@ pub fn parse_int<T: TryFrom<U256>>(what: &str, s: &str) -> Result<T> {
     T::try_from(v).map_err(|_| Error::Transaction(format!("{what} {s} is too large")))
 }
 
+/// Parses an amount in whole units (`"12.5"`) into base units of a token with `decimals`
+/// decimals. Only digits with at most one point are taken (alloy's `parse_units` panics on
+/// some non-ASCII text, found by fuzzing the policy parser), with no more fractional digits
+/// than the token has.
+pub fn parse_amount(what: &str, s: &str, decimals: u8) -> Result<U256> {
+    let t = s.trim();
+    let bad = |why: &str| Error::Transaction(format!("{what} {s:?} is not an amount ({why})"));
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return Err(bad("empty"));
+    }
+    if !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad("digits and one decimal point only"));
+    }
+    if frac.len() > usize::from(decimals) {
+        return Err(bad(&format!("more than {decimals} decimal places")));
+    }
+    if decimals > 77 {
+        return Err(bad(&format!("{decimals} decimals is more than 256 bits hold")));
+    }
+    alloy::primitives::utils::parse_units(t, decimals)
+        .map(|p| p.get_absolute())
+        .map_err(|e| bad(&e.to_string()))
+}
+
 /// Parses `0x`-prefixed (or bare) hex calldata.
 pub fn parse_bytes(what: &str, s: &str) -> Result<Bytes> {
     alloy::primitives::hex::decode(s.trim())
@@ -253,6 +278,13 @@ mod tests {
                 .contains("too large")
         );
         assert!(parse_bytes("data", "0xzz").unwrap_err().to_string().contains("data"));
+        assert_eq!(parse_amount("amount", "12.5", 6).unwrap(), U256::from(12_500_000u64));
+        assert_eq!(parse_amount("amount", ".5", 1).unwrap(), U256::from(5u64));
+        for bad in ["", ".", "1.2.3", "-1", "1e5", "١٢", "¢1", "0.1234567", "1 000"] {
+            assert!(parse_amount("amount", bad, 6).is_err(), "{bad:?}");
+        }
+        let huge = "9".repeat(90);
+        assert!(parse_amount("amount", &huge, 18).unwrap_err().to_string().contains("amount"));
         // EIP-55: the right checksum parses, a wrong one is refused, one case is accepted.
         assert!(parse_address("to", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed").is_ok());
         assert!(parse_address("to", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD").is_err());

@@ -280,3 +280,129 @@ fn the_example_wallet_file_is_valid() {
     assert_eq!(w.guardrails.tokens.len(), 2);
     kairos_chain::guard::Guard::new(w.guardrails).unwrap();
 }
+
+/// Runs `kairos` until the test hook halts it at `point`, then kills it with SIGKILL.
+/// Returns what it printed.
+fn killed_at(args: &[&str], point: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(args)
+        .env_remove("KAIROS_KEYSTORE_PASSWORD")
+        .env_remove("KAIROS_WALLET")
+        .env("RUST_LOG", "info")
+        .env("KAIROS_TEST_HALT_AT", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kairos");
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen += &line;
+        seen.push('\n');
+        if line.contains("kairos-test-hook: halted at") {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return seen;
+        }
+    }
+    panic!("kairos ended before {point}: {:?}\n{seen}", child.wait().unwrap());
+}
+
+/// The journal's story of the newest order: (signed versions, last state).
+fn last_order(journal: &std::path::Path, me: Address) -> (usize, String) {
+    let j = kairos_chain::journal::Journal::open(journal).unwrap();
+    let events = j.events(me).unwrap();
+    let order = events.iter().filter_map(|e| e.order).max().expect("an order");
+    let mine: Vec<_> = events.iter().filter(|e| e.order == Some(order)).collect();
+    let signed = mine.iter().filter(|e| e.state == "signed").count();
+    (signed, mine.last().unwrap().state.clone())
+}
+
+/// `kairos tx send` and `kairos swap` killed with SIGKILL after the signed bytes are
+/// journalled, after the broadcast, and after the receipt: a new order is refused while the
+/// killed one is unsettled, and `kairos tx status --pending` ends with exactly one transaction
+/// on chain per order, the journal's last state `confirmed`, nothing signed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let cw = cli_wallet(&anvil.url, uni.router, [uni.token_a, uni.token_b], uni.token_a).await;
+    let me = cw.me;
+    let (wallet, pw) = (cw.wallet(), cw.pw());
+    let (w, pw) = (wallet.as_str(), pw.as_str());
+    let journal = cw.dir.path().join("journal.sqlite");
+    let (router, factory) = (uni.router.to_string(), uni.factory.to_string());
+    let (a, b) = (uni.token_a.to_string(), uni.token_b.to_string());
+    let friend = FRIEND.to_string();
+    let send =
+        ["tx", "send", "--wallet", w, "--password-file", pw, "--to", &friend, "--value", "7"];
+    let swap = [
+        "swap",
+        "--wallet",
+        w,
+        "--password-file",
+        pw,
+        "--router",
+        &router,
+        "--factory",
+        &factory,
+        "--sell",
+        &a,
+        "--buy",
+        &b,
+        "--amount",
+        "10",
+    ];
+    let status = ["tx", "status", "--wallet", w, "--password-file", pw, "--pending"];
+    let mut nonce = 0u64;
+    let mut b_before = U256::ZERO;
+    for (cmd, txs, points) in [
+        (&send[..], 1u64, ["signed", "broadcast", "receipt"]),
+        // The swap's approval is the first transaction, the swap the second.
+        (&swap[..], 2, ["signed:2", "broadcast:2", "receipt:2"]),
+    ] {
+        for point in points {
+            let seen = killed_at(cmd, point);
+            if point.starts_with("broadcast") || point.starts_with("receipt") {
+                assert!(seen.contains("broadcast 0x") && seen.contains("journal order"), "{seen}");
+            }
+            // The killed order is unsettled: a new one is refused, naming it.
+            let o = kairos(cmd);
+            assert_eq!(o.status.code(), Some(4), "{}", out(&o));
+            assert!(
+                out(&o).contains("is unsettled") && out(&o).contains("--pending"),
+                "{}",
+                out(&o)
+            );
+            // Tracked to its end.
+            let o = kairos(&status);
+            assert!(o.status.success(), "{point}: {}", out(&o));
+            let line: serde_json::Value =
+                serde_json::from_slice(o.stdout.split(|c| *c == b'\n').next().unwrap()).unwrap();
+            assert_eq!(line["state"], "confirmed", "{point}: {}", out(&o));
+            nonce += txs;
+            assert_eq!(
+                dev.get_transaction_count(me).await.unwrap(),
+                nonce,
+                "{point}: one transaction per order"
+            );
+            let (signed, last) = last_order(&journal, me);
+            assert_eq!((signed, last.as_str()), (1, "confirmed"), "{point}");
+            // Nothing left to track; the next order goes through.
+            let o = kairos(&status);
+            assert!(o.status.success() && out(&o).contains("no unsettled"), "{}", out(&o));
+        }
+        if txs == 2 {
+            let b_now = IERC20::new(uni.token_b, &dev).balanceOf(me).call().await.unwrap();
+            assert!(b_now > b_before);
+            b_before = b_now;
+        }
+    }
+    // Three swaps of 10 A each, no more.
+    assert_eq!(IERC20::new(uni.token_a, &dev).balanceOf(me).call().await.unwrap(), e18(970));
+    // And with nothing pending, a command exits 0 again.
+    let o = kairos(&send);
+    assert!(o.status.success(), "{}", out(&o));
+}

@@ -252,3 +252,118 @@ fn bad_inputs_are_named_errors() {
         assert!(!out.contains(&secret[2..]), "the malformed key was echoed:\n{out}");
     }
 }
+
+/// What a new user ran into, each now a clear error with a non-zero exit status: hostile key
+/// files (a petabyte scrypt and four billion PBKDF2 rounds aborted or hung the process),
+/// calldata that needs more than the 21,000 base gas, an empty password, `keys import` with
+/// no source, and `keys list` of a folder that does not exist.
+#[test]
+fn a_new_users_mistakes_and_hostile_files_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    let dir_s = dir.to_str().unwrap();
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, "x\n").unwrap();
+    let pw_s = pw.to_str().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let key = |kdf: &str, params: &str| {
+        let path = tmp.path().join(format!("{kdf}-{}.json", params.len()));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"version":3,"crypto":{{"cipher":"aes-128-ctr","cipherparams":{{"iv":"00000000000000000000000000000000"}},"ciphertext":"{z}","kdf":"{kdf}","kdfparams":{params},"mac":"{z}"}}}}"#,
+                z = "00".repeat(32)
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let huge_n = key("scrypt", r#"{"dklen":32,"n":1099511627776,"r":8,"p":1,"salt":"00"}"#);
+    let huge_c = key("pbkdf2", r#"{"c":4294967295,"dklen":32,"prf":"hmac-sha256","salt":"00"}"#);
+    let import = |f: &std::path::Path| {
+        vec![
+            "keys".to_string(),
+            "import".into(),
+            "--keystore-dir".into(),
+            dir_s.into(),
+            "--key-file".into(),
+            f.to_str().unwrap().into(),
+            "--password-file".into(),
+            pw_s.into(),
+        ]
+    };
+    let sign_calldata = vec![
+        "tx",
+        "sign",
+        "--keystore",
+        "nope.json",
+        "--password-file",
+        pw_s,
+        "--chain-id",
+        "1",
+        "--nonce",
+        "0",
+        "--to",
+        "0x000000000000000000000000000000000000dEaD",
+        "--gas",
+        "21000",
+        "--max-fee",
+        "1",
+        "--priority-fee",
+        "1",
+        "--data",
+        "0xffffffffffffffffffff",
+    ];
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (import(&huge_n), "kdfparams.n = 2^40 is above the limit 2^20"),
+        (import(&huge_c), "kdfparams.c = 4294967295"),
+        (sign_calldata.iter().map(|s| s.to_string()).collect(), "below the intrinsic 21400"),
+        (
+            ["keys", "new", "--keystore-dir", dir_s, "--password-file", empty.to_str().unwrap()]
+                .map(String::from)
+                .to_vec(),
+            "the password is empty",
+        ),
+        (
+            ["keys", "import", "--keystore-dir", dir_s, "--password-file", pw_s]
+                .map(String::from)
+                .to_vec(),
+            "--private-key-file <PRIVATE_KEY_FILE>|--key-file <KEY_FILE>",
+        ),
+        (
+            ["keys", "list", "--keystore-dir", dir_s].map(String::from).to_vec(),
+            "no keystore folder at",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = kairos(&args, &[]);
+        let out = all_output(&o);
+        // An error exit, not a signal (the huge n used to end in SIGABRT).
+        assert!(matches!(o.status.code(), Some(1 | 2)), "{args:?}: {:?}\n{out}", o.status);
+        assert!(out.contains(needle), "{args:?}: expected {needle:?} in\n{out}");
+    }
+    assert!(!dir.exists(), "nothing was written");
+    // With the flag, an empty password is taken, and the folder is the owner's alone.
+    let o = kairos(
+        &[
+            "keys",
+            "new",
+            "--keystore-dir",
+            dir_s,
+            "--password-file",
+            empty.to_str().unwrap(),
+            "--allow-empty-password",
+            "--scrypt-log-n",
+            "10",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", all_output(&o));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+}

@@ -170,4 +170,25 @@ mod tests {
             Answer::Refused(m) if m.contains("insufficient funds") && m.contains("-32000")
         ));
     }
+
+    proptest::proptest! {
+        /// Any answer a node or provider sends is classified, never a panic; a "nonce too low"
+        /// anywhere in it, in any case, is never taken for a refusal (which would re-sign).
+        #[test]
+        fn any_error_answer_is_classified(
+            code in proptest::num::i64::ANY,
+            before in ".{0,40}",
+            after in ".{0,40}",
+            upper in proptest::bool::ANY,
+        ) {
+            let _ = classify_message(code, &before);
+            let phrase = if upper { "NONCE TOO LOW" } else { "nonce too low" };
+            let m = format!("{before}{phrase}{after}");
+            let a = classify_message(code, &m);
+            proptest::prop_assert!(
+                matches!(a, Answer::NonceTooLow | Answer::AlreadyKnown),
+                "{m:?} -> {a:?}"
+            );
+        }
+    }
 }

@@ -416,8 +416,6 @@ impl Executor {
                     nonces.next = Some(nonce + 1);
                     nonces.live.insert(nonce);
                     self.journal.set_next_nonce(self.address, nonce + 1)?;
-                    drop(nonces);
-                    halt_at("broadcast");
                     return Ok(sub);
                 }
                 Sent::Refused { reason, resync } => {
@@ -520,6 +518,7 @@ impl Executor {
         let mut resigned = 0;
         loop {
             broadcast(&sub);
+            halt_at("broadcast");
             match self.wait(sub).await {
                 Err(Error::Superseded { order: Some(order), nonce, .. }) if resigned < 2 => {
                     resigned += 1;

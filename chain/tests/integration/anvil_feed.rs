@@ -108,3 +108,63 @@ async fn v2_swaps_and_syncs_become_trades_and_quotes() {
     let b = dev.get_block_by_number(buy.block_number.unwrap().into()).await.unwrap().unwrap();
     assert_eq!(t2.ts.nanos(), b.header.timestamp as i64 * 1_000_000_000);
 }
+
+/// A node that caps `eth_getLogs` at 3 blocks (hosted nodes cap at 1k to 10k): a feed that
+/// fell 20 blocks behind reads them in chunks, halving its chunk on the refusal, and gets
+/// every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_log_range_is_read_in_chunks() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let pair = IUniswapV2Factory::new(uni.factory, &dev)
+        .getPair(uni.token_a, uni.token_b)
+        .call()
+        .await
+        .unwrap();
+    let pool = Pool {
+        address: pair,
+        kind: PoolKind::V2,
+        instrument: InstrumentId(3),
+        base_is_token0: true,
+        decimals0: 18,
+        decimals1: 18,
+    };
+    let start = dev.get_block_number().await.unwrap() + 1;
+    let router = IUniswapV2Router02::new(uni.router, &dev);
+    let mut swaps = Vec::new();
+    for _ in 0..2 {
+        let r = router
+            .swapExactTokensForTokens(
+                e18(100),
+                U256::ZERO,
+                vec![uni.token_a, uni.token_b],
+                dev_address(),
+                U256::from(u64::MAX),
+            )
+            .gas(300_000)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        swaps.push(r.block_number.unwrap());
+        let _: serde_json::Value = dev.raw_request("anvil_mine".into(), (10u64,)).await.unwrap();
+    }
+    let proxy =
+        crate::common::proxy::start(anvil.url.clone(), vec![crate::common::proxy::Fault::Pass])
+            .await;
+    proxy.limit_log_range(3);
+    let through = alloy::providers::RootProvider::<alloy::network::Ethereum>::new_http(
+        proxy.url.parse().unwrap(),
+    );
+    let mut feed = DexFeed::new(through, vec![pool], start, 0).with_max_range(64);
+    let events = feed.poll().await.unwrap();
+    assert_eq!(events.len(), 4, "two swaps, each a Sync and a Swap: {events:?}");
+    assert!(feed.max_range() <= 3, "the chunk shrank to what the node takes");
+    let head = dev.get_block_number().await.unwrap();
+    assert_eq!(feed.next_block(), head + 1, "read to the head");
+    assert!(feed.poll().await.unwrap().is_empty(), "each event once");
+    assert!(swaps[1] >= start + 10);
+}
