@@ -335,8 +335,10 @@ impl Journal {
             h.broadcast |= state == Some(TxState::Broadcast);
             h.last = state.or(h.last);
         }
-        let mut groups: BTreeMap<(u64, Option<i64>), (bool, Vec<(usize, Version, bool)>)> =
-            BTreeMap::new();
+        /// Per order and nonce: whether a version is final, and the live versions (first row,
+        /// bytes, whether broadcast).
+        type Groups = BTreeMap<(u64, Option<i64>), (bool, Vec<(usize, Version, bool)>)>;
+        let mut groups = Groups::new();
         for (hash, h) in hashes {
             let Some(nonce) = h.nonce.or_else(|| h.raw.as_deref().and_then(nonce_of)) else {
                 continue;

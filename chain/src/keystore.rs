@@ -503,7 +503,7 @@ mod tests {
         if let Ok((_, c)) = check(json, "fuzz") {
             match c.kdf {
                 Kdf::Scrypt { log_n, r, p, .. } => {
-                    let mem = 128 * u64::from(r) << log_n;
+                    let mem = (128 * u64::from(r)) << log_n;
                     assert!(u32::from(log_n) <= MAX_SCRYPT_LOG_N && mem <= MAX_SCRYPT_MEMORY);
                     assert!(mem * u64::from(p) <= MAX_SCRYPT_WORK);
                 }

@@ -402,7 +402,34 @@ async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
     }
     // Three swaps of 10 A each, no more.
     assert_eq!(IERC20::new(uni.token_a, &dev).balanceOf(me).call().await.unwrap(), e18(970));
-    // And with nothing pending, a command exits 0 again.
+    // And with nothing pending, a command exits 0 again; its transaction can be looked up.
     let o = kairos(&send);
     assert!(o.status.success(), "{}", out(&o));
+    let sent: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hash = sent["hash"].as_str().unwrap();
+    let o = kairos(&["tx", "status", "--wallet", w, "--password-file", pw, hash]);
+    assert!(o.status.success(), "{}", out(&o));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (st["state"].as_str(), st["on_chain"].as_str()),
+        (Some("confirmed"), Some("success"))
+    );
+    assert_eq!(st["order"], sent["order"]);
+    // A hash the journal does not hold, and one that is not a hash.
+    let o = kairos(&[
+        "tx",
+        "status",
+        "--wallet",
+        w,
+        "--password-file",
+        pw,
+        &format!("0x{}", "ab".repeat(32)),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("is not in the journal"), "{}", out(&o));
+    let o = kairos(&["tx", "status", "--wallet", w, "--password-file", pw, "0x12"]);
+    assert!(out(&o).contains("is not a transaction hash"), "{}", out(&o));
+    // The exit codes are in --help.
+    let o = kairos(&["tx", "send", "--help"]);
+    assert!(out(&o).contains("OUTCOME NOT KNOWN YET"), "{}", out(&o));
 }

@@ -46,7 +46,7 @@ enum State {
 enum Next {
     Stay,
     Go(State),
-    Done(Result<Outcome>),
+    Done(Box<Result<Outcome>>),
 }
 
 struct Tracker<'a> {
@@ -103,7 +103,7 @@ impl Tracker<'_> {
                 });
             }
             let wait = match self.poll().await {
-                Ok(Next::Done(result)) => return result,
+                Ok(Next::Done(result)) => return *result,
                 Ok(next) => {
                     if let Next::Go(state) = next {
                         tracing::debug!(nonce = self.sub.nonce, ?state, "tracking");
@@ -201,7 +201,7 @@ impl Tracker<'_> {
             self.journal(hash, TxState::Reorged, &format!("block {block} was reorganised away"))?;
             return Ok(Next::Go(State::Pending));
         }
-        Ok(Next::Done(self.settle(hash, receipt)))
+        Ok(Next::Done(Box::new(self.settle(hash, receipt))))
     }
 
     async fn nonce_used(&mut self, polls: u32) -> Result<Next> {
@@ -226,11 +226,11 @@ impl Tracker<'_> {
             self.journal(h, TxState::Dropped, "the nonce was used by another transaction")?;
         }
         exec.nonces.lock().await.next = None;
-        Ok(Next::Done(Err(Error::Superseded {
+        Ok(Next::Done(Box::new(Err(Error::Superseded {
             order: self.sub.order,
             nonce: self.sub.nonce,
             hash: self.sub.latest().hash,
-        })))
+        }))))
     }
 
     /// Journals the final state of every version and returns the outcome.

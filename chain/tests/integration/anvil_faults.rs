@@ -440,3 +440,58 @@ async fn a_restart_after_the_broadcast_tracks_the_transaction_to_its_end() {
     assert_eq!(events.last().unwrap().state, "confirmed", "{events:#?}");
     assert_eq!(events.iter().filter(|e| e.state == "signed").count(), 1, "signed once");
 }
+
+/// Before this change, a fee bump the guard refused (the lifecycle's cap above the guard's)
+/// ended the wait with an error while the transaction was live, and so did the first failed
+/// read: both invited a second order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bump_and_failing_reads_do_not_end_tracking() {
+    let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
+    let dev = dev_provider(&anvil.url);
+    let signer = PrivateKeySigner::random();
+    let me = signer.address();
+    let pending =
+        dev.send_transaction(TransactionRequest::default().to(me).value(e18(1))).await.unwrap();
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    pending.get_receipt().await.unwrap();
+    let proxy = proxy::start(anvil.url.clone(), vec![Fault::Pass]).await;
+    let gwei = 1_000_000_000u128;
+    let mut p = policy();
+    p.max_fee_per_gas_gwei = Some(11.0); // a 12% bump of 10 gwei is 11.2: over the guard's cap
+    let cfg = ExecutorConfig {
+        stuck_after: Duration::from_millis(100),
+        max_fee_cap: 500 * gwei,
+        max_backoff: Duration::from_millis(100),
+        ..config()
+    };
+    let wallet = GuardedSigner::new(signer, Guard::new(p).unwrap());
+    let exec = Arc::new(
+        Executor::new(&proxy.url, None, wallet, Journal::open(":memory:").unwrap(), cfg)
+            .await
+            .unwrap(),
+    );
+    let req = Request {
+        to: FRIEND,
+        value: U256::from(3),
+        fees: Some((10 * gwei, gwei)),
+        gas_limit: Some(21_000),
+        ..Request::default()
+    };
+    let sub = exec.submit(req).await.unwrap();
+    let waiter = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.wait(sub).await }
+    });
+    // Stuck for several bump periods while the provider fails every read for a while.
+    proxy.fail_next_reads(12);
+    while proxy.reads_to_fail() > 0 && !waiter.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!waiter.is_finished(), "tracking goes on through failed reads and a refused bump");
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    let out = waiter.await.unwrap().expect("confirmed");
+    assert_eq!(out.bumps, 0, "no bump over the guard's cap was signed");
+    let events = exec.journal().events(me).unwrap();
+    assert_eq!(events.iter().filter(|e| e.state == "signed").count(), 1, "{events:#?}");
+    assert_eq!(events.last().unwrap().state, "confirmed");
+}

@@ -49,6 +49,7 @@ struct Shared {
     max_log_range: AtomicU64,
     hidden_receipts: Mutex<HashMap<String, u32>>,
     receipts_hidden: AtomicUsize,
+    fail_reads: AtomicUsize,
 }
 
 pub struct Proxy {
@@ -65,6 +66,16 @@ impl Proxy {
     /// Refuse `eth_getLogs` over more than `blocks` blocks, as hosted nodes do (0: no limit).
     pub fn limit_log_range(&self, blocks: u64) {
         self.shared.max_log_range.store(blocks, Ordering::SeqCst);
+    }
+
+    /// Answer the next `n` requests other than broadcasts with HTTP 503 (a provider's outage).
+    pub fn fail_next_reads(&self, n: usize) {
+        self.shared.fail_reads.store(n, Ordering::SeqCst);
+    }
+
+    /// Reads still to fail.
+    pub fn reads_to_fail(&self) -> usize {
+        self.shared.fail_reads.load(Ordering::SeqCst)
     }
 
     /// Receipt lookups answered with `null` so far.
@@ -159,6 +170,15 @@ async fn serve(
         let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let id = req.get("id").cloned().unwrap_or_default();
         let method = req.get("method").and_then(|m| m.as_str()).unwrap_or_default();
+        if method != "eth_sendRawTransaction"
+            && shared
+                .fail_reads
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            respond(&mut sock, "503 Service Unavailable", "{}").await?;
+            continue;
+        }
         if method == "eth_getTransactionReceipt" {
             let hash = req["params"][0].as_str().unwrap_or_default().to_lowercase();
             let hide = {
