@@ -433,3 +433,41 @@ async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
     let o = kairos(&["tx", "send", "--help"]);
     assert!(out(&o).contains("OUTCOME NOT KNOWN YET"), "{}", out(&o));
 }
+
+/// A transaction that is broadcast but not mined before the timeout: exit status 3 and a
+/// message not to send it again; once it is mined, `kairos tx status --pending` exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_outcome_exits_3_and_status_resolves_it() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000), e18(1_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let cw = cli_wallet(&anvil.url, uni.router, [uni.token_a, uni.token_b], uni.token_a).await;
+    let wallet = std::fs::read_to_string(cw.wallet()).unwrap();
+    std::fs::write(cw.wallet(), wallet.replace("timeout_secs = 30", "timeout_secs = 1")).unwrap();
+    let _: () = dev.raw_request("evm_setAutomine".into(), (false,)).await.unwrap();
+    let (w, pw) = (cw.wallet(), cw.pw());
+    let friend = FRIEND.to_string();
+    let o = kairos(&[
+        "tx",
+        "send",
+        "--wallet",
+        &w,
+        "--password-file",
+        &pw,
+        "--to",
+        &friend,
+        "--value",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        out(&o).contains("outcome is not known yet") && out(&o).contains("Do not send it again"),
+        "{}",
+        out(&o)
+    );
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    let o = kairos(&["tx", "status", "--wallet", &w, "--password-file", &pw, "--pending"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"confirmed\""), "{}", out(&o));
+    assert_eq!(dev.get_transaction_count(cw.me).await.unwrap(), 1);
+}

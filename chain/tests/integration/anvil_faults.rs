@@ -68,6 +68,44 @@ async fn fifty_concurrent(exec: Arc<Executor>) -> Vec<(u64, alloy::primitives::B
     got
 }
 
+/// A fresh key funded with 1 ether on a node that does not mine: the block is mined by hand.
+async fn funded_by_hand(dev: &impl Provider) -> PrivateKeySigner {
+    let signer = PrivateKeySigner::random();
+    let pending = dev
+        .send_transaction(TransactionRequest::default().to(signer.address()).value(e18(1)))
+        .await
+        .unwrap();
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    pending.get_receipt().await.unwrap();
+    signer
+}
+
+/// The day's spend is the 50 orders' value, once: nothing signed twice was booked twice, and
+/// nothing was left out.
+fn assert_booked_once(exec: &Executor) {
+    let day = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64
+        / 86_400;
+    let sent: u64 = (0..50).map(|i| 1_000 + i).sum();
+    assert_eq!(exec.journal().spends(day).unwrap(), vec![(Address::ZERO, U256::from(sent))]);
+}
+
+/// Nonce 0 of `signer`: 42 wei to FRIEND, signed outside the executor (what a crashed
+/// process left in its journal).
+fn first_transfer(signer: &PrivateKeySigner) -> kairos_chain::tx::SignedTx {
+    let tx = kairos_chain::tx::TxFields {
+        chain_id: 31337,
+        nonce: 0,
+        to: FRIEND,
+        value: U256::from(42),
+        gas_limit: 21_000,
+        max_fee_per_gas: 5_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        input: Default::default(),
+    };
+    kairos_chain::tx::sign(signer, tx.build().unwrap()).unwrap()
+}
+
 fn assert_no_gap_no_duplicate(got: &[(u64, alloy::primitives::B256)]) {
     let nonces: BTreeSet<u64> = got.iter().map(|g| g.0).collect();
     assert_eq!(nonces, (0..50).collect::<BTreeSet<_>>(), "nonces 0..50, each once");
@@ -129,24 +167,15 @@ async fn faulty_rpc_still_gives_exactly_one_transaction_per_order() {
         "the script ran"
     );
     // Re-signed retries are not new spends: the day's total is the 50 orders' value, once.
-    let day = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-        as i64
-        / 86_400;
-    let sent: u64 = (0..50).map(|i| 1_000 + i).sum();
-    assert_eq!(exec.journal().spends(day).unwrap(), vec![(Address::ZERO, U256::from(sent))]);
+    assert_booked_once(&exec);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_transaction_is_bumped_within_the_cap_then_confirmed() {
     let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
-    // Fund with the node not mining: mine the funding block by hand.
     let dev = dev_provider(&anvil.url);
-    let signer = PrivateKeySigner::random();
+    let signer = funded_by_hand(&dev).await;
     let me = signer.address();
-    let pending =
-        dev.send_transaction(TransactionRequest::default().to(me).value(e18(1))).await.unwrap();
-    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
-    pending.get_receipt().await.unwrap();
 
     let gwei = 1_000_000_000u128;
     let cfg = ExecutorConfig {
@@ -218,17 +247,7 @@ async fn a_restart_resends_the_journalled_bytes_not_a_new_order() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("journal.sqlite");
     // The crash: a transaction signed and journalled, never broadcast.
-    let tx = kairos_chain::tx::TxFields {
-        chain_id: 31337,
-        nonce: 0,
-        to: FRIEND,
-        value: U256::from(42),
-        gas_limit: 21_000,
-        max_fee_per_gas: 5_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        input: Default::default(),
-    };
-    let signed = kairos_chain::tx::sign(&signer, tx.build().unwrap()).unwrap();
+    let signed = first_transfer(&signer);
     Journal::open(&path)
         .unwrap()
         .record(Entry {
@@ -376,38 +395,20 @@ async fn forwarded_nonce_too_low_and_delayed_receipts_never_sign_an_order_twice(
     let signed = events.iter().filter(|e| e.state == "signed").count();
     assert_eq!(signed, 50, "each order signed once");
     assert_eq!(events.iter().filter(|e| e.state == "confirmed").count(), 50);
-    let day = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-        as i64
-        / 86_400;
-    let sent: u64 = (0..50).map(|i| 1_000 + i).sum();
-    assert_eq!(exec.journal().spends(day).unwrap(), vec![(Address::ZERO, U256::from(sent))]);
+    assert_booked_once(&exec);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_after_the_broadcast_tracks_the_transaction_to_its_end() {
     let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
     let dev = dev_provider(&anvil.url);
-    let signer = PrivateKeySigner::random();
+    let signer = funded_by_hand(&dev).await;
     let me = signer.address();
-    let pending =
-        dev.send_transaction(TransactionRequest::default().to(me).value(e18(1))).await.unwrap();
-    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
-    pending.get_receipt().await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("journal.sqlite");
     // The crash: signed, journalled, broadcast (the node holds it), and the broadcast row
     // written as earlier versions wrote it, without the nonce.
-    let tx = kairos_chain::tx::TxFields {
-        chain_id: 31337,
-        nonce: 0,
-        to: FRIEND,
-        value: U256::from(42),
-        gas_limit: 21_000,
-        max_fee_per_gas: 5_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        input: Default::default(),
-    };
-    let signed = kairos_chain::tx::sign(&signer, tx.build().unwrap()).unwrap();
+    let signed = first_transfer(&signer);
     {
         let j = Journal::open(&path).unwrap();
         let e = |state, nonce, raw| Entry {
@@ -448,12 +449,8 @@ async fn a_restart_after_the_broadcast_tracks_the_transaction_to_its_end() {
 async fn a_refused_bump_and_failing_reads_do_not_end_tracking() {
     let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
     let dev = dev_provider(&anvil.url);
-    let signer = PrivateKeySigner::random();
+    let signer = funded_by_hand(&dev).await;
     let me = signer.address();
-    let pending =
-        dev.send_transaction(TransactionRequest::default().to(me).value(e18(1))).await.unwrap();
-    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
-    pending.get_receipt().await.unwrap();
     let proxy = proxy::start(anvil.url.clone(), vec![Fault::Pass]).await;
     let gwei = 1_000_000_000u128;
     let mut p = policy();

@@ -9,26 +9,30 @@ use kairos_chain::abi::{IUniswapV2Factory, IUniswapV2Pair, IUniswapV2Router02};
 use kairos_chain::feed::{DexFeed, Pool, PoolKind};
 use kairos_strategies::{InstrumentId, MarketEvent, Side};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v2_swaps_and_syncs_become_trades_and_quotes() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
-    let dev = dev_provider(&anvil.url);
-    let pair = IUniswapV2Factory::new(uni.factory, &dev)
+/// The A/B pair as a feed pool: base A, quoted in B (both 18 decimals; about 2 B per A).
+async fn pool_a_in_b(dev: &impl Provider, uni: &crate::common::UniswapV2) -> Pool {
+    let pair = IUniswapV2Factory::new(uni.factory, dev)
         .getPair(uni.token_a, uni.token_b)
         .call()
         .await
         .unwrap();
-    let token0 = IUniswapV2Pair::new(pair, &dev).token0().call().await.unwrap();
-    // Base A, quoted in B (both 18 decimals): about 2 B per A.
-    let pool = Pool {
+    let token0 = IUniswapV2Pair::new(pair, dev).token0().call().await.unwrap();
+    Pool {
         address: pair,
         kind: PoolKind::V2,
         instrument: InstrumentId(3),
         base_is_token0: token0 == uni.token_a,
         decimals0: 18,
         decimals1: 18,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_swaps_and_syncs_become_trades_and_quotes() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let pool = pool_a_in_b(&dev, &uni).await;
     let start = dev.get_block_number().await.unwrap() + 1;
     let mut feed = DexFeed::new(dev.clone(), vec![pool], start, 0);
     assert!(feed.poll().await.unwrap().is_empty(), "nothing happened yet");
@@ -117,19 +121,7 @@ async fn a_capped_log_range_is_read_in_chunks() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
     let dev = dev_provider(&anvil.url);
-    let pair = IUniswapV2Factory::new(uni.factory, &dev)
-        .getPair(uni.token_a, uni.token_b)
-        .call()
-        .await
-        .unwrap();
-    let pool = Pool {
-        address: pair,
-        kind: PoolKind::V2,
-        instrument: InstrumentId(3),
-        base_is_token0: true,
-        decimals0: 18,
-        decimals1: 18,
-    };
+    let pool = pool_a_in_b(&dev, &uni).await;
     let start = dev.get_block_number().await.unwrap() + 1;
     let router = IUniswapV2Router02::new(uni.router, &dev);
     let mut swaps = Vec::new();
