@@ -144,11 +144,14 @@ pub struct Unsettled {
     pub broadcast: bool,
 }
 
-/// The journal file.
+/// The journal file. One process at a time holds it (an exclusive lock on `FILE.lock`, which
+/// the operating system releases when the process ends, however it ends): two processes
+/// signing for one wallet would each think they own its nonces.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    _lock: Option<std::fs::File>,
 }
 
 impl Journal {
@@ -157,6 +160,7 @@ impl Journal {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let err = |e: rusqlite::Error| Error::Journal { path: path.clone(), reason: e.to_string() };
+        let lock = if path.as_os_str() == ":memory:" { None } else { Some(lock(&path)?) };
         let conn = Connection::open(&path).map_err(err)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -200,7 +204,7 @@ impl Journal {
              CREATE INDEX IF NOT EXISTS tx_events_sender ON tx_events(sender, id);",
         )
         .map_err(err)?;
-        Ok(Self { path, conn: Mutex::new(conn) })
+        Ok(Self { path, conn: Mutex::new(conn), _lock: lock })
     }
 
     /// The file.
@@ -235,8 +239,24 @@ impl Journal {
 
     /// Appends a state change; returns its row id.
     pub fn record(&self, e: Entry<'_>) -> Result<i64> {
+        self.record_with_spends(e, 0, &[])
+    }
+
+    /// Appends a state change and adds `spends` to day `day`'s spend, in one transaction: a
+    /// crash leaves both or neither, so a signed transaction's spend is never missing from the
+    /// daily caps after a restart.
+    pub fn record_with_spends(
+        &self,
+        e: Entry<'_>,
+        day: i64,
+        spends: &[(Address, U256)],
+    ) -> Result<i64> {
         let at_ms = chrono::Utc::now().timestamp_millis();
         self.with(|c| {
+            let c = c.transaction()?;
+            for (asset, amount) in spends {
+                add_spend_in(&c, day, *asset, *amount)?;
+            }
             c.execute(
                 "INSERT INTO tx_events (at_ms, sender, nonce, hash, state, detail, raw, order_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -251,7 +271,9 @@ impl Journal {
                     e.order
                 ],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            c.commit()?;
+            Ok(id)
         })
     }
 
@@ -399,19 +421,7 @@ impl Journal {
     pub fn add_spend(&self, day: i64, asset: Address, amount: U256) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT amount FROM spends WHERE day = ?1 AND asset = ?2",
-                    params![day, asset.to_string()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let current = current.and_then(|v| v.parse::<U256>().ok()).unwrap_or_default();
-            tx.execute(
-                "INSERT INTO spends (day, asset, amount) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(day, asset) DO UPDATE SET amount = excluded.amount",
-                params![day, asset.to_string(), current.saturating_add(amount).to_string()],
-            )?;
+            add_spend_in(&tx, day, asset, amount)?;
             tx.commit()
         })
     }
@@ -433,6 +443,48 @@ impl Journal {
             Ok(out)
         })
     }
+}
+
+/// Takes the journal's lock file, or says that another process holds it.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let err = |reason: String| Error::Journal { path: path.to_path_buf(), reason };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| err(format!("lock file {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(err("in use by another process (another kairos command or agent on this wallet); \
+             wait for it to finish"
+                .into()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(err(format!("lock file {}: {e}", lock_path.display())))
+        }
+    }
+}
+
+fn add_spend_in(c: &Connection, day: i64, asset: Address, amount: U256) -> rusqlite::Result<()> {
+    let current: Option<String> = c
+        .query_row(
+            "SELECT amount FROM spends WHERE day = ?1 AND asset = ?2",
+            params![day, asset.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let current = current.and_then(|v| v.parse::<U256>().ok()).unwrap_or_default();
+    c.execute(
+        "INSERT INTO spends (day, asset, amount) VALUES (?1, ?2, ?3)
+         ON CONFLICT(day, asset) DO UPDATE SET amount = excluded.amount",
+        params![day, asset.to_string(), current.saturating_add(amount).to_string()],
+    )?;
+    Ok(())
 }
 
 /// The nonce a signed EIP-2718 transaction carries.
@@ -565,6 +617,34 @@ mod tests {
         let u = j.unsettled(me).unwrap();
         assert_eq!((u.len(), u[0].nonce, u[0].order), (1, 4, None));
         assert_eq!(j.events(me).unwrap()[0].order, None);
+    }
+
+    #[test]
+    fn one_process_at_a_time_holds_a_journal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("j.sqlite");
+        let first = Journal::open(&path).unwrap();
+        // Locks are per open file description: a second open, in this process or another, is
+        // refused.
+        let err = Journal::open(&path).unwrap_err().to_string();
+        assert!(err.contains("j.sqlite") && err.contains("in use by another process"), "{err}");
+        drop(first);
+        Journal::open(&path).unwrap();
+    }
+
+    #[test]
+    fn a_signed_row_and_its_spend_are_written_together() {
+        let j = Journal::open(":memory:").unwrap();
+        let me = Address::repeat_byte(7);
+        let h = B256::repeat_byte(1);
+        j.record_with_spends(
+            entry(Some(0), h, TxState::Signed, Some(&[1])),
+            5,
+            &[(Address::ZERO, U256::from(3)), (Address::ZERO, U256::from(4))],
+        )
+        .unwrap();
+        assert_eq!(j.spends(5).unwrap(), vec![(Address::ZERO, U256::from(7))]);
+        assert_eq!(j.events(me).unwrap().len(), 1);
     }
 
     #[test]

@@ -261,7 +261,13 @@ impl Executor {
             journal,
             cfg,
         };
-        for sub in me.resumable()? {
+        // Bytes the journal holds but that do not decode are named by `resumable` (and so by
+        // `kairos tx status` and the pending check); they do not stop the executor.
+        let resumable = me.resumable().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "an unsettled transaction in the journal cannot be resumed");
+            Vec::new()
+        });
+        for sub in resumable {
             me.nonces.lock().await.live.insert(sub.nonce);
             let latest = sub.latest();
             tracing::info!(nonce = sub.nonce, hash = %latest.hash, "resuming a journalled transaction");
@@ -471,18 +477,12 @@ impl Executor {
                     signed.tx.gas_limit
                 );
                 let raw = signed.raw.clone();
-                self.journal.record(entry(
-                    id,
-                    TxState::Signed,
-                    &detail,
-                    Some(signed.hash),
-                    Some(&raw[..]),
-                ))?;
-                if book {
-                    for (asset, amount) in &approval.spends {
-                        self.journal.add_spend(today(), *asset, *amount)?;
-                    }
-                }
+                let spends: &[(Address, U256)] = if book { &approval.spends } else { &[] };
+                self.journal.record_with_spends(
+                    entry(id, TxState::Signed, &detail, Some(signed.hash), Some(&raw[..])),
+                    today(),
+                    spends,
+                )?;
                 Ok(*signed)
             }
             Ok(Signed::DryRun(approval)) => {
