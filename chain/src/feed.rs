@@ -245,6 +245,9 @@ pub fn decode(
                 return None;
             }
             let mid = quote / base;
+            if !(mid.is_finite() && mid > 0.0 && (mid / 0.997).is_finite()) {
+                return None;
+            }
             Some(MarketEvent::Quote(Quote {
                 instrument: pool.instrument,
                 ts,
@@ -278,13 +281,16 @@ pub fn decode(
 }
 
 fn trade(pool: &Pool, ts: Timestamp, size: f64, quote: f64, side: Side) -> Option<MarketEvent> {
-    if !(size > 0.0 && quote > 0.0 && size.is_finite() && quote.is_finite()) {
+    let price = quote / size;
+    // Extreme decimals or dust amounts can put the ratio outside f64: no event rather than
+    // an infinite or zero price.
+    if !(size > 0.0 && quote > 0.0 && size.is_finite() && price.is_finite() && price > 0.0) {
         return None;
     }
     Some(MarketEvent::Trade(Trade {
         instrument: pool.instrument,
         ts,
-        price: quote / size,
+        price,
         size,
         aggressor: side,
     }))
@@ -343,5 +349,39 @@ mod tests {
             reserve1: alloy::primitives::Uint::from(5u64),
         };
         assert!(decode(&pool(PoolKind::V2, true), &sync.encode_log_data(), Timestamp(0)).is_none());
+    }
+
+    proptest::proptest! {
+        /// A node's logs are outside input: any topics and data under a pool's event
+        /// signatures decode to an event with finite prices and sizes, or to nothing.
+        #[test]
+        fn any_log_decodes_or_is_skipped(
+            which in 0usize..4,
+            extra in proptest::collection::vec(proptest::array::uniform32(proptest::num::u8::ANY), 0..3),
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            decimals in (proptest::num::u8::ANY, proptest::num::u8::ANY),
+        ) {
+            let sig = [
+                IUniswapV2Pair::Sync::SIGNATURE_HASH,
+                IUniswapV2Pair::Swap::SIGNATURE_HASH,
+                IUniswapV3Pool::Swap::SIGNATURE_HASH,
+                alloy::primitives::B256::repeat_byte(7),
+            ][which];
+            let mut topics = vec![sig];
+            topics.extend(extra.into_iter().map(alloy::primitives::B256::from));
+            let log = alloy::primitives::LogData::new_unchecked(topics, data.into());
+            for kind in [PoolKind::V2, PoolKind::V3] {
+                let p = Pool { decimals0: decimals.0, decimals1: decimals.1, ..pool(kind, true) };
+                match decode(&p, &log, Timestamp(1)) {
+                    Some(MarketEvent::Trade(t)) => proptest::prop_assert!(
+                        t.price.is_finite() && t.price > 0.0 && t.size.is_finite()
+                    ),
+                    Some(MarketEvent::Quote(q)) => {
+                        proptest::prop_assert!(q.bid.is_finite() && q.ask.is_finite() && q.bid < q.ask)
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }

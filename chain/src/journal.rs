@@ -620,6 +620,35 @@ mod tests {
     }
 
     #[test]
+    fn garbage_rows_are_skipped_not_fatal() {
+        let j = Journal::open(":memory:").unwrap();
+        let me = Address::repeat_byte(7);
+        let good = B256::repeat_byte(1);
+        j.record(entry(Some(2), good, TxState::Signed, Some(&[9]))).unwrap();
+        j.with(|c| {
+            let me = me.to_string();
+            for (nonce, hash, state, raw) in [
+                (Some(-5i64), "0x1234", "signed", Some(vec![1u8])),
+                (None, "not a hash", "broadcast", None),
+                (None, &B256::repeat_byte(3).to_string()[..], "signed", Some(vec![0xde, 0xad])),
+                (Some(4), &B256::repeat_byte(4).to_string()[..], "exploded", None),
+            ] {
+                c.execute(
+                    "INSERT INTO tx_events (at_ms, sender, nonce, hash, state, detail, raw)
+                     VALUES (0, ?1, ?2, ?3, ?4, '', ?5)",
+                    params![me, nonce, hash, state, raw],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let u = j.unsettled(me).unwrap();
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].versions[0].hash, good);
+        assert_eq!(j.events(me).unwrap().len(), 5);
+    }
+
+    #[test]
     fn one_process_at_a_time_holds_a_journal() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("j.sqlite");

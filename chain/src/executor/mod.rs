@@ -124,7 +124,14 @@ pub struct Submitted {
     /// Every version signed for this nonce that may be mined (the original and its fee bumps),
     /// newest last.
     pub versions: Vec<SignedTx>,
+    /// The chain's latest block when it was simulated: from here the chain is searched for the
+    /// transaction that used its nonce, should another one have (0 when resumed from a journal:
+    /// the search then looks back [`RESUME_LOOKBACK`] blocks).
+    pub block: u64,
 }
+
+/// How far back from the head a resumed transaction's nonce is searched for.
+pub const RESUME_LOOKBACK: u64 = 1024;
 
 impl Submitted {
     /// The versions' hashes, newest last.
@@ -321,7 +328,7 @@ impl Executor {
                     .iter()
                     .map(|v| decode_signed(&v.raw, self.address))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(Submitted { order: u.order, nonce: u.nonce, versions })
+                Ok(Submitted { order: u.order, nonce: u.nonce, versions, block: 0 })
             })
             .collect()
     }
@@ -414,7 +421,8 @@ impl Executor {
             };
             let signed = self.sign(Some(order), tx, sim.quote.as_ref(), book)?;
             halt_at("signed");
-            let sub = Submitted { order: Some(order), nonce, versions: vec![signed] };
+            let sub =
+                Submitted { order: Some(order), nonce, versions: vec![signed], block: sim.block };
             let hash = sub.latest().hash;
             match self.broadcast(&sub.latest().raw).await {
                 Sent::Accepted(note) | Sent::Unclear(note) => {

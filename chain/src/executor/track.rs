@@ -7,7 +7,8 @@
 //!   ▲ │ nonce used, no receipt       │ receipt gone / block replaced
 //!   │ ▼                              ▼
 //!   │ NonceUsed ──────────────▶ Pending (rebroadcast the same bytes)
-//!   │   │ no version of ours known to the node for `orphan_polls` polls
+//!   │   │ after `orphan_polls` polls with no version of ours known to the node, the block
+//!   │   │ that used the nonce shows a transaction that is not ours
 //!   │   ▼
 //!   │ superseded: the order was not executed
 //!   └─ in Pending: dropped from the pool → rebroadcast; stuck → fee bump (new version)
@@ -222,8 +223,15 @@ impl Tracker<'_> {
         if polls + 1 < exec.cfg.orphan_polls {
             return Ok(Next::Go(State::NonceUsed { polls: polls + 1 }));
         }
+        // The proof: the transaction the chain shows with this nonce is not one of ours.
+        let taker = match exec.nonce_taker(self.sub.nonce, self.sub.block).await? {
+            Some(h) if !self.sub.hashes().contains(&h) => h,
+            // Ours (its receipt lags), or the chain cannot say yet: keep looking.
+            _ => return Ok(Next::Go(State::NonceUsed { polls: 0 })),
+        };
+        let why = format!("the nonce was used by another transaction, {taker}");
         for h in self.sub.hashes() {
-            self.journal(h, TxState::Dropped, "the nonce was used by another transaction")?;
+            self.journal(h, TxState::Dropped, &why)?;
         }
         exec.nonces.lock().await.next = None;
         Ok(Next::Done(Box::new(Err(Error::Superseded {
@@ -375,6 +383,47 @@ impl Tracker<'_> {
 }
 
 impl Executor {
+    /// The hash of the sender's transaction that used `nonce`, read from the block in which
+    /// the sender's count passed it (bisected from block `from`), or `None` when the chain
+    /// cannot say: a node without that block's state, a block not served yet, a nonce used
+    /// before `from`.
+    async fn nonce_taker(&self, nonce: u64, from: u64) -> Result<Option<B256>> {
+        use alloy::network::TransactionResponse;
+        let head = self.rpc.get_block_number().await.map_err(|e| self.rpc_err(e))?;
+        let from = if from == 0 { head.saturating_sub(super::RESUME_LOOKBACK) } else { from };
+        let count = |block: u64| async move {
+            self.rpc.get_transaction_count(self.address).number(block).await
+        };
+        let (mut lo, mut hi) = (from.min(head), head);
+        match (count(lo).await, count(hi).await) {
+            (Ok(a), Ok(b)) if a <= nonce && b > nonce => {}
+            (a, b) => {
+                tracing::debug!(nonce, lo, hi, ?a, ?b, "cannot place the nonce's use in a block");
+                return Ok(None);
+            }
+        }
+        // count(lo) <= nonce < count(hi): the first block past the nonce is in (lo, hi].
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match count(mid).await {
+                Ok(c) if c > nonce => hi = mid,
+                Ok(_) => lo = mid,
+                Err(e) => {
+                    tracing::debug!(nonce, mid, error = %e, "no state at that block");
+                    return Ok(None);
+                }
+            }
+        }
+        let Ok(Some(block)) = self.rpc.get_block_by_number(hi.into()).full().await else {
+            return Ok(None);
+        };
+        Ok(block
+            .transactions
+            .txns()
+            .find(|t| t.from() == self.address && alloy::consensus::Transaction::nonce(*t) == nonce)
+            .map(|t| t.tx_hash()))
+    }
+
     /// Whether the chain's latest state counts `nonce` as used.
     async fn nonce_used(&self, nonce: u64) -> Result<bool> {
         let mined = self

@@ -492,3 +492,56 @@ async fn a_refused_bump_and_failing_reads_do_not_end_tracking() {
     assert_eq!(events.iter().filter(|e| e.state == "signed").count(), 1, "{events:#?}");
     assert_eq!(events.last().unwrap().state, "confirmed");
 }
+
+/// Another transaction of the same key takes the nonce (another process, a wallet app) and is
+/// mined: the chain shows that transaction in the block, so the order is reported superseded,
+/// not executed, and the next order takes the next nonce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_used_by_another_transaction_supersedes_the_order() {
+    let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
+    let dev = dev_provider(&anvil.url);
+    let signer = funded_by_hand(&dev).await;
+    let me = signer.address();
+    let other = signer.clone();
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let exec =
+        Executor::new(&anvil.url, None, wallet, Journal::open(":memory:").unwrap(), config())
+            .await
+            .unwrap();
+    let gwei = 1_000_000_000u128;
+    let req = |value: u64| Request {
+        to: FRIEND,
+        value: U256::from(value),
+        fees: Some((10 * gwei, gwei)),
+        gas_limit: Some(21_000),
+        ..Request::default()
+    };
+    let sub = exec.submit(req(11)).await.unwrap();
+    // The same nonce, paying more, sent around the executor: the node replaces ours with it.
+    let theirs = kairos_chain::tx::TxFields {
+        chain_id: 31337,
+        nonce: 0,
+        to: FRIEND,
+        value: U256::from(99),
+        gas_limit: 21_000,
+        max_fee_per_gas: 30 * gwei,
+        max_priority_fee_per_gas: 3 * gwei,
+        input: Default::default(),
+    };
+    let theirs = kairos_chain::tx::sign(&other, theirs.build().unwrap()).unwrap();
+    let _ = dev.send_raw_transaction(&theirs.raw).await.unwrap();
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    match exec.wait(sub).await {
+        Err(kairos_chain::Error::Superseded { nonce: 0, .. }) => {}
+        other => panic!("expected superseded, got {other:?}"),
+    }
+    let events = exec.journal().events(me).unwrap();
+    let dropped = events.iter().find(|e| e.state == "dropped").expect("journalled");
+    assert!(dropped.detail.contains(&theirs.hash.to_string()), "{dropped:?}");
+    // The next order takes the next nonce.
+    let sub = exec.submit(req(12)).await.unwrap();
+    assert_eq!(sub.nonce, 1);
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    exec.wait(sub).await.unwrap();
+    assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 2);
+}
