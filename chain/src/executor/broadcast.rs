@@ -40,13 +40,20 @@ pub enum Answer {
 /// Classifies a JSON-RPC error answer from its code and message, as nodes and providers word
 /// them (geth, reth, anvil, Erigon, Nethermind, hosted providers).
 pub fn classify_message(code: i64, message: &str) -> Answer {
-    let m = message.to_lowercase();
+    // Besu spells its answers in capitals with underscores (NONCE_TOO_LOW), Nethermind in
+    // camel case (OldNonce, AlreadyKnown).
+    let m = message.to_lowercase().replace('_', " ");
     if m.contains("already known")
+        || m.contains("alreadyknown")
         || m.contains("already imported")
         || m.contains("known transaction")
+        || m.contains("already exists")
     {
         Answer::AlreadyKnown
-    } else if m.contains("nonce too low") || m.contains("nonce is too low") {
+    } else if m.contains("nonce too low")
+        || m.contains("nonce is too low")
+        || m.contains("oldnonce")
+    {
         Answer::NonceTooLow
     } else if m.contains("underpriced") {
         Answer::Underpriced
@@ -155,6 +162,11 @@ mod tests {
             (-32000, "nonce too low: next nonce 5, tx nonce 4", Answer::NonceTooLow),
             (-32003, "Nonce is too low", Answer::NonceTooLow),
             (-32000, "replacement transaction underpriced", Answer::Underpriced),
+            (-32000, "NONCE_TOO_LOW", Answer::NonceTooLow),
+            (-32010, "OldNonce", Answer::NonceTooLow),
+            (-32010, "AlreadyKnown", Answer::AlreadyKnown),
+            (-32000, "KNOWN_TRANSACTION", Answer::AlreadyKnown),
+            (-32000, "REPLACEMENT_UNDERPRICED", Answer::Underpriced),
             (-32000, "transaction underpriced: tip needed 1, tip permitted 0", Answer::Underpriced),
             (429, "Too Many Requests", Answer::RateLimited("Too Many Requests".into())),
             (
