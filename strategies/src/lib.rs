@@ -25,6 +25,7 @@
 //! }
 //! ```
 
+pub mod book;
 pub mod builtin;
 mod context;
 mod error;
@@ -37,6 +38,7 @@ mod registry;
 mod strategy;
 mod time;
 
+pub use book::{Fixed, OrderBook};
 pub use context::Context;
 pub use error::{Error, Result};
 pub use instrument::{Instrument, InstrumentId};

@@ -8,4 +8,5 @@ mod common;
 mod cli;
 mod ml_cli;
 mod onchain;
+mod replay;
 mod wallet;

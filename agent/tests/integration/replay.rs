@@ -1,0 +1,138 @@
+//! `kairos replay --verify-book` on the real recordings in `../shared/data/binance-ws/`, and the
+//! check itself attacked: a wrong quantity in the snapshot is caught, a missing diff is a gap
+//! that unsynchronises the book, garbage lines are counted and skipped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kairos_agent::feed::recording::verify_book;
+
+fn recordings() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/binance-ws");
+    let mut out = Vec::new();
+    for market in ["spot", "usdm"] {
+        let Ok(rd) = std::fs::read_dir(dir.join(market)) else { continue };
+        out.extend(
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "gz")),
+        );
+    }
+    out.sort();
+    if out.is_empty() {
+        assert!(
+            std::env::var_os("KAIROS_REQUIRE_INTEROP").is_none(),
+            "no recordings under {}",
+            dir.display()
+        );
+        eprintln!("skipping: no recordings under {}", dir.display());
+    }
+    out
+}
+
+#[test]
+fn every_recording_replays_with_a_book_equal_to_the_exchanges_top() {
+    for path in recordings() {
+        let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(["replay", "--file", path.to_str().unwrap(), "--verify-book"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{}: {stdout}{}",
+            path.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let last = stdout.lines().last().unwrap();
+        let field = |k: &str| -> u64 {
+            last.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(last.starts_with("book-check: "), "{last}");
+        assert_eq!(field("mismatched"), 0, "{}: {last}", path.display());
+        assert!(field("compared") > 3_000, "{}: {last}", path.display());
+        // Only the diffs before the snapshot in the file are unsynced.
+        assert!(field("unsynced") < 10, "{}: {last}", path.display());
+    }
+}
+
+/// Writes `lines` gzipped into `dir`.
+fn gz(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    for l in lines {
+        writeln!(enc, "{l}").unwrap();
+    }
+    enc.finish().unwrap();
+    path
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    use std::io::BufRead;
+    let f = flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap());
+    std::io::BufReader::new(f).lines().map(|l| l.unwrap()).collect()
+}
+
+#[test]
+fn the_check_catches_a_wrong_book_a_gap_and_skips_garbage() {
+    let Some(path) = recordings().into_iter().find(|p| p.to_string_lossy().contains("spot")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = lines_of(&path);
+    let snap = lines.iter().position(|l| l.contains("\"lastUpdateId\"")).expect("a snapshot");
+    let clean = verify_book(&path).unwrap();
+    assert_eq!(clean.mismatched, 0);
+
+    // A level the exchange never had, between the best bid and ask of the snapshot (off the
+    // tick, so no diff ever removes it): the book's best ask is wrong, and the check says so.
+    let mut wrong = lines.clone();
+    wrong[snap] =
+        wrong[snap].replacen("\"asks\":[[", "\"asks\":[[\"61837.63500000\",\"1.00000000\"],[", 1);
+    assert_ne!(wrong[snap], lines[snap]);
+    let check = verify_book(&gz(tmp.path(), "wrong.gz", &wrong)).unwrap();
+    assert!(check.mismatched > 0, "{check:?}");
+    assert!(check.examples[0].contains("ask 61837.635 x 1"), "{:?}", check.examples);
+
+    // A diff after the snapshot goes missing: a gap, and the book stays unsynchronised (no
+    // second snapshot in the file), so nothing after it is compared.
+    let mut gap = lines.clone();
+    let victim = (snap + 50..gap.len()).find(|&i| gap[i].contains("depthUpdate")).unwrap();
+    gap.remove(victim);
+    let check = verify_book(&gz(tmp.path(), "gap.gz", &gap)).unwrap();
+    assert_eq!(check.gaps, 1, "{check:?}");
+    assert_eq!(check.mismatched, 0);
+    assert!(check.unsynced > 1_000 && check.compared < clean.compared / 2, "{check:?}");
+
+    // Garbage: counted, skipped, nothing else changes.
+    let mut junk = lines.clone();
+    for (i, bad) in [
+        "no-space-here".to_string(),
+        "123 {not json".into(),
+        "123 {\"stream\":\"btcusdt@depth@100ms\",\"data\":{\"e\":\"depthUpdate\"}}".into(),
+        "123 {\"stream\":\"btcusdt@bookTicker\",\"data\":{\"u\":1,\"s\":\"BTCUSDT\",\"b\":\"NaN\",\"B\":\"1\",\"a\":\"1\",\"A\":\"1\"}}".into(),
+        "123 \u{feff}\u{0}".into(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        junk.insert(snap + 10 + i * 7, bad);
+    }
+    let check = verify_book(&gz(tmp.path(), "junk.gz", &junk)).unwrap();
+    assert_eq!(check.malformed, 5, "{check:?}");
+    assert_eq!((check.compared, check.mismatched), (clean.compared, 0));
+
+    // Not a gzip file, and a missing one: errors naming the file.
+    let plain = tmp.path().join("plain.gz");
+    std::fs::write(&plain, "hello").unwrap();
+    assert!(verify_book(&plain).unwrap_err().to_string().contains("plain.gz"));
+    assert!(verify_book(&tmp.path().join("nope.gz")).unwrap_err().to_string().contains("nope.gz"));
+}
