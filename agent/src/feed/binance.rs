@@ -290,7 +290,7 @@ pub struct DepthSync {
     state: State,
     /// The update id the book is at.
     at: u64,
-    buffer: Vec<DepthDiff>,
+    buffer: std::collections::VecDeque<DepthDiff>,
     /// Gaps seen so far.
     pub gaps: u64,
 }
@@ -303,7 +303,7 @@ impl DepthSync {
             book: OrderBook::new(),
             state: State::AwaitingSnapshot,
             at: 0,
-            buffer: Vec::new(),
+            buffer: std::collections::VecDeque::new(),
             gaps: 0,
         }
     }
@@ -354,9 +354,9 @@ impl DepthSync {
         match self.state {
             State::AwaitingSnapshot => {
                 if self.buffer.len() >= MAX_BUFFER {
-                    self.buffer.remove(0);
+                    self.buffer.pop_front();
                 }
-                self.buffer.push(d.clone());
+                self.buffer.push_back(d.clone());
                 Applied::Buffered
             }
             State::AwaitingFirst => {
@@ -404,7 +404,7 @@ impl DepthSync {
         self.gaps += 1;
         self.state = State::AwaitingSnapshot;
         self.buffer.clear();
-        self.buffer.push(d.clone());
+        self.buffer.push_back(d.clone());
         Applied::Gap
     }
 }
