@@ -211,7 +211,7 @@ fn replay(a: ReplayArgs) -> Result<()> {
         );
     }
     let started = Instant::now();
-    let check = crate::feed::recording::verify_book(&a.file)?;
+    let check = kairos_feeds::recording::verify_book(&a.file)?;
     for e in &check.examples {
         eprintln!("mismatch: {e}");
     }

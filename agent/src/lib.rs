@@ -17,7 +17,6 @@
 
 pub mod cli;
 pub mod config;
-pub mod feed;
 pub mod ml;
 pub mod onchain;
 pub mod wallet;

@@ -1,0 +1,99 @@
+//! Replay throughput on the real recordings in `../shared/data/binance-ws/`: the decompressed
+//! lines in memory, through the parser alone, and through the parser and the local book (the
+//! replay path up to the strategy). Gunzip is measured on its own.
+
+use std::hint::black_box;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kairos_feeds::binance::{self, DepthSync, Market, Message};
+
+fn recordings() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/binance-ws");
+    let mut out: Vec<PathBuf> =
+        ["spot/btcusdt_20240808.gz", "spot/ethusdt_20240808.gz", "usdm/btcusdt_20240808.gz"]
+            .iter()
+            .map(|f| dir.join(f))
+            .filter(|p| p.exists())
+            .collect();
+    out.sort();
+    out
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    let f = flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap());
+    std::io::BufReader::new(f)
+        .lines()
+        .map(|l| l.unwrap().split_once(' ').map(|(_, j)| j.to_string()).unwrap_or_default())
+        .collect()
+}
+
+fn replay(c: &mut Criterion) {
+    let files = recordings();
+    if files.is_empty() {
+        eprintln!("skipping: no recordings under ../shared/data/binance-ws");
+        return;
+    }
+    let all: Vec<Vec<String>> = files.iter().map(|p| lines(p)).collect();
+    let n: usize = all.iter().map(Vec::len).sum();
+    let mut g = c.benchmark_group("replay");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("parse", |b| {
+        b.iter(|| {
+            let mut ok = 0usize;
+            for file in &all {
+                for l in file {
+                    ok += binance::parse(black_box(l)).is_ok() as usize;
+                }
+            }
+            ok
+        })
+    });
+    g.bench_function("parse_and_book", |b| {
+        b.iter(|| {
+            let mut synced = 0usize;
+            for file in &all {
+                let mut sync: Option<DepthSync> = None;
+                for l in file {
+                    match binance::parse(black_box(l)) {
+                        Ok(Message::Depth(d)) => {
+                            let market = if d.prev.is_some() { Market::UsdM } else { Market::Spot };
+                            let s = sync.get_or_insert_with(|| DepthSync::new(market));
+                            s.on_diff(&d);
+                            synced += s.is_synced() as usize;
+                        }
+                        Ok(Message::Snapshot(snap)) => {
+                            if let Some(s) = sync.as_mut() {
+                                s.on_snapshot(&snap);
+                            }
+                        }
+                        Ok(Message::Top(_, t)) => {
+                            black_box(t);
+                        }
+                        _ => {}
+                    }
+                }
+                black_box(sync.map(|s| s.book().best_bid()));
+            }
+            synced
+        })
+    });
+    let raw: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    g.bench_function("gunzip", |b| {
+        b.iter(|| {
+            let mut total = 0usize;
+            let mut buf = Vec::new();
+            for r in &raw {
+                buf.clear();
+                flate2::read::MultiGzDecoder::new(&r[..]).read_to_end(&mut buf).unwrap();
+                total += buf.len();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, replay);
+criterion_main!(benches);

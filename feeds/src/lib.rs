@@ -1,0 +1,18 @@
+//! # kairos-feeds
+//!
+//! Market data for Kairos agents: exchange messages parsed into exact decimals, local order
+//! books kept in sync with them, and recorded feeds read back through the same code.
+//!
+//! - [`binance`]: Binance spot and USD-M combined streams and depth snapshots, and the local
+//!   book kept by Binance's procedure;
+//! - [`recording`]: recorded feeds (`<receive ns> <raw JSON>` a line, gzipped), and the book
+//!   checked against the exchange's own best bid and ask.
+//!
+//! A crate of its own, depending only on the SDK, so that the parsers and books build, test
+//! and benchmark in seconds, without the agent's polars, Candle and alloy.
+
+pub mod binance;
+mod error;
+pub mod recording;
+
+pub use error::{Error, Result};
