@@ -104,15 +104,7 @@ pub enum Message {
     Other,
 }
 
-type Level<'a> = (&'a str, &'a str);
-
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    stream: &'a str,
-    #[serde(borrow)]
-    data: &'a RawValue,
-}
+type Level = (Fixed, Fixed);
 
 #[derive(Deserialize)]
 struct RawDepth<'a> {
@@ -126,10 +118,10 @@ struct RawDepth<'a> {
     last: u64,
     #[serde(default, rename = "pu")]
     prev: Option<u64>,
-    #[serde(borrow, rename = "b")]
-    bids: Vec<Level<'a>>,
-    #[serde(borrow, rename = "a")]
-    asks: Vec<Level<'a>>,
+    #[serde(rename = "b")]
+    bids: Vec<Level>,
+    #[serde(rename = "a")]
+    asks: Vec<Level>,
 }
 
 #[derive(Deserialize)]
@@ -163,25 +155,129 @@ struct RawTrade<'a> {
 }
 
 #[derive(Deserialize)]
-struct RawSnapshot<'a> {
+struct RawSnapshot {
     #[serde(rename = "lastUpdateId")]
     last_update_id: u64,
-    #[serde(borrow)]
-    bids: Vec<Level<'a>>,
-    #[serde(borrow)]
-    asks: Vec<Level<'a>>,
+    bids: Vec<Level>,
+    asks: Vec<Level>,
 }
 
 fn num(s: &str) -> Result<Fixed, ParseError> {
     Fixed::parse(s).ok_or_else(|| ParseError::BadNumber(s.chars().take(40).collect()))
 }
 
-fn levels(raw: &[Level<'_>]) -> Result<Vec<(Fixed, Fixed)>, ParseError> {
-    raw.iter().map(|(p, q)| Ok((num(p)?, num(q)?))).collect()
-}
-
 fn malformed(e: serde_json::Error) -> ParseError {
     ParseError::Malformed(e.to_string())
+}
+
+/// What a stream name says its `data` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Depth,
+    Top,
+    Trade,
+    Snapshot,
+    Other,
+}
+
+fn kind_of(stream: &str) -> Kind {
+    if stream.contains("@depth") {
+        return Kind::Depth;
+    }
+    match stream.rsplit('@').next().unwrap_or_default() {
+        "bookTicker" => Kind::Top,
+        "trade" => Kind::Trade,
+        "snapshot" => Kind::Snapshot,
+        _ => Kind::Other,
+    }
+}
+
+/// A combined-stream envelope's `data`, parsed as its stream says.
+enum Data<'a> {
+    Depth(RawDepth<'a>),
+    Top(RawTop<'a>),
+    Trade(RawTrade<'a>),
+    Snapshot(RawSnapshot),
+    Other,
+}
+
+/// `{"stream": ..., "data": ...}` in one pass: Binance writes `stream` first, so `data` is
+/// parsed straight into its type (a `data` that comes first is kept raw and parsed after).
+struct Envelope<'a> {
+    stream: &'a str,
+    data: Data<'a>,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a combined-stream message {\"stream\": ..., \"data\": ...}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::Error as _;
+                let (mut stream, mut data, mut early) =
+                    (None::<&'de str>, None, None::<&'de RawValue>);
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    match key {
+                        "stream" => stream = Some(map.next_value()?),
+                        "data" => match stream.map(kind_of) {
+                            Some(kind) => data = Some(data_of(kind, &mut map)?),
+                            None => early = Some(map.next_value()?),
+                        },
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let stream = stream.ok_or_else(|| A::Error::missing_field("stream"))?;
+                let data = match (data, early) {
+                    (Some(d), _) => d,
+                    (None, Some(raw)) => {
+                        let mut de = serde_json::Deserializer::from_str(raw.get());
+                        parse_data(kind_of(stream), &mut de).map_err(A::Error::custom)?
+                    }
+                    (None, None) => return Err(A::Error::missing_field("data")),
+                };
+                Ok(Envelope { stream, data })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn data_of<'de, A: serde::de::MapAccess<'de>>(
+    kind: Kind,
+    map: &mut A,
+) -> Result<Data<'de>, A::Error> {
+    Ok(match kind {
+        Kind::Depth => Data::Depth(map.next_value()?),
+        Kind::Top => Data::Top(map.next_value()?),
+        Kind::Trade => Data::Trade(map.next_value()?),
+        Kind::Snapshot => Data::Snapshot(map.next_value()?),
+        Kind::Other => {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            Data::Other
+        }
+    })
+}
+
+fn parse_data<'de>(
+    kind: Kind,
+    de: &mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+) -> Result<Data<'de>, serde_json::Error> {
+    Ok(match kind {
+        Kind::Depth => Data::Depth(Deserialize::deserialize(de)?),
+        Kind::Top => Data::Top(Deserialize::deserialize(de)?),
+        Kind::Trade => Data::Trade(Deserialize::deserialize(de)?),
+        Kind::Snapshot => Data::Snapshot(Deserialize::deserialize(de)?),
+        Kind::Other => Data::Other,
+    })
 }
 
 /// Parses one message: a combined-stream envelope (`{"stream": ..., "data": ...}`), or a bare
@@ -192,58 +288,48 @@ pub fn parse(text: &str) -> Result<Message, ParseError> {
         return snapshot(t, None);
     }
     let env: Envelope<'_> = serde_json::from_str(t).map_err(malformed)?;
-    let data = env.data.get();
-    let kind = env.stream.rsplit('@').find(|p| !p.ends_with("ms")).unwrap_or_default();
-    let kind = if env.stream.contains("@depth") { "depth" } else { kind };
-    match kind {
-        "depth" => {
-            let d: RawDepth<'_> = serde_json::from_str(data).map_err(malformed)?;
-            Ok(Message::Depth(DepthDiff {
-                symbol: d.symbol.to_ascii_uppercase(),
-                event_ms: d.event_ms,
-                first: d.first,
-                last: d.last,
-                prev: d.prev,
-                bids: levels(&d.bids)?,
-                asks: levels(&d.asks)?,
-            }))
-        }
-        "bookTicker" => {
-            let d: RawTop<'_> = serde_json::from_str(data).map_err(malformed)?;
-            Ok(Message::Top(
-                d.symbol.to_ascii_uppercase(),
-                Top {
-                    update_id: d.update_id,
-                    bid: (num(d.bid)?, num(d.bid_qty)?),
-                    ask: (num(d.ask)?, num(d.ask_qty)?),
-                },
-            ))
-        }
-        "trade" => {
-            let d: RawTrade<'_> = serde_json::from_str(data).map_err(malformed)?;
-            Ok(Message::Trade(TradeMsg {
-                symbol: d.symbol.to_ascii_uppercase(),
-                time_ms: d.time_ms,
-                price: num(d.price)?,
-                qty: num(d.qty)?,
-                buyer_is_maker: d.buyer_is_maker,
-            }))
-        }
-        "snapshot" => {
-            let symbol = env.stream.split('@').next().map(str::to_ascii_uppercase);
-            snapshot(data, symbol)
-        }
-        _ => Ok(Message::Other),
+    match env.data {
+        Data::Depth(d) => Ok(Message::Depth(DepthDiff {
+            symbol: d.symbol.to_ascii_uppercase(),
+            event_ms: d.event_ms,
+            first: d.first,
+            last: d.last,
+            prev: d.prev,
+            bids: d.bids,
+            asks: d.asks,
+        })),
+        Data::Top(d) => Ok(Message::Top(
+            d.symbol.to_ascii_uppercase(),
+            Top {
+                update_id: d.update_id,
+                bid: (num(d.bid)?, num(d.bid_qty)?),
+                ask: (num(d.ask)?, num(d.ask_qty)?),
+            },
+        )),
+        Data::Trade(d) => Ok(Message::Trade(TradeMsg {
+            symbol: d.symbol.to_ascii_uppercase(),
+            time_ms: d.time_ms,
+            price: num(d.price)?,
+            qty: num(d.qty)?,
+            buyer_is_maker: d.buyer_is_maker,
+        })),
+        Data::Snapshot(s) => Ok(Message::Snapshot(Snapshot {
+            symbol: env.stream.split('@').next().map(str::to_ascii_uppercase),
+            last_update_id: s.last_update_id,
+            bids: s.bids,
+            asks: s.asks,
+        })),
+        Data::Other => Ok(Message::Other),
     }
 }
 
 fn snapshot(text: &str, symbol: Option<String>) -> Result<Message, ParseError> {
-    let s: RawSnapshot<'_> = serde_json::from_str(text).map_err(malformed)?;
+    let s: RawSnapshot = serde_json::from_str(text).map_err(malformed)?;
     Ok(Message::Snapshot(Snapshot {
         symbol,
         last_update_id: s.last_update_id,
-        bids: levels(&s.bids)?,
-        asks: levels(&s.asks)?,
+        bids: s.bids,
+        asks: s.asks,
     }))
 }
 
@@ -458,6 +544,15 @@ mod tests {
         let Message::Snapshot(s) = parse(s).unwrap() else { panic!() };
         assert_eq!(s.last_update_id, 50093239218);
         assert_eq!(parse(r#"{"stream":"x@kline_1m","data":{}}"#).unwrap(), Message::Other);
+        // `data` before `stream`: kept raw, parsed after.
+        let late = r#"{"data":{"u":7,"s":"ETHUSDT","b":"1.5","B":"2","a":"1.6","A":"3"},"stream":"ethusdt@bookTicker"}"#;
+        assert!(
+            matches!(parse(late).unwrap(), Message::Top(s, t) if s == "ETHUSDT" && t.update_id == 7)
+        );
+        let bad_level = r#"{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"s":"B","U":1,"u":2,"b":[["1e5","1"]],"a":[]}}"#;
+        assert!(
+            matches!(parse(bad_level), Err(ParseError::Malformed(m)) if m.contains("not a decimal number: \"1e5\""))
+        );
         for bad in ["", "{", "[1]", r#"{"stream":"btcusdt@trade","data":{"p":1}}"#] {
             assert!(matches!(parse(bad), Err(ParseError::Malformed(_))), "{bad}");
         }

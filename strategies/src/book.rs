@@ -97,6 +97,35 @@ impl fmt::Display for Fixed {
     }
 }
 
+/// As its exact decimal string (`"61837.63"`), the way venues write prices and sizes.
+impl serde::Serialize for Fixed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// From a decimal string (`"61837.63000000"`); anything else is an error naming the text.
+impl<'de> serde::Deserialize<'de> for Fixed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Fixed;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decimal number as a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Fixed, E> {
+                Fixed::parse(v).ok_or_else(|| {
+                    E::custom(format_args!(
+                        "not a decimal number: {:?}",
+                        v.chars().take(40).collect::<String>()
+                    ))
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// One side of a book, by price.
 #[derive(Debug, Clone, Default)]
 struct Side {
@@ -214,6 +243,15 @@ mod tests {
         for bad in ["", ".", "-1", "1e5", " 1", "1.000000001", "abc", "99999999999999", "1.2.3"] {
             assert_eq!(Fixed::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn fixed_is_a_decimal_string_in_json() {
+        let v: Vec<(Fixed, Fixed)> = serde_json::from_str(r#"[["61837.63000000","0.5"]]"#).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"[["61837.63","0.5"]]"#);
+        let err = serde_json::from_str::<Fixed>(r#""NaN""#).unwrap_err().to_string();
+        assert!(err.contains("not a decimal number: \"NaN\""), "{err}");
+        assert!(serde_json::from_str::<Fixed>("1.5").is_err(), "a JSON number is not taken");
     }
 
     #[test]
