@@ -5,6 +5,8 @@
 //!
 //! - [`binance`]: Binance spot and USD-M combined streams and depth snapshots, and the local
 //!   book kept by Binance's procedure;
+//! - [`coinbase`]: Coinbase Advanced Trade `level2`, `market_trades` and `heartbeats`, and
+//!   books kept by the connection's sequence numbers;
 //! - [`recording`]: recorded feeds (`<receive ns> <raw JSON>` a line, gzipped), and the book
 //!   checked against the exchange's own best bid and ask.
 //!
@@ -12,6 +14,7 @@
 //! and benchmark in seconds, without the agent's polars, Candle and alloy.
 
 pub mod binance;
+pub mod coinbase;
 mod error;
 pub mod recording;
 
