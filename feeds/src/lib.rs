@@ -7,6 +7,8 @@
 //!   book kept by Binance's procedure;
 //! - [`coinbase`]: Coinbase Advanced Trade `level2`, `market_trades` and `heartbeats`, and
 //!   books kept by the connection's sequence numbers;
+//! - [`ws`]: a websocket connection that stays up (backoff with jitter, dead-peer and
+//!   stale-feed timers, planned renewals);
 //! - [`recording`]: recorded feeds (`<receive ns> <raw JSON>` a line, gzipped), and the book
 //!   checked against the exchange's own best bid and ask.
 //!
@@ -17,5 +19,6 @@ pub mod binance;
 pub mod coinbase;
 mod error;
 pub mod recording;
+pub mod ws;
 
 pub use error::{Error, Result};
