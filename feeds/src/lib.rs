@@ -5,6 +5,7 @@
 //!
 //! - [`binance`]: Binance spot and USD-M combined streams and depth snapshots, and the local
 //!   book kept by Binance's procedure;
+//! - [`binance_live`]: the live Binance feed (websocket, REST snapshots, resynchronisation);
 //! - [`coinbase`]: Coinbase Advanced Trade `level2`, `market_trades` and `heartbeats`, and
 //!   books kept by the connection's sequence numbers;
 //! - [`ws`]: a websocket connection that stays up (backoff with jitter, dead-peer and
@@ -16,6 +17,7 @@
 //! and benchmark in seconds, without the agent's polars, Candle and alloy.
 
 pub mod binance;
+pub mod binance_live;
 pub mod coinbase;
 mod error;
 pub mod recording;
