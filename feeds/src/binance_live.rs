@@ -129,8 +129,8 @@ impl BinanceFeed {
     pub async fn run(self, tx: mpsc::Sender<FeedEvent>, stop: watch::Receiver<bool>) {
         let cfg = WsConfig { url: self.stream_url(), ..self.ws.clone() };
         let (ws_tx, mut ws_rx) = mpsc::channel(4096);
-        let conn =
-            tokio::spawn(ws::run(cfg, Vec::new(), Some("serverShutdown"), ws_tx, stop.clone()));
+        let link = ws::Link { tx: ws_tx, stop: stop.clone(), control: None };
+        let conn = tokio::spawn(ws::run(cfg, Vec::new(), Some("serverShutdown"), link));
         let (snap_tx, mut snap_rx) = mpsc::channel::<(String, Result<Snapshot, String>)>(16);
         let http = reqwest_feeds::Client::builder()
             .timeout(Duration::from_secs(10))

@@ -70,6 +70,18 @@ pub enum Ended {
     Stale,
     /// Renewed: its age limit, or the venue announced a shutdown.
     Planned(String),
+    /// The feed asked for a new connection.
+    Asked(String),
+}
+
+/// What a feed asks of its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Send a text message now.
+    Send(String),
+    /// Close and reconnect at once (say, after a sequence gap: a new subscription brings a new
+    /// snapshot).
+    Reconnect(String),
 }
 
 /// What the connection reports.
@@ -116,16 +128,27 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Keeps a connection to `cfg.url` until `stop` turns true or `tx` is closed, sending
-/// `on_connect` (subscriptions) after every connect, and reporting through `tx`.
-/// `shutdown_marker`: a text message containing it is the venue announcing a shutdown.
+/// The channels a connection talks through.
+#[derive(Debug)]
+pub struct Link {
+    /// Where events go; the connection ends when it is closed.
+    pub tx: mpsc::Sender<WsEvent>,
+    /// The connection ends when this turns true.
+    pub stop: watch::Receiver<bool>,
+    /// Requests from the feed, if it makes any.
+    pub control: Option<mpsc::Receiver<Control>>,
+}
+
+/// Keeps a connection to `cfg.url` until told to stop, sending `on_connect` (subscriptions)
+/// after every connect, and reporting through the link. `shutdown_marker`: a text message
+/// containing it is the venue announcing a shutdown.
 pub async fn run(
     cfg: WsConfig,
     on_connect: Vec<String>,
     shutdown_marker: Option<&str>,
-    tx: mpsc::Sender<WsEvent>,
-    mut stop: watch::Receiver<bool>,
+    link: Link,
 ) {
+    let Link { tx, mut stop, mut control } = link;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut backoff = Backoff { next: cfg.backoff_min, min: cfg.backoff_min, max: cfg.backoff_max };
     let mut n = 0u32;
@@ -157,8 +180,8 @@ pub async fn run(
                 let why = match failed {
                     Some(w) => w,
                     None => {
-                        match session(&cfg, &mut ws, shutdown_marker, &tx, &mut stop, started).await
-                        {
+                        let io = (&tx, &mut stop, &mut control);
+                        match session(&cfg, &mut ws, shutdown_marker, io, started).await {
                             Some(w) => w,
                             None => return,
                         }
@@ -171,8 +194,11 @@ pub async fn run(
         if up_for >= cfg.stable_after {
             backoff.reset();
         }
-        let retry_in =
-            if matches!(why, Ended::Planned(_)) { Duration::ZERO } else { backoff.wait() };
+        let retry_in = if matches!(why, Ended::Planned(_) | Ended::Asked(_)) {
+            Duration::ZERO
+        } else {
+            backoff.wait()
+        };
         tracing::warn!(url = %cfg.url, ?why, ?retry_in, "websocket disconnected");
         if tx.send(WsEvent::Disconnected { why, retry_in }).await.is_err() {
             return;
@@ -189,8 +215,11 @@ async fn session<S>(
     cfg: &WsConfig,
     ws: &mut tokio_tungstenite::WebSocketStream<S>,
     shutdown_marker: Option<&str>,
-    tx: &mpsc::Sender<WsEvent>,
-    stop: &mut watch::Receiver<bool>,
+    (tx, stop, control): (
+        &mpsc::Sender<WsEvent>,
+        &mut watch::Receiver<bool>,
+        &mut Option<mpsc::Receiver<Control>>,
+    ),
     started: Instant,
 ) -> Option<Ended>
 where
@@ -247,6 +276,21 @@ where
                     }
                 }
             }
+            c = async {
+                match control.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match c {
+                Some(Control::Send(text)) => {
+                    if let Err(e) = ws.send(WsMessage::text(text)).await {
+                        return Some(Ended::Closed(format!("sending: {e}")));
+                    }
+                }
+                Some(Control::Reconnect(why)) => return Some(Ended::Asked(why)),
+                // The feed dropped its sender: it asks nothing more.
+                None => *control = None,
+            },
             _ = stop.changed() => {
                 if *stop.borrow() {
                     return None;

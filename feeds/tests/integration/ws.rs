@@ -77,8 +77,8 @@ fn config(url: String) -> WsConfig {
 async fn events(cfg: WsConfig, n: usize) -> Vec<WsEvent> {
     let (tx, mut rx) = mpsc::channel(64);
     let (stop_tx, stop) = watch::channel(false);
-    let task =
-        tokio::spawn(ws::run(cfg, vec!["subscribe".into()], Some("serverShutdown"), tx, stop));
+    let link = ws::Link { tx, stop, control: None };
+    let task = tokio::spawn(ws::run(cfg, vec!["subscribe".into()], Some("serverShutdown"), link));
     let mut out = Vec::new();
     while out.len() < n {
         out.push(rx.recv().await.expect("the connection task ended"));
