@@ -10,6 +10,7 @@
 //!   books kept by the connection's sequence numbers;
 //! - [`ws`]: a websocket connection that stays up (backoff with jitter, dead-peer and
 //!   stale-feed timers, planned renewals);
+//! - [`coinbase_live`]: the live Coinbase feed (sequence checked, resubscribed after a gap);
 //! - [`recording`]: recorded feeds (`<receive ns> <raw JSON>` a line, gzipped), and the book
 //!   checked against the exchange's own best bid and ask.
 //!
@@ -19,6 +20,7 @@
 pub mod binance;
 pub mod binance_live;
 pub mod coinbase;
+pub mod coinbase_live;
 mod error;
 pub mod recording;
 pub mod ws;

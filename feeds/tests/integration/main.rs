@@ -2,4 +2,5 @@
 //! per file). `cargo test -p kairos-feeds --test integration MODULE::` runs one file's tests.
 
 mod binance_live;
+mod coinbase_live;
 mod ws;
