@@ -106,6 +106,20 @@ fn first_transfer(signer: &PrivateKeySigner) -> kairos_chain::tx::SignedTx {
     kairos_chain::tx::sign(signer, tx.build().unwrap()).unwrap()
 }
 
+/// A funded key's executor on anvil, behind a proxy that plays `script`.
+async fn through_proxy(
+    script: Vec<Fault>,
+    cfg: ExecutorConfig,
+) -> Option<(Anvil, proxy::Proxy, Arc<Executor>)> {
+    let anvil = Anvil::start(&[])?;
+    let signer = funded(&anvil.url).await;
+    let proxy = proxy::start(anvil.url.clone(), script).await;
+    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
+    let journal = Journal::open(":memory:").unwrap();
+    let exec = Executor::new(&proxy.url, None, wallet, journal, cfg).await.unwrap();
+    Some((anvil, proxy, Arc::new(exec)))
+}
+
 fn assert_no_gap_no_duplicate(got: &[(u64, alloy::primitives::B256)]) {
     let nonces: BTreeSet<u64> = got.iter().map(|g| g.0).collect();
     assert_eq!(nonces, (0..50).collect::<BTreeSet<_>>(), "nonces 0..50, each once");
@@ -131,9 +145,6 @@ async fn fifty_concurrent_sends_leave_no_gap_or_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faulty_rpc_still_gives_exactly_one_transaction_per_order() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let signer = funded(&anvil.url).await;
-    let me = signer.address();
     let script = vec![
         Fault::Pass,
         Fault::NonceTooLow,
@@ -144,13 +155,8 @@ async fn faulty_rpc_still_gives_exactly_one_transaction_per_order() {
         Fault::Pass,
         Fault::DropAfterForward,
     ];
-    let proxy = proxy::start(anvil.url.clone(), script).await;
-    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
-    let exec = Arc::new(
-        Executor::new(&proxy.url, None, wallet, Journal::open(":memory:").unwrap(), config())
-            .await
-            .unwrap(),
-    );
+    let Some((_anvil, proxy, exec)) = through_proxy(script, config()).await else { return };
+    let me = exec.address();
     let got = fifty_concurrent(exec.clone()).await;
     assert_no_gap_no_duplicate(&got);
     // Exactly 50 transactions from this address exist on chain: no order was sent twice.
@@ -366,9 +372,6 @@ async fn a_reorg_before_finality_is_survived_without_a_second_order() {
 /// were reported failed after they had executed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forwarded_nonce_too_low_and_delayed_receipts_never_sign_an_order_twice() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let signer = funded(&anvil.url).await;
-    let me = signer.address();
     let script = vec![
         Fault::Pass,
         Fault::ForwardThenNonceTooLow,
@@ -377,16 +380,11 @@ async fn forwarded_nonce_too_low_and_delayed_receipts_never_sign_an_order_twice(
         Fault::ForwardThenNonceTooLow,
         Fault::DropAndDelayReceipt,
     ];
-    let proxy = proxy::start(anvil.url.clone(), script).await;
-    let wallet = GuardedSigner::new(signer, Guard::new(policy()).unwrap());
     // Fewer orphan polls than the receipt stays hidden: only the transaction lookup can tell
     // that the nonce was used by our own transaction.
     let cfg = ExecutorConfig { orphan_polls: 4, ..config() };
-    let exec = Arc::new(
-        Executor::new(&proxy.url, None, wallet, Journal::open(":memory:").unwrap(), cfg)
-            .await
-            .unwrap(),
-    );
+    let Some((_anvil, proxy, exec)) = through_proxy(script, cfg).await else { return };
+    let me = exec.address();
     let got = fifty_concurrent(exec.clone()).await;
     assert_no_gap_no_duplicate(&got);
     assert_eq!(exec.provider().get_transaction_count(me).await.unwrap(), 50);
