@@ -74,8 +74,8 @@ pub enum FeedEvent {
 
 struct SymbolState {
     sync: DepthSync,
+    /// A snapshot fetch is in flight.
     fetching: bool,
-    reported_synced: bool,
 }
 
 impl BinanceFeed {
@@ -131,18 +131,17 @@ impl BinanceFeed {
         let (ws_tx, mut ws_rx) = mpsc::channel(4096);
         let link = ws::Link { tx: ws_tx, stop: stop.clone(), control: None };
         let conn = tokio::spawn(ws::run(cfg, Vec::new(), Some("serverShutdown"), link));
-        let (snap_tx, mut snap_rx) = mpsc::channel::<(String, Result<Snapshot, String>)>(16);
+        // Each fetch is tagged with its connection: a snapshot asked for on an earlier one is
+        // not applied to the books of a later one.
+        type Fetched = (u32, String, Result<Snapshot, String>);
+        let (snap_tx, mut snap_rx) = mpsc::channel::<Fetched>(16);
         let http = reqwest_feeds::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
         let mut state: BTreeMap<String, SymbolState> = BTreeMap::new();
-        let fresh = |market| SymbolState {
-            sync: DepthSync::new(market),
-            fetching: false,
-            reported_synced: false,
-        };
-        let fetch = |symbol: String, delay: Duration| {
+        let mut connection = 0u32;
+        let fetch = |conn: u32, symbol: String, delay: Duration| {
             let (http, url, snap_tx) = (http.clone(), self.snapshot_url(&symbol), snap_tx.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -159,8 +158,14 @@ impl BinanceFeed {
                         Err(e) => Err(format!("GET {url}: {e}")),
                     },
                 };
-                let _ = snap_tx.send((symbol, result)).await;
+                let _ = snap_tx.send((conn, symbol, result)).await;
             });
+        };
+        let book = |symbol: &str, sync: &DepthSync| FeedEvent::Book {
+            symbol: symbol.to_string(),
+            update_id: sync.update_id(),
+            bid: sync.book().best_bid(),
+            ask: sync.book().best_ask(),
         };
         let status = |symbol: &str, synced: bool, why: String| FeedEvent::Status {
             symbol: symbol.to_string(),
@@ -168,92 +173,81 @@ impl BinanceFeed {
             why,
         };
         loop {
-            let out: Vec<FeedEvent> = tokio::select! {
+            let mut out = Vec::new();
+            // What a message or a snapshot did to one symbol's book: a status when it became
+            // synchronised or stopped being so, and a fetch when it waits for a snapshot.
+            let mut settle =
+                |symbol: &str, st: &mut SymbolState, was: bool, why: String, retry: Duration| {
+                    let now = st.sync.is_synced();
+                    if now != was {
+                        out.push(status(symbol, now, why));
+                    }
+                    if st.sync.needs_snapshot() && !st.fetching {
+                        st.fetching = true;
+                        fetch(connection, symbol.to_string(), retry);
+                    }
+                };
+            tokio::select! {
                 ev = ws_rx.recv() => match ev {
                     None => break,
                     Some(WsEvent::Connected(n)) => {
-                        state = self.symbols.iter().map(|s| (s.clone(), fresh(self.market))).collect();
-                        self.symbols.iter().map(|s| status(s, false, format!("connection {n}: awaiting a snapshot"))).collect()
+                        connection = n;
+                        state = self
+                            .symbols
+                            .iter()
+                            .map(|s| (s.clone(), SymbolState { sync: DepthSync::new(self.market), fetching: false }))
+                            .collect();
+                        for s in &self.symbols {
+                            out.push(status(s, false, format!("connection {n}: awaiting a snapshot")));
+                        }
                     }
                     Some(WsEvent::Disconnected { why, .. }) => {
-                        let mut out = Vec::new();
-                        for (s, st) in &mut state {
-                            st.reported_synced = false;
+                        for s in std::mem::take(&mut state).keys() {
                             out.push(status(s, false, format!("disconnected: {why:?}")));
                         }
-                        state.clear();
-                        out
                     }
                     Some(WsEvent::Text(text, _)) => match binance::parse(&text) {
-                        Err(e) => vec![FeedEvent::Malformed(e.to_string())],
-                        Ok(Message::Top(s, t)) => vec![FeedEvent::Top(s, t)],
-                        Ok(Message::Trade(t)) => vec![FeedEvent::Trade(t)],
-                        Ok(Message::Snapshot(_) | Message::Other) => Vec::new(),
+                        Err(e) => out.push(FeedEvent::Malformed(e.to_string())),
+                        Ok(Message::Top(s, t)) => out.push(FeedEvent::Top(s, t)),
+                        Ok(Message::Trade(t)) => out.push(FeedEvent::Trade(t)),
+                        Ok(Message::Snapshot(_) | Message::Other) => {}
                         Ok(Message::Depth(d)) => {
                             let Some(st) = state.get_mut(&d.symbol) else { continue };
-                            let mut out = Vec::new();
-                            match st.sync.on_diff(&d) {
-                                Applied::Applied => {
-                                    if !st.reported_synced {
-                                        st.reported_synced = true;
-                                        out.push(status(&d.symbol, true, "synchronised".into()));
-                                    }
-                                    let b = st.sync.book();
-                                    out.push(FeedEvent::Book { symbol: d.symbol.clone(), update_id: st.sync.update_id(), bid: b.best_bid(), ask: b.best_ask() });
-                                }
-                                Applied::Gap => {
-                                    if st.reported_synced {
-                                        st.reported_synced = false;
-                                        out.push(status(&d.symbol, false, format!("gap before update {}", d.first)));
-                                    }
-                                    if !st.fetching {
-                                        st.fetching = true;
-                                        fetch(d.symbol.clone(), Duration::ZERO);
-                                    }
-                                }
-                                Applied::Buffered => {
-                                    if !st.fetching {
-                                        st.fetching = true;
-                                        fetch(d.symbol.clone(), Duration::ZERO);
-                                    }
-                                }
-                                Applied::Stale => {}
+                            let was = st.sync.is_synced();
+                            let applied = st.sync.on_diff(&d);
+                            let why = if applied == Applied::Applied {
+                                "synchronised".to_string()
+                            } else {
+                                format!("gap before update {}", d.first)
+                            };
+                            settle(&d.symbol, st, was, why, Duration::ZERO);
+                            if applied == Applied::Applied {
+                                out.push(book(&d.symbol, &st.sync));
                             }
-                            out
                         }
                     },
                 },
-                Some((symbol, result)) = snap_rx.recv() => {
-                    let Some(st) = state.get_mut(&symbol) else { continue };
+                Some((conn, symbol, result)) = snap_rx.recv() => {
+                    let Some(st) = state.get_mut(&symbol).filter(|st| conn == connection && st.fetching) else {
+                        continue;
+                    };
                     st.fetching = false;
+                    let was = st.sync.is_synced();
                     match result {
-                        Err(e) => {
-                            tracing::warn!(%symbol, error = %e, "depth snapshot failed; retrying");
-                            st.fetching = true;
-                            fetch(symbol.clone(), self.snapshot_retry);
-                            Vec::new()
-                        }
+                        Err(e) => tracing::warn!(%symbol, error = %e, "depth snapshot failed; retrying"),
                         Ok(snap) => {
                             st.sync.on_snapshot(&snap);
-                            if st.sync.is_synced() {
-                                st.reported_synced = true;
-                                let b = st.sync.book();
-                                vec![
-                                    status(&symbol, true, format!("synchronised from the snapshot at {}", snap.last_update_id)),
-                                    FeedEvent::Book { symbol: symbol.clone(), update_id: st.sync.update_id(), bid: b.best_bid(), ask: b.best_ask() },
-                                ]
-                            } else {
-                                if st.sync.needs_snapshot() {
-                                    // Older than the buffered diffs: another, a moment later.
-                                    st.fetching = true;
-                                    fetch(symbol.clone(), self.snapshot_retry);
-                                }
-                                Vec::new()
-                            }
                         }
                     }
+                    let why = format!("synchronised from the snapshot at {}", st.sync.update_id());
+                    // A failed fetch, or a snapshot older than the buffered diffs: another, a
+                    // moment later.
+                    settle(&symbol, st, was, why, self.snapshot_retry);
+                    if st.sync.is_synced() {
+                        out.push(book(&symbol, &st.sync));
+                    }
                 }
-            };
+            }
             for e in out {
                 if tx.send(e).await.is_err() {
                     conn.abort();
