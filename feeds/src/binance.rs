@@ -423,12 +423,7 @@ impl DepthSync {
     /// the buffered diffs were applied.
     pub fn on_snapshot(&mut self, s: &Snapshot) -> usize {
         self.book.clear();
-        for &(p, q) in &s.bids {
-            self.book.set_bid(p, q);
-        }
-        for &(p, q) in &s.asks {
-            self.book.set_ask(p, q);
-        }
+        self.book.set_levels(&s.bids, &s.asks);
         self.at = s.last_update_id;
         self.state = State::AwaitingFirst;
         let buffered = std::mem::take(&mut self.buffer);
@@ -471,12 +466,7 @@ impl DepthSync {
     }
 
     fn apply(&mut self, d: &DepthDiff) -> Applied {
-        for &(p, q) in &d.bids {
-            self.book.set_bid(p, q);
-        }
-        for &(p, q) in &d.asks {
-            self.book.set_ask(p, q);
-        }
+        self.book.set_levels(&d.bids, &d.asks);
         self.at = d.last;
         if !self.book.is_consistent() {
             // A crossed book cannot be right: some update was lost.

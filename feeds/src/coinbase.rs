@@ -263,10 +263,7 @@ impl Books {
             return false;
         }
         for &(side, price, qty) in &e.levels {
-            match side {
-                BookSide::Bid => book.set_bid(price, qty),
-                BookSide::Ask => book.set_ask(price, qty),
-            }
+            book.set(side, price, qty);
         }
         if !book.is_consistent() {
             *synced = false;

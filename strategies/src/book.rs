@@ -178,6 +178,24 @@ impl OrderBook {
         self.asks.set(price, size);
     }
 
+    /// Sets the level at `price` on `side` to `size` (zero removes it).
+    pub fn set(&mut self, side: crate::BookSide, price: Fixed, size: Fixed) {
+        match side {
+            crate::BookSide::Bid => self.bids.set(price, size),
+            crate::BookSide::Ask => self.asks.set(price, size),
+        }
+    }
+
+    /// Sets every `(price, size)` of `bids` and of `asks`, in order.
+    pub fn set_levels(&mut self, bids: &[(Fixed, Fixed)], asks: &[(Fixed, Fixed)]) {
+        for &(p, q) in bids {
+            self.bids.set(p, q);
+        }
+        for &(p, q) in asks {
+            self.asks.set(p, q);
+        }
+    }
+
     /// The best bid: `(price, size)`.
     pub fn best_bid(&self) -> Option<(Fixed, Fixed)> {
         self.bids.best()

@@ -100,24 +100,14 @@ fn advance(st: &mut ServerState, msg: &str) {
         && d.last > st.at
         && d.first <= st.at + 1
     {
-        for &(p, q) in &d.bids {
-            st.book.set_bid(p, q);
-        }
-        for &(p, q) in &d.asks {
-            st.book.set_ask(p, q);
-        }
+        st.book.set_levels(&d.bids, &d.asks);
         st.at = d.last;
     }
 }
 
 async fn server(rec: Arc<Recording>, faults: Faults) -> (String, String) {
     let mut book = OrderBook::new();
-    for &(p, q) in &rec.snapshot.bids {
-        book.set_bid(p, q);
-    }
-    for &(p, q) in &rec.snapshot.asks {
-        book.set_ask(p, q);
-    }
+    book.set_levels(&rec.snapshot.bids, &rec.snapshot.asks);
     let st = Arc::new(Mutex::new(ServerState {
         book,
         at: rec.snapshot.last_update_id,
