@@ -333,18 +333,22 @@ impl Executor {
             .collect()
     }
 
+    /// Journals a state change of this sender (one without signed bytes).
+    fn record(
+        &self,
+        order: Option<i64>,
+        nonce: Option<u64>,
+        hash: Option<B256>,
+        state: TxState,
+        detail: &str,
+    ) -> Result<()> {
+        let sender = self.address;
+        let entry = Entry { order, sender, nonce, hash, state, detail, raw: None };
+        self.journal.record(entry).map(|_| ())
+    }
+
     fn journal_tx(&self, sub: &Submitted, hash: B256, state: TxState, detail: &str) -> Result<()> {
-        self.journal
-            .record(Entry {
-                order: sub.order,
-                sender: self.address,
-                nonce: Some(sub.nonce),
-                hash: Some(hash),
-                state,
-                detail,
-                raw: None,
-            })
-            .map(|_| ())
+        self.record(sub.order, Some(sub.nonce), Some(hash), state, detail)
     }
 
     async fn pending_nonce(&self) -> Result<u64> {
@@ -370,15 +374,7 @@ impl Executor {
     /// have reached a node).
     async fn submit_order(&self, order: i64, req: &Request, mut book: bool) -> Result<Submitted> {
         let refused = |e: Error| -> Result<Submitted> {
-            self.journal.record(Entry {
-                order: Some(order),
-                sender: self.address,
-                nonce: None,
-                hash: None,
-                state: TxState::Refused,
-                detail: &e.to_string(),
-                raw: None,
-            })?;
+            self.record(Some(order), None, None, TxState::Refused, &e.to_string())?;
             Err(e)
         };
         let sim = match self.simulate(req).await {
@@ -464,17 +460,6 @@ impl Executor {
             let mut w = self.wallet.lock().unwrap_or_else(|p| p.into_inner());
             if book { w.sign(tx, quote, today()) } else { w.sign_replacement(tx, quote, today()) }
         };
-        let sender = self.address;
-        fn entry<'a>(
-            (order, sender, nonce): (Option<i64>, Address, u64),
-            state: TxState,
-            detail: &'a str,
-            hash: Option<B256>,
-            raw: Option<&'a [u8]>,
-        ) -> Entry<'a> {
-            Entry { order, sender, nonce: Some(nonce), hash, state, detail, raw }
-        }
-        let id = (order, sender, nonce);
         match result {
             Ok(Signed::Tx(signed, approval)) => {
                 let detail = format!(
@@ -484,25 +469,29 @@ impl Executor {
                     signed.tx.max_priority_fee_per_gas,
                     signed.tx.gas_limit
                 );
-                let raw = signed.raw.clone();
                 let spends: &[(Address, U256)] = if book { &approval.spends } else { &[] };
-                self.journal.record_with_spends(
-                    entry(id, TxState::Signed, &detail, Some(signed.hash), Some(&raw[..])),
-                    today(),
-                    spends,
-                )?;
+                let entry = Entry {
+                    order,
+                    sender: self.address,
+                    nonce: Some(nonce),
+                    hash: Some(signed.hash),
+                    state: TxState::Signed,
+                    detail: &detail,
+                    raw: Some(&signed.raw),
+                };
+                self.journal.record_with_spends(entry, today(), spends)?;
                 Ok(*signed)
             }
             Ok(Signed::DryRun(approval)) => {
                 let detail = format!("dry run: {}", approval.summary);
-                self.journal.record(entry(id, TxState::Refused, &detail, None, None))?;
+                self.record(order, Some(nonce), None, TxState::Refused, &detail)?;
                 Err(Error::Refused {
                     rule: "dry_run",
                     detail: format!("approved but not signed: {}", approval.summary),
                 })
             }
             Err(e) => {
-                self.journal.record(entry(id, TxState::Refused, &e.to_string(), None, None))?;
+                self.record(order, Some(nonce), None, TxState::Refused, &e.to_string())?;
                 Err(e)
             }
         }
