@@ -9,6 +9,27 @@ use kairos_chain::abi::{IUniswapV2Factory, IUniswapV2Pair, IUniswapV2Router02};
 use kairos_chain::feed::{DexFeed, Pool, PoolKind};
 use kairos_strategies::{InstrumentId, MarketEvent, Side};
 
+/// The dev account sells `amount` of `path[0]` along `path`, with a fixed gas limit: alloy's
+/// estimate has no margin, and a swap in a later second than the pool's last block also
+/// writes the price accumulators (45 k gas more the first time; the executor's own estimate
+/// covers that).
+async fn dev_swap(
+    dev: &impl Provider,
+    router: alloy::primitives::Address,
+    amount: U256,
+    path: Vec<alloy::primitives::Address>,
+) -> alloy::rpc::types::TransactionReceipt {
+    IUniswapV2Router02::new(router, dev)
+        .swapExactTokensForTokens(amount, U256::ZERO, path, dev_address(), U256::from(u64::MAX))
+        .gas(300_000)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+}
+
 /// The A/B pair as a feed pool: base A, quoted in B (both 18 decimals; about 2 B per A).
 async fn pool_a_in_b(dev: &impl Provider, uni: &crate::common::UniswapV2) -> Pool {
     let pair = IUniswapV2Factory::new(uni.factory, dev)
@@ -37,41 +58,9 @@ async fn v2_swaps_and_syncs_become_trades_and_quotes() {
     let mut feed = DexFeed::new(dev.clone(), vec![pool], start, 0);
     assert!(feed.poll().await.unwrap().is_empty(), "nothing happened yet");
 
-    let router = IUniswapV2Router02::new(uni.router, &dev);
-    let me = dev_address();
-    // Sell 1,000 A for B, then buy A with 500 B. A fixed gas limit: alloy's estimate has no
-    // margin, and a swap in a later second than the pool's last block also writes the price
-    // accumulators (45 k gas more the first time; the executor's own estimate covers that).
-    let sell = router
-        .swapExactTokensForTokens(
-            e18(1_000),
-            U256::ZERO,
-            vec![uni.token_a, uni.token_b],
-            me,
-            U256::from(u64::MAX),
-        )
-        .gas(300_000)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let buy = router
-        .swapExactTokensForTokens(
-            e18(500),
-            U256::ZERO,
-            vec![uni.token_b, uni.token_a],
-            me,
-            U256::from(u64::MAX),
-        )
-        .gas(300_000)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    // Sell 1,000 A for B, then buy A with 500 B.
+    let sell = dev_swap(&dev, uni.router, e18(1_000), vec![uni.token_a, uni.token_b]).await;
+    let buy = dev_swap(&dev, uni.router, e18(500), vec![uni.token_b, uni.token_a]).await;
     assert!(sell.status() && buy.status());
 
     let events = feed.poll().await.unwrap();
@@ -123,24 +112,9 @@ async fn a_capped_log_range_is_read_in_chunks() {
     let dev = dev_provider(&anvil.url);
     let pool = pool_a_in_b(&dev, &uni).await;
     let start = dev.get_block_number().await.unwrap() + 1;
-    let router = IUniswapV2Router02::new(uni.router, &dev);
     let mut swaps = Vec::new();
     for _ in 0..2 {
-        let r = router
-            .swapExactTokensForTokens(
-                e18(100),
-                U256::ZERO,
-                vec![uni.token_a, uni.token_b],
-                dev_address(),
-                U256::from(u64::MAX),
-            )
-            .gas(300_000)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        let r = dev_swap(&dev, uni.router, e18(100), vec![uni.token_a, uni.token_b]).await;
         swaps.push(r.block_number.unwrap());
         let _: serde_json::Value = dev.raw_request("anvil_mine".into(), (10u64,)).await.unwrap();
     }
