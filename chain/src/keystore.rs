@@ -178,9 +178,17 @@ struct Checked {
 /// decoded and the KDF's cost bounded, so a hostile file is an error here, never a huge
 /// allocation or an endless loop later.
 fn check(json: &str, what: &str) -> Result<(KeyFile, Checked)> {
+    let file: KeyFile = serde_json::from_str(json).map_err(|e| Error::Keystore {
+        what: what.into(),
+        reason: format!("not a v3 key file: {e}"),
+    })?;
+    let checked = check_file(&file, what)?;
+    Ok((file, checked))
+}
+
+/// [`check`] of a parsed file.
+fn check_file(file: &KeyFile, what: &str) -> Result<Checked> {
     let bad = |reason: String| Error::Keystore { what: what.into(), reason };
-    let file: KeyFile =
-        serde_json::from_str(json).map_err(|e| bad(format!("not a v3 key file: {e}")))?;
     if file.version != 3 {
         return Err(bad(format!("version {} (only version 3 is supported)", file.version)));
     }
@@ -260,7 +268,7 @@ fn check(json: &str, what: &str) -> Result<(KeyFile, Checked)> {
         }
         other => return Err(bad(format!("kdf {other:?} (scrypt and pbkdf2 are supported)"))),
     };
-    Ok((file, Checked { kdf, iv, ciphertext, mac }))
+    Ok(Checked { kdf, iv, ciphertext, mac })
 }
 
 /// Encrypts `signer`'s key under `password`.
@@ -315,11 +323,7 @@ pub fn decrypt(json: &str, password: &Password, what: &str) -> Result<PrivateKey
 
 /// Decrypts a parsed key file (checked as [`decrypt`] checks it).
 pub fn decrypt_file(file: &KeyFile, password: &Password, what: &str) -> Result<PrivateKeySigner> {
-    let json = serde_json::to_string(file).map_err(|e| Error::Keystore {
-        what: what.into(),
-        reason: format!("does not serialise: {e}"),
-    })?;
-    decrypt(&json, password, what)
+    derive_and_open(file, check_file(file, what)?, password, what)
 }
 
 fn derive_and_open(
