@@ -1,19 +1,27 @@
 //! The event-driven backtest engine.
 //!
-//! Bars of one or more instruments are merged into one stream ordered by time (ties in the
-//! order the series were given) and replayed under a historical clock. For each bar:
+//! A bar backtest is one configuration of the engine every mode runs
+//! ([`kairos_engine::Engine`]): a historical clock, bar files as the source and the
+//! [`SimulatedVenue`] as the execution client. Bars of one or more instruments are merged into
+//! one stream ordered by time (ties in the order the series were given). For each bar:
 //!
-//! 1. the clock moves to the bar's time;
+//! 1. the clock moves to the bar's open (`bar.ts`); timers due by then fire;
 //! 2. working orders of that instrument are matched against the bar by the
 //!    [`SimulatedVenue`] (market orders at the open, limits and stops when the bar trades
-//!    through them), fills are booked and delivered to [`Strategy::on_fill`];
-//! 3. the instrument is marked at the close and the strategy's [`Strategy::on_bar`] runs: it
-//!    sees the bar only now that it has closed;
+//!    through them), fills are booked and delivered to [`Strategy::on_fill`] and
+//!    [`Strategy::on_order`];
+//! 3. timers due by the bar's close fire, the instrument is marked at the close, the clock
+//!    moves to the close and the strategy's [`Strategy::on_bar`] runs: it sees the bar only
+//!    now that it has closed; its requests go to the venue, whose answers come back as events;
 //! 4. with [`FillAt::Close`], market orders the strategy just placed fill at that close;
 //! 5. once every bar of a timestamp is processed, the equity is recorded.
 //!
+//! A bar's close is the next bar's open, or its open plus the series' usual spacing when that
+//! comes first (a gap in the data) or there is no next bar.
+//!
 //! The run is deterministic: the same bars, strategy and settings give bit-identical results.
 
+use kairos_engine::{Engine, Execution};
 use kairos_strategies::{
     Bar, ClosedTrade, Context, Fill, Instrument, InstrumentId, Portfolio, Strategy, Timestamp,
 };
@@ -22,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::BarSeries;
 use crate::stats::{self, Summary};
 use crate::time_index::TimeIndex;
-use crate::venue::{FillAt, Phase, SimulatedVenue, VenueConfig};
+use crate::venue::{FillAt, SimulatedVenue, VenueConfig};
 use crate::{Error, Result};
 
 /// Backtest settings.
@@ -171,47 +179,55 @@ impl Backtest {
         }
         let bars: usize = series.iter().map(BarSeries::len).sum();
         let mut run = Run {
-            ctx: Context::new(instruments.clone(), self.config.cash),
-            venue: SimulatedVenue::new(self.config.venue()),
-            fill_at_close: self.config.fill == FillAt::Close,
-            fills: Vec::new(),
-            trades: Vec::new(),
+            engine: Engine::historical(
+                Context::new(instruments.clone(), self.config.cash),
+                SimulatedVenue::new(self.config.venue()),
+            ),
             equity_time: TimeIndex::new(),
             equity: Vec::new(),
         };
-        strategy.on_start(&mut run.ctx);
+        run.engine.start(strategy);
         if let [only] = series {
             // One instrument: every bar is its own timestamp, so the curve has exactly one
             // point per bar. It is written in place (no capacity checks) while the bar is in
             // cache, and the times go to the run-length-coded index, which costs no memory for
             // regular bars.
             let mut curve = crate::mem::vec_with_capacity(only.len());
-            // `extend` from a slice's mapped iterator writes each point without a capacity
-            // check.
-            curve.extend(only.bars.iter().map(|bar| {
+            let spacing = only.interval_hint();
+            let all = &only.bars;
+            let mut step = |bar: &Bar, close: Timestamp| {
                 if bar.instrument == InstrumentId(0) {
-                    run.step(strategy, bar);
+                    run.engine.bar(strategy, bar, close);
                 } else {
-                    run.step(strategy, &Bar { instrument: InstrumentId(0), ..*bar });
+                    run.engine.bar(strategy, &Bar { instrument: InstrumentId(0), ..*bar }, close);
                 }
                 run.equity_time.push(bar.ts);
-                run.ctx.portfolio().equity()
-            }));
+                run.engine.ctx.portfolio().equity()
+            };
+            // `extend` from a slice's mapped iterator writes each point without a capacity
+            // check; each bar closes at the next one's open at the latest.
+            curve.extend(
+                all.windows(2).map(|w| step(&w[0], close_time(&w[0], Some(&w[1]), spacing))),
+            );
+            if let Some(last) = all.last() {
+                curve.push(step(last, close_time(last, None, spacing)));
+            }
             run.equity = curve;
         } else {
             run.equity =
                 crate::mem::vec_with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0));
             run.merged(series, strategy);
         }
-        strategy.on_stop(&mut run.ctx);
-        let unfilled_orders = run.ctx.clear_orders().len();
-        let rejected_orders = run.venue.rejected();
+        run.engine.stop(strategy);
+        let unfilled_orders = run.engine.exec.working();
+        let rejected_orders = run.engine.exec.rejected();
         if rejected_orders > 0 {
             tracing::warn!(
                 rejected_orders,
                 "the venue rejected orders it could not size or afford"
             );
         }
+        let (fills, trades) = run.engine.take_history();
         let warmup = strategy.warmup_bars();
         let buy_hold = series
             .iter()
@@ -227,11 +243,11 @@ impl Backtest {
             sources: series.iter().map(|s| s.source.clone()).collect(),
             simulated: series.iter().any(|s| s.simulated),
             bars,
+            portfolio: run.engine.ctx.portfolio().clone(),
             equity_time: run.equity_time,
             equity: run.equity,
-            trades: run.trades,
-            fills: run.fills,
-            portfolio: run.ctx.portfolio().clone(),
+            trades,
+            fills,
             rejected_orders,
             unfilled_orders,
             buy_hold,
@@ -239,50 +255,34 @@ impl Backtest {
     }
 }
 
+/// When a bar is known: the next bar's open, or its own open plus the usual spacing when that
+/// comes first or there is no next bar.
+#[inline(always)]
+fn close_time(bar: &Bar, next: Option<&Bar>, spacing: i64) -> Timestamp {
+    let own = Timestamp(bar.ts.0.wrapping_add(spacing));
+    match next {
+        Some(n) if n.ts < own => n.ts,
+        _ => own,
+    }
+}
+
 /// The mutable state of one run.
 struct Run {
-    ctx: Context,
-    venue: SimulatedVenue,
-    fill_at_close: bool,
-    fills: Vec<Fill>,
-    trades: Vec<ClosedTrade>,
+    engine: Engine<SimulatedVenue>,
     equity_time: TimeIndex,
     equity: Vec<f64>,
 }
 
 impl Run {
     #[inline(always)]
-    fn step<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar) {
-        self.ctx.set_now(bar.ts);
-        if self.ctx.has_orders() {
-            self.ctx.portfolio_mut().mark(bar.instrument, bar.open);
-            self.match_orders(strategy, bar, Phase::Open);
-        }
-        self.ctx.portfolio_mut().mark(bar.instrument, bar.close);
-        strategy.on_bar(&mut self.ctx, bar);
-        if self.fill_at_close && self.ctx.has_orders() {
-            self.match_orders(strategy, bar, Phase::Close);
-        }
-    }
-
-    #[inline(never)]
-    fn match_orders<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar, phase: Phase) {
-        let first = self.fills.len();
-        self.venue.process(&mut self.ctx, bar, phase, &mut self.fills, &mut self.trades);
-        for i in first..self.fills.len() {
-            let fill = self.fills[i];
-            strategy.on_fill(&mut self.ctx, &fill);
-        }
-    }
-
-    #[inline(always)]
     fn record(&mut self, ts: Timestamp) {
         self.equity_time.push(ts);
-        self.equity.push(self.ctx.portfolio().equity());
+        self.equity.push(self.engine.ctx.portfolio().equity());
     }
 
     /// Several series: a k-way merge by time, ties broken by series order.
     fn merged<S: Strategy + ?Sized>(&mut self, series: &[BarSeries], strategy: &mut S) {
+        let spacing: Vec<i64> = series.iter().map(BarSeries::interval_hint).collect();
         let mut cursor = vec![0usize; series.len()];
         let mut current: Option<Timestamp> = None;
         loop {
@@ -301,9 +301,11 @@ impl Run {
                 self.record(cur);
             }
             current = Some(ts);
-            let bar = Bar { instrument: InstrumentId(k as u32), ..series[k].bars[cursor[k]] };
+            let bars = &series[k].bars;
+            let bar = Bar { instrument: InstrumentId(k as u32), ..bars[cursor[k]] };
+            let close = close_time(&bar, bars.get(cursor[k] + 1), spacing[k]);
             cursor[k] += 1;
-            self.step(strategy, &bar);
+            self.engine.bar(strategy, &bar, close);
         }
         if let Some(cur) = current {
             self.record(cur);

@@ -15,10 +15,15 @@
 //!   its "all in"). An order whose new exposure the account cannot pay for is rejected (after
 //!   any part of it that closes an opposite position has filled), as backtesting.py does.
 //!
-//! An order fills only on bars strictly later than the moment it was submitted, so with several
-//! instruments a signal on one cannot trade another at a price from the same instant's open.
+//! An order fills only on bars that open at or after the moment it was submitted (a bar's
+//! close, for orders placed in `on_bar`), so with several instruments a signal on one cannot
+//! trade another at a price from before the signal.
 
-use kairos_strategies::{Bar, ClosedTrade, Context, Fill, Order, OrderKind, OrderSize, Side};
+use kairos_engine::{Execution, Reports};
+use kairos_strategies::{
+    Bar, Command, Context, Fill, Order, OrderEvent, OrderKind, OrderSize, OrderStatus, OrderUpdate,
+    RejectRule, Rejection, Side,
+};
 use serde::{Deserialize, Serialize};
 
 /// When market orders fill.
@@ -65,18 +70,21 @@ impl Default for VenueConfig {
     }
 }
 
-/// Which moment of a bar is being processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Before the strategy sees the bar: every kind of order against the whole bar.
-    Open,
-    /// After the strategy saw the bar: market orders at its close ([`FillAt::Close`] only).
-    Close,
-}
+pub use kairos_engine::Phase;
 
-/// The simulated venue.
+/// The simulated venue: the bar backtest's [`Execution`] client. It keeps its own book of
+/// working orders (the strategy's view is in the context and changes only through the events
+/// it reports).
 #[derive(Debug, Clone, Default)]
 pub struct SimulatedVenue {
+    matcher: Matcher,
+    working: Vec<Order>,
+}
+
+/// The venue's pricing and sizing, apart from its book of orders (so matching can walk the
+/// book while it books fills).
+#[derive(Debug, Clone, Default)]
+struct Matcher {
     cfg: VenueConfig,
     rejected: u64,
 }
@@ -84,48 +92,11 @@ pub struct SimulatedVenue {
 impl SimulatedVenue {
     /// A venue with these costs.
     pub fn new(cfg: VenueConfig) -> Self {
-        Self { cfg, rejected: 0 }
+        Self { matcher: Matcher { cfg, rejected: 0 }, working: Vec::new() }
     }
+}
 
-    /// Orders the venue refused or dropped (unaffordable, nothing to close).
-    pub fn rejected(&self) -> u64 {
-        self.rejected
-    }
-
-    /// Processes the working orders of `bar.instrument` against `bar` in submission order,
-    /// booking fills into the context's portfolio and appending them to `fills` and the
-    /// closed lots to `closed`. The caller marks the instrument at the bar's open (for
-    /// [`Phase::Open`]) or close (for [`Phase::Close`]) first.
-    pub fn process(
-        &mut self,
-        ctx: &mut Context,
-        bar: &Bar,
-        phase: Phase,
-        fills: &mut Vec<Fill>,
-        closed: &mut Vec<ClosedTrade>,
-    ) {
-        let mut orders = ctx.take_orders();
-        orders.retain(|order| {
-            let eligible = order.request.instrument == bar.instrument
-                && match phase {
-                    Phase::Open => order.submitted < bar.ts,
-                    Phase::Close => {
-                        matches!(order.request.kind, OrderKind::Market) && order.submitted <= bar.ts
-                    }
-                };
-            let Some(price) = (if eligible { self.trigger_price(order, bar, phase) } else { None })
-            else {
-                return true;
-            };
-            if let Some(fill) = self.fill(ctx, order, bar, price) {
-                ctx.portfolio_mut().apply_fill(&fill, closed);
-                fills.push(fill);
-            }
-            false
-        });
-        ctx.restore_orders(orders);
-    }
-
+impl Matcher {
     /// The price an order trades at on this bar, if it trades.
     fn trigger_price(&self, order: &Order, bar: &Bar, phase: Phase) -> Option<f64> {
         let buy = order.request.side == Side::Buy;
@@ -158,8 +129,8 @@ impl SimulatedVenue {
         self.cfg.fixed_fee + qty * price * self.cfg.commission
     }
 
-    /// Sizes and prices a triggered order; `None` when it is rejected.
-    fn fill(&mut self, ctx: &Context, order: &Order, bar: &Bar, price: f64) -> Option<Fill> {
+    /// Sizes, prices and books a triggered order, reporting what happened.
+    fn fill(&mut self, ctx: &mut Context, order: &Order, bar: &Bar, price: f64, out: &mut Reports) {
         let req = &order.request;
         let sign = req.side.sign();
         let slip = 1.0 + sign * self.cfg.slippage_bps / 10_000.0;
@@ -174,7 +145,7 @@ impl SimulatedVenue {
         let (qty, price_with_costs) = match req.size {
             OrderSize::ClosePosition => (opposite, price),
             OrderSize::Units(q) => {
-                let q = (q / lot).floor() * lot;
+                let q = ((q - order.filled) / lot).floor() * lot;
                 (q, price + self.commission(q, price) / q)
             }
             OrderSize::EquityFraction(f) => {
@@ -185,26 +156,38 @@ impl SimulatedVenue {
             }
         };
         if qty.is_nan() || qty <= 0.0 {
-            self.reject(order, "size rounds to zero lots (too little equity, or nothing to close)");
-            return None;
+            let why = "size rounds to zero lots (too little equity, or nothing to close)";
+            self.reject(ctx, order, bar, RejectRule::ZeroSize, why, out);
+            return;
         }
         // New exposure beyond what closes the opposite position must be affordable once that
         // position is closed; otherwise only the closing part fills.
         let opening = (qty - opposite).max(0.0);
         let closing = qty - opening;
         let mut qty = qty;
+        let mut refused = false;
         if opening > 0.0 {
             let freed = closing * price - self.commission(closing, price);
             let margin_after = (margin_available + freed).max(0.0);
             if opening * price_with_costs > margin_after {
-                self.reject(order, "not enough equity for the new exposure");
                 if closing == 0.0 {
-                    return None;
+                    tracing::debug!(
+                        order = order.id.0,
+                        opening,
+                        price,
+                        needed = opening * price_with_costs,
+                        available = margin_after,
+                        "not enough equity"
+                    );
+                    let why = "not enough equity for the new exposure";
+                    self.reject(ctx, order, bar, RejectRule::InsufficientFunds, why, out);
+                    return;
                 }
                 qty = closing;
+                refused = true;
             }
         }
-        Some(Fill {
+        let fill = Fill {
             order: order.id,
             instrument: req.instrument,
             ts: bar.ts,
@@ -212,13 +195,137 @@ impl SimulatedVenue {
             quantity: qty,
             price,
             commission: self.commission(qty, price),
-        })
+        };
+        out.fill(ctx, fill);
+        if refused {
+            let event = OrderEvent {
+                order: order.id,
+                instrument: req.instrument,
+                ts: bar.ts,
+                update: OrderUpdate::PartiallyFilled,
+            };
+            out.order(ctx, event);
+            let why =
+                "not enough equity for the new exposure beyond the part that closed the position";
+            self.reject(ctx, order, bar, RejectRule::InsufficientFunds, why, out);
+        } else {
+            let done = || OrderUpdate::Filled;
+            out.finished(ctx, order.id, req.instrument, bar.ts, OrderStatus::Filled, done);
+        }
     }
 
-    fn reject(&mut self, order: &Order, why: &str) {
+    fn reject(
+        &mut self,
+        ctx: &mut Context,
+        order: &Order,
+        bar: &Bar,
+        rule: RejectRule,
+        why: &'static str,
+        out: &mut Reports,
+    ) {
         self.rejected += 1;
         tracing::debug!(order = order.id.0, submitted = %order.submitted, "order rejected: {why}");
+        let update = || OrderUpdate::Rejected(Rejection::new(rule, why));
+        let status = OrderStatus::Rejected;
+        out.finished(ctx, order.id, order.request.instrument, bar.ts, status, update);
     }
+}
+
+impl Execution for SimulatedVenue {
+    fn command(&mut self, ctx: &mut Context, command: &Command, out: &mut Reports) {
+        let now = ctx.now();
+        let event = |order, instrument, update| OrderEvent { order, instrument, ts: now, update };
+        match *command {
+            Command::Submit(order) => {
+                self.working.push(Order { status: OrderStatus::Accepted, ..order });
+                out.accepted(ctx, order.id, order.request.instrument, now);
+            }
+            Command::Cancel { order, instrument } => {
+                let update = match self.working.iter().position(|o| o.id == order) {
+                    Some(i) => {
+                        self.working.remove(i);
+                        OrderUpdate::Cancelled
+                    }
+                    None => OrderUpdate::CancelRejected(Rejection::new(
+                        RejectRule::NotWorking,
+                        format!("order {} is not working (filled, cancelled or unknown)", order.0),
+                    )),
+                };
+                out.order(ctx, event(order, instrument, update));
+            }
+            Command::Modify { order, instrument, change } => {
+                let update = match self.working.iter_mut().find(|o| o.id == order) {
+                    None => OrderUpdate::ModifyRejected(Rejection::new(
+                        RejectRule::NotWorking,
+                        format!("order {} is not working (filled, cancelled or unknown)", order.0),
+                    )),
+                    Some(o) => match modify(o, &change) {
+                        Ok(()) => OrderUpdate::Modified(change),
+                        Err(r) => OrderUpdate::ModifyRejected(r),
+                    },
+                };
+                out.order(ctx, event(order, instrument, update));
+            }
+        }
+    }
+
+    #[inline]
+    fn has_working(&self) -> bool {
+        !self.working.is_empty()
+    }
+
+    fn working(&self) -> usize {
+        self.working.len()
+    }
+
+    fn rejected(&self) -> u64 {
+        self.matcher.rejected
+    }
+
+    #[inline]
+    fn fills_at_close(&self) -> bool {
+        self.matcher.cfg.fill == FillAt::Close
+    }
+
+    /// Processes the working orders of `bar.instrument` against `bar` in submission order.
+    /// The engine marks the instrument at the bar's open (for [`Phase::Open`]) or close (for
+    /// [`Phase::Close`]) first. An order fills only on a bar that opened at or after the
+    /// moment it was placed.
+    #[inline(never)]
+    fn on_bar(&mut self, ctx: &mut Context, bar: &Bar, phase: Phase, out: &mut Reports) {
+        let Self { matcher, working } = self;
+        working.retain(|order| {
+            let eligible = order.request.instrument == bar.instrument
+                && match phase {
+                    Phase::Open => order.submitted <= bar.ts,
+                    Phase::Close => matches!(order.request.kind, OrderKind::Market),
+                };
+            let Some(price) =
+                (if eligible { matcher.trigger_price(order, bar, phase) } else { None })
+            else {
+                return true;
+            };
+            matcher.fill(ctx, order, bar, price, out);
+            false
+        });
+    }
+}
+
+fn modify(o: &mut Order, change: &kairos_strategies::Modification) -> Result<(), Rejection> {
+    let bad = |why: String| Err(Rejection::new(RejectRule::BadModification, why));
+    if let Some(p) = change.price {
+        match &mut o.request.kind {
+            OrderKind::Limit { price } | OrderKind::Stop { price } => *price = p,
+            OrderKind::Market => return bad(format!("order {} is a market order", o.id.0)),
+        }
+    }
+    if let Some(q) = change.quantity {
+        if q <= o.filled {
+            return bad(format!("quantity {q} is not above the {} already filled", o.filled));
+        }
+        o.request.size = OrderSize::Units(q);
+    }
+    Ok(())
 }
 
 /// Python's float floor division `a // b`, bit for bit (CPython's `float_floor_div`), so order

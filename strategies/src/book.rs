@@ -79,6 +79,35 @@ impl Fixed {
     pub fn is_zero(self) -> bool {
         self.0 == 0
     }
+
+    /// The nearest 10^-8 to a float: `61800.30000000001` becomes `61800.3` exactly. `None` for
+    /// NaN, infinities, negatives and values out of range.
+    pub fn from_f64(x: f64) -> Option<Self> {
+        let units = (x * Self::SCALE as f64).round();
+        (x.is_finite() && x >= 0.0 && units < i64::MAX as f64).then_some(Self(units as i64))
+    }
+
+    /// `self` rounded down to a whole multiple of `step` (`step` must be positive).
+    pub fn floor_to(self, step: Fixed) -> Fixed {
+        Fixed(self.0 - self.0 % step.0.max(1))
+    }
+
+    /// `self` rounded up to a whole multiple of `step`; `None` on overflow.
+    pub fn ceil_to(self, step: Fixed) -> Option<Fixed> {
+        let step = step.0.max(1);
+        let r = self.0 % step;
+        if r == 0 { Some(self) } else { self.0.checked_add(step - r).map(Fixed) }
+    }
+
+    /// `self - other`, saturating at zero.
+    pub fn saturating_sub(self, other: Fixed) -> Fixed {
+        Fixed((self.0 - other.0).max(0))
+    }
+
+    /// `self + other`; `None` on overflow.
+    pub fn checked_add(self, other: Fixed) -> Option<Fixed> {
+        self.0.checked_add(other.0).map(Fixed)
+    }
 }
 
 /// The shortest exact decimal: `61837.63`, `0.014`, `5`.
@@ -194,6 +223,15 @@ impl OrderBook {
         for &(p, q) in asks {
             self.asks.set(p, q);
         }
+    }
+
+    /// The size at `price` on `side` (zero where there is no level).
+    pub fn level(&self, side: crate::BookSide, price: Fixed) -> Fixed {
+        let levels = match side {
+            crate::BookSide::Bid => &self.bids.levels,
+            crate::BookSide::Ask => &self.asks.levels,
+        };
+        levels.get(&price).copied().unwrap_or(Fixed::ZERO)
     }
 
     /// The best bid: `(price, size)`.

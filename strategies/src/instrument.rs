@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, Fixed, Result, Side};
 
 /// A small dense handle to an instrument, valid within one run (a backtest, a live session).
 ///
@@ -80,6 +80,28 @@ impl Instrument {
     pub fn round_lots_down(&self, qty: f64) -> f64 {
         (qty / self.lot_size).trunc() * self.lot_size
     }
+
+    /// A price as a venue takes it: a whole number of ticks, exact, rounded so the order is
+    /// never worse than asked (buys down, sells up). A float within 10^-8 of a tick is that
+    /// tick, so `61800.30000000001` with tick 0.1 is `61800.3`. `None` for a price that is
+    /// not a positive number or rounds to zero.
+    pub fn venue_price(&self, price: f64, side: Side) -> Option<Fixed> {
+        let tick = Fixed::from_f64(self.tick_size).filter(|t| !t.is_zero())?;
+        let p = Fixed::from_f64(price)?;
+        let p = match side {
+            Side::Buy => p.floor_to(tick),
+            Side::Sell => p.ceil_to(tick)?,
+        };
+        (!p.is_zero()).then_some(p)
+    }
+
+    /// A quantity as a venue takes it: rounded down to whole lots, exact. `None` when that
+    /// is zero or the quantity is not a positive number.
+    pub fn venue_quantity(&self, qty: f64) -> Option<Fixed> {
+        let lot = Fixed::from_f64(self.lot_size).filter(|l| !l.is_zero())?;
+        let q = Fixed::from_f64(qty)?.floor_to(lot);
+        (!q.is_zero()).then_some(q)
+    }
 }
 
 fn split_symbol(symbol: &str) -> (String, String) {
@@ -113,6 +135,22 @@ mod tests {
     fn validation_names_the_problem() {
         let e = Instrument::new("X", "v").with_lot_size(0.0).validate().unwrap_err();
         assert!(e.to_string().contains("lot size 0"), "{e}");
+    }
+
+    #[test]
+    fn venue_prices_are_whole_ticks_written_exactly() {
+        let i = Instrument::new("BTCUSDT", "binance").with_tick_size(0.1).with_lot_size(0.001);
+        assert_eq!(i.venue_price(61800.30000000001, Side::Buy).unwrap().to_string(), "61800.3");
+        assert_eq!(i.venue_price(61800.30000000001, Side::Sell).unwrap().to_string(), "61800.3");
+        assert_eq!(i.venue_price(61800.34, Side::Buy).unwrap().to_string(), "61800.3");
+        assert_eq!(i.venue_price(61800.34, Side::Sell).unwrap().to_string(), "61800.4");
+        assert_eq!(i.venue_price(0.1 + 0.2, Side::Buy).unwrap().to_string(), "0.3");
+        assert_eq!(i.venue_quantity(0.0129999).unwrap().to_string(), "0.012");
+        assert_eq!(i.venue_quantity(0.3 - 0.1).unwrap().to_string(), "0.2");
+        assert!(i.venue_quantity(0.0009).is_none());
+        assert!(i.venue_price(f64::NAN, Side::Buy).is_none());
+        assert!(i.venue_price(-1.0, Side::Sell).is_none());
+        assert!(i.venue_price(0.04, Side::Buy).is_none(), "rounds to zero ticks");
     }
 
     #[test]

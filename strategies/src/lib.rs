@@ -29,6 +29,7 @@ pub mod book;
 pub mod builtin;
 mod context;
 mod error;
+mod event;
 pub mod indicators;
 mod instrument;
 mod market;
@@ -41,9 +42,13 @@ mod time;
 pub use book::{Fixed, OrderBook};
 pub use context::Context;
 pub use error::{Error, Result};
+pub use event::{Data, Timer, TimerId};
 pub use instrument::{Instrument, InstrumentId};
-pub use market::{Bar, BookDelta, BookSide, MarketEvent, Quote, Side, Trade};
-pub use order::{Fill, Order, OrderId, OrderKind, OrderRequest, OrderSize};
+pub use market::{Bar, BookDelta, BookSide, BookUpdate, MarketEvent, Quote, Side, Trade};
+pub use order::{
+    Command, Fill, Modification, Order, OrderEvent, OrderId, OrderKind, OrderRequest, OrderSize,
+    OrderStatus, OrderUpdate, RejectRule, Rejection, TimeInForce,
+};
 pub use portfolio::{ClosedTrade, Lot, Portfolio, Position};
 pub use registry::{ParamKind, ParamSpec, ParamValue, Params, Registry, StrategyInfo};
 pub use strategy::Strategy;
@@ -55,7 +60,9 @@ pub mod prelude {
         Atr, Bollinger, Cross, Ema, Indicator, Macd, Rsi, Sma, StdDev, Vwap, Wma,
     };
     pub use crate::{
-        Bar, BookDelta, Context, Fill, Instrument, InstrumentId, MarketEvent, OrderId, OrderKind,
-        OrderRequest, OrderSize, Params, Quote, Side, Strategy, Timestamp, Trade,
+        Bar, BookDelta, BookSide, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId,
+        MarketEvent, Modification, OrderBook, OrderEvent, OrderId, OrderKind, OrderRequest,
+        OrderSize, OrderStatus, OrderUpdate, Params, Quote, RejectRule, Side, Strategy,
+        TimeInForce, Timer, Timestamp, Trade,
     };
 }

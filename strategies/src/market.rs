@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{InstrumentId, Timestamp};
+use crate::{Fixed, InstrumentId, Timestamp};
 
 /// Buy or sell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -131,6 +131,27 @@ pub struct BookDelta {
     pub size: f64,
     /// Venue sequence number, for gap detection.
     pub sequence: u64,
+}
+
+/// A change to an L2 book as a feed message brings it: new total sizes at some levels of each
+/// side (size zero removes the level), or the whole book when `snapshot` is set. The runtime
+/// applies it to [`Context::book`](crate::Context::book) before
+/// [`Strategy::on_book`](crate::Strategy::on_book) sees it; prices and sizes are the venue's
+/// exact decimals.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BookUpdate<'a> {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// Exchange time.
+    pub ts: Timestamp,
+    /// The venue's sequence number after this update (Binance's `u`, Coinbase's sequence).
+    pub sequence: u64,
+    /// Changed bid levels `(price, new size)`.
+    pub bids: &'a [(Fixed, Fixed)],
+    /// Changed ask levels.
+    pub asks: &'a [(Fixed, Fixed)],
+    /// The levels are the whole book (a snapshot), not changes.
+    pub snapshot: bool,
 }
 
 /// Any market event, as the runtimes put them on one time-ordered stream.

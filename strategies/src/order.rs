@@ -39,6 +39,18 @@ pub enum OrderKind {
     },
 }
 
+/// How long an order works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TimeInForce {
+    /// Until filled or cancelled (the default).
+    #[default]
+    Gtc,
+    /// Immediate or cancel: whatever does not fill on arrival is cancelled.
+    Ioc,
+    /// Until the given time, then it expires.
+    Gtd(Timestamp),
+}
+
 /// What a strategy asks for; the [`Context`](crate::Context) turns it into an [`Order`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OrderRequest {
@@ -50,34 +62,249 @@ pub struct OrderRequest {
     pub size: OrderSize,
     /// Market, limit or stop.
     pub kind: OrderKind,
+    /// How long it works.
+    #[serde(default)]
+    pub tif: TimeInForce,
 }
 
 impl OrderRequest {
     /// A market order.
     pub fn market(instrument: InstrumentId, side: Side, size: OrderSize) -> Self {
-        Self { instrument, side, size, kind: OrderKind::Market }
+        Self { instrument, side, size, kind: OrderKind::Market, tif: TimeInForce::Gtc }
     }
 
     /// A limit order.
     pub fn limit(instrument: InstrumentId, side: Side, size: OrderSize, price: f64) -> Self {
-        Self { instrument, side, size, kind: OrderKind::Limit { price } }
+        Self { instrument, side, size, kind: OrderKind::Limit { price }, tif: TimeInForce::Gtc }
     }
 
     /// A stop order.
     pub fn stop(instrument: InstrumentId, side: Side, size: OrderSize, price: f64) -> Self {
-        Self { instrument, side, size, kind: OrderKind::Stop { price } }
+        Self { instrument, side, size, kind: OrderKind::Stop { price }, tif: TimeInForce::Gtc }
+    }
+
+    /// The same order with another time in force.
+    pub fn with_tif(mut self, tif: TimeInForce) -> Self {
+        self.tif = tif;
+        self
+    }
+
+    /// The limit or stop price, if any.
+    pub fn price(&self) -> Option<f64> {
+        match self.kind {
+            OrderKind::Market => None,
+            OrderKind::Limit { price } | OrderKind::Stop { price } => Some(price),
+        }
     }
 }
 
-/// A working order.
+/// Where an order is in its life, as the strategy knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Sent; the venue has not answered yet.
+    Submitted,
+    /// The venue took it and it is working.
+    Accepted,
+    /// Part of it traded; the rest is working.
+    PartiallyFilled,
+    /// All of it traded.
+    Filled,
+    /// Cancelled (by the strategy, or the rest of an immediate-or-cancel order).
+    Cancelled,
+    /// The venue or a rule refused it.
+    Rejected,
+    /// Its time in force ran out.
+    Expired,
+}
+
+impl OrderStatus {
+    /// Whether the order can no longer trade.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Filled | Self::Cancelled | Self::Rejected | Self::Expired)
+    }
+}
+
+/// A working order as the strategy sees it: what it asked for and what it has heard back.
+/// The venue keeps its own book of orders; this view changes only through [`OrderEvent`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     /// Its id.
     pub id: OrderId,
     /// When the strategy submitted it.
     pub submitted: Timestamp,
-    /// What was asked for.
+    /// What was asked for (with any accepted modification applied).
     pub request: OrderRequest,
+    /// Its status.
+    pub status: OrderStatus,
+    /// Quantity traded so far.
+    pub filled: f64,
+}
+
+impl Order {
+    /// A just-submitted order.
+    pub fn new(id: OrderId, submitted: Timestamp, request: OrderRequest) -> Self {
+        Self { id, submitted, request, status: OrderStatus::Submitted, filled: 0.0 }
+    }
+}
+
+/// The rule an order, cancel or modification broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectRule {
+    /// The size rounds to zero lots (too little equity, or nothing to close).
+    ZeroSize,
+    /// The account cannot pay for the new exposure.
+    InsufficientFunds,
+    /// The order's instrument cannot be traded now: its book is not synchronised or its feed
+    /// is stale.
+    TradingHalted,
+    /// There is nothing on the other side of the book to trade against.
+    NoLiquidity,
+    /// A cancel or modification named an order that is not working (filled, cancelled, or
+    /// unknown).
+    NotWorking,
+    /// The modification is not allowed (a market order's price, a size below what filled).
+    BadModification,
+    /// A pre-trade risk rule.
+    Risk,
+    /// The venue refused it for a reason of its own.
+    Venue,
+}
+
+impl RejectRule {
+    /// The rule's name, as logs and reports print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ZeroSize => "zero_size",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::TradingHalted => "trading_halted",
+            Self::NoLiquidity => "no_liquidity",
+            Self::NotWorking => "not_working",
+            Self::BadModification => "bad_modification",
+            Self::Risk => "risk",
+            Self::Venue => "venue",
+        }
+    }
+}
+
+/// Why something was refused: the rule and a sentence naming the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The rule.
+    pub rule: RejectRule,
+    /// What was wrong, for people (static text where no numbers are needed, so a refusal in
+    /// a backtest's hot loop allocates nothing).
+    pub reason: std::borrow::Cow<'static, str>,
+}
+
+impl Rejection {
+    /// A rejection.
+    pub fn new(rule: RejectRule, reason: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Self { rule, reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.reason, self.rule.name())
+    }
+}
+
+/// A change to an order's price or size, asked with
+/// [`Context::modify`](crate::Context::modify).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Modification {
+    /// A new limit or stop price.
+    pub price: Option<f64>,
+    /// A new total quantity in units (what already filled counts towards it).
+    pub quantity: Option<f64>,
+}
+
+/// What happened to an order, as the venue reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OrderUpdate {
+    /// The venue took the order.
+    Accepted,
+    /// The venue or a rule refused the order; it never worked.
+    Rejected(Rejection),
+    /// Part of it traded (the fill itself goes to `on_fill` first).
+    PartiallyFilled,
+    /// All of it traded.
+    Filled,
+    /// It was cancelled.
+    Cancelled,
+    /// A cancel request was refused; the order's state is unchanged.
+    CancelRejected(Rejection),
+    /// A modification took effect.
+    Modified(Modification),
+    /// A modification was refused; the order's state is unchanged.
+    ModifyRejected(Rejection),
+    /// Its time in force ran out.
+    Expired,
+}
+
+/// One order lifecycle event, delivered to
+/// [`Strategy::on_order`](crate::Strategy::on_order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    /// The order.
+    pub order: OrderId,
+    /// Its instrument.
+    pub instrument: InstrumentId,
+    /// When the venue decided it.
+    pub ts: Timestamp,
+    /// What happened.
+    pub update: OrderUpdate,
+}
+
+impl OrderEvent {
+    /// The order's status after this event, when the event changes it.
+    pub fn status(&self) -> Option<OrderStatus> {
+        Some(match self.update {
+            OrderUpdate::Accepted | OrderUpdate::Modified(_) => OrderStatus::Accepted,
+            OrderUpdate::Rejected(_) => OrderStatus::Rejected,
+            OrderUpdate::PartiallyFilled => OrderStatus::PartiallyFilled,
+            OrderUpdate::Filled => OrderStatus::Filled,
+            OrderUpdate::Cancelled => OrderStatus::Cancelled,
+            OrderUpdate::Expired => OrderStatus::Expired,
+            OrderUpdate::CancelRejected(_) | OrderUpdate::ModifyRejected(_) => return None,
+        })
+    }
+}
+
+/// What a strategy asks its venue to do; the runtime takes these from the
+/// [`Context`](crate::Context) after each hook, in the order they were made.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Place a new order.
+    Submit(Order),
+    /// Cancel a working order.
+    Cancel {
+        /// The order.
+        order: OrderId,
+        /// Its instrument.
+        instrument: InstrumentId,
+    },
+    /// Change a working order.
+    Modify {
+        /// The order.
+        order: OrderId,
+        /// Its instrument.
+        instrument: InstrumentId,
+        /// The change.
+        change: Modification,
+    },
+}
+
+impl Command {
+    /// The instrument the command is about.
+    pub fn instrument(&self) -> InstrumentId {
+        match self {
+            Command::Submit(o) => o.request.instrument,
+            Command::Cancel { instrument, .. } | Command::Modify { instrument, .. } => *instrument,
+        }
+    }
 }
 
 /// An execution: part or all of an order traded.

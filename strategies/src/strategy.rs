@@ -1,16 +1,24 @@
 //! The [`Strategy`] trait.
 
-use crate::{Bar, BookDelta, Context, Fill, Quote, Trade};
+use crate::{Bar, BookUpdate, Context, Data, Fill, OrderEvent, Quote, Timer, Trade};
 
 /// A trading strategy: events in, orders out through the [`Context`].
 ///
 /// # Contract
 ///
 /// - Hooks are called on one thread, one at a time, in event-time order: `on_start` once before
-///   any event, then the market hooks and `on_fill` as events happen, then `on_stop` once.
-/// - A bar reaches `on_bar` only after it has closed; nothing later has been seen. Orders
+///   any event, then the market, order, timer and data hooks as events happen, then `on_stop`
+///   once.
+/// - A bar reaches `on_bar` only after it has closed; nothing later has been seen, and
+///   [`Context::now`] is the bar's close time (`bar.ts` is its open-time label). Orders
 ///   submitted in a hook work from the next event on (a market order fills at the next bar's
 ///   open, or at this bar's close when the run fills on close).
+/// - Orders, cancels and modifications are requests: the venue's answer arrives later as an
+///   [`OrderEvent`] to `on_order` (accepted, rejected with the rule, partially filled, filled,
+///   cancelled, expired). A fill goes to `on_fill` first, after the portfolio has booked it,
+///   then its `PartiallyFilled` or `Filled` event to `on_order`.
+/// - Timers set with [`Context::schedule`] fire in time order (ties in the order they were
+///   set), before any event later than them.
 /// - Hooks must not block, sleep, read the wall clock or do I/O: the same code runs in a
 ///   backtest, where time is simulated, and live. Anything slow (a remote model) arrives as an
 ///   event. Keep state in `self` and randomness in seeded generators so backtests repeat.
@@ -29,6 +37,14 @@ pub trait Strategy: Send {
     /// strategy could have traded, as backtesting.py's does.
     fn warmup_bars(&self) -> usize {
         0
+    }
+
+    /// Whether the strategy reads order events in [`Strategy::on_order`] (the default). A
+    /// strategy that never does may say `false`: the runtime then skips delivering them,
+    /// which saves a little on every order in a backtest. Its view of its orders
+    /// ([`Context::open_orders`]) is kept either way, and fills still reach `on_fill`.
+    fn wants_order_events(&self) -> bool {
+        true
     }
 
     /// Called once before the first event.
@@ -51,14 +67,30 @@ pub trait Strategy: Send {
         let _ = (ctx, quote);
     }
 
-    /// Called for every order-book change.
-    fn on_book(&mut self, ctx: &mut Context, delta: &BookDelta) {
-        let _ = (ctx, delta);
+    /// Called for every order-book change, after [`Context::book`] reflects it.
+    fn on_book(&mut self, ctx: &mut Context, update: &BookUpdate<'_>) {
+        let _ = (ctx, update);
     }
 
     /// Called when one of the strategy's orders trades, after the portfolio has booked it.
     fn on_fill(&mut self, ctx: &mut Context, fill: &Fill) {
         let _ = (ctx, fill);
+    }
+
+    /// Called for every change in an order's life (after the strategy's view of its orders
+    /// reflects it).
+    fn on_order(&mut self, ctx: &mut Context, event: &OrderEvent) {
+        let _ = (ctx, event);
+    }
+
+    /// Called when a timer set with [`Context::schedule`] comes due.
+    fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) {
+        let _ = (ctx, timer);
+    }
+
+    /// Called for every custom data event (news, model answers, on-chain events).
+    fn on_data(&mut self, ctx: &mut Context, data: &Data) {
+        let _ = (ctx, data);
     }
 
     /// Called once after the last event.
@@ -70,6 +102,9 @@ pub trait Strategy: Send {
 impl<S: Strategy + ?Sized> Strategy for Box<S> {
     fn warmup_bars(&self) -> usize {
         (**self).warmup_bars()
+    }
+    fn wants_order_events(&self) -> bool {
+        (**self).wants_order_events()
     }
     fn on_start(&mut self, ctx: &mut Context) {
         (**self).on_start(ctx)
@@ -84,11 +119,20 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     fn on_quote(&mut self, ctx: &mut Context, quote: &Quote) {
         (**self).on_quote(ctx, quote)
     }
-    fn on_book(&mut self, ctx: &mut Context, delta: &BookDelta) {
-        (**self).on_book(ctx, delta)
+    fn on_book(&mut self, ctx: &mut Context, update: &BookUpdate<'_>) {
+        (**self).on_book(ctx, update)
     }
     fn on_fill(&mut self, ctx: &mut Context, fill: &Fill) {
         (**self).on_fill(ctx, fill)
+    }
+    fn on_order(&mut self, ctx: &mut Context, event: &OrderEvent) {
+        (**self).on_order(ctx, event)
+    }
+    fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) {
+        (**self).on_timer(ctx, timer)
+    }
+    fn on_data(&mut self, ctx: &mut Context, data: &Data) {
+        (**self).on_data(ctx, data)
     }
     fn on_stop(&mut self, ctx: &mut Context) {
         (**self).on_stop(ctx)

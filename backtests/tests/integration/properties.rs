@@ -12,7 +12,7 @@ use kairos_backtests::engine::{Backtest, BacktestConfig, BacktestResult};
 use kairos_backtests::venue::FillAt;
 use kairos_strategies::{
     Bar, Context, Fill, Instrument, InstrumentId, OrderId, OrderKind, OrderRequest, OrderSize,
-    Registry, Side, Strategy, Timestamp,
+    Registry, Side, Strategy, TimeInForce, Timestamp,
 };
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -96,7 +96,7 @@ impl Strategy for Chaos {
     }
 
     fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
-        assert_eq!(ctx.now(), bar.ts, "the clock is at the bar being handled");
+        assert!(ctx.now() > bar.ts, "the clock is at the close of the bar being handled");
         self.last[bar.instrument.index()] = bar.close;
         self.check(ctx);
         let r: f64 = self.rng.random();
@@ -113,7 +113,13 @@ impl Strategy for Chaos {
                 1 => OrderKind::Limit { price: bar.close * away },
                 _ => OrderKind::Stop { price: bar.close * away },
             };
-            let req = OrderRequest { instrument: bar.instrument, side, size, kind };
+            let req = OrderRequest {
+                instrument: bar.instrument,
+                side,
+                size,
+                kind,
+                tif: TimeInForce::Gtc,
+            };
             if let Ok(id) = ctx.submit(req) {
                 self.decisions.push((bar.ts, req));
                 self.submitted.push((id, bar.ts));

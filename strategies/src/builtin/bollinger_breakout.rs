@@ -23,6 +23,10 @@ impl BollingerBreakout {
 }
 
 impl Strategy for BollingerBreakout {
+    fn wants_order_events(&self) -> bool {
+        false
+    }
+
     fn warmup_bars(&self) -> usize {
         self.period - 1
     }

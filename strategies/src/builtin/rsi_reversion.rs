@@ -26,6 +26,10 @@ impl RsiReversion {
 }
 
 impl Strategy for RsiReversion {
+    fn wants_order_events(&self) -> bool {
+        false
+    }
+
     fn warmup_bars(&self) -> usize {
         self.period
     }

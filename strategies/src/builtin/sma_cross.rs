@@ -32,6 +32,10 @@ impl SmaCross {
 }
 
 impl Strategy for SmaCross {
+    fn wants_order_events(&self) -> bool {
+        false
+    }
+
     fn warmup_bars(&self) -> usize {
         self.slow.max(self.fast) - 1
     }

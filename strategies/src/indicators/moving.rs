@@ -90,6 +90,8 @@ fn sign_checked(period: usize, mean: f64, x: f64, window: &Window) -> f64 {
 #[derive(Debug, Clone, Copy)]
 struct PandasMeanPair {
     period: [usize; 2],
+    /// The shorter period (a run of equal inputs that reaches it needs the exact path).
+    min_period: usize,
     divisor: [f64; 2],
     sum: [f64; 2],
     comp_add: [f64; 2],
@@ -100,6 +102,7 @@ impl PandasMeanPair {
     fn new(fast: usize, slow: usize) -> Self {
         Self {
             period: [fast, slow],
+            min_period: fast.min(slow),
             divisor: [fast as f64, slow as f64],
             sum: [0.0; 2],
             comp_add: [0.0; 2],
@@ -133,7 +136,9 @@ impl PandasMeanPair {
     #[inline(always)]
     fn means(&self, x: f64, run: usize, window: &Window) -> (f64, f64) {
         let q = [self.sum[0] / self.divisor[0], self.sum[1] / self.divisor[1]];
-        if is_common(self.period[0], q[0], x, run) & is_common(self.period[1], q[1], x, run) {
+        // `is_common` of both lanes at once: `f64::min` returns the other operand when one is
+        // NaN, so `!(min <= 0)` is exactly `!(q0 <= 0) & !(q1 <= 0)`, NaNs included.
+        if !((q[0].min(q[1]) <= 0.0) | (x < 0.0) | (run >= self.min_period)) {
             (q[0], q[1])
         } else {
             (

@@ -1,0 +1,370 @@
+//! The engine: events in, strategy hooks and venue calls out, in time order.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use kairos_strategies::{
+    Bar, BookSide, BookUpdate, Command, Context, Data, Fixed, InstrumentId, MarketEvent,
+    OrderEvent, OrderUpdate, RejectRule, Rejection, Strategy, Timer, TimerId, Timestamp,
+};
+
+use crate::{Clock, Execution, HistoricalClock, Phase, Report, Reports};
+
+/// One strategy's run: its context, its venue, its timers and the reports on their way to it.
+///
+/// Drivers call the event methods in time order; each one
+/// 1. fires every timer and venue wake-up due before the event (in time order),
+/// 2. lets the venue see the event (matching resting orders against it),
+/// 3. calls the strategy's hook,
+/// 4. hands the strategy's new requests to the venue, and delivers the venue's answers
+///    (fills to `on_fill`, lifecycle events to `on_order`) until nothing is left to do.
+///
+/// Orders for an instrument that is halted ([`Engine::halt`]: its book is unsynced or its
+/// feed stale) are rejected here with [`RejectRule::TradingHalted`], whatever the venue.
+pub struct Engine<X, C = HistoricalClock> {
+    /// The strategy's context.
+    pub ctx: Context,
+    /// The execution client.
+    pub exec: X,
+    clock: C,
+    reports: Reports,
+    commands: Vec<Command>,
+    timers: BinaryHeap<Reverse<(Timestamp, TimerId, u64)>>,
+    cancelled_timers: BTreeSet<TimerId>,
+    /// The earliest timer or venue wake-up (`i64::MAX` when none).
+    next_due: Timestamp,
+    /// `next_due`, or the earliest time there is when the venue has working orders: a bar
+    /// at or after it takes the full path.
+    gate: Timestamp,
+    halted_rejects: u64,
+    /// The venue fills market orders on the close ([`Execution::fills_at_close`], read once).
+    close_phase: bool,
+}
+
+impl<X: Execution> Engine<X, HistoricalClock> {
+    /// An engine for a historical run (backtest or replay).
+    pub fn historical(ctx: Context, exec: X) -> Self {
+        Self::new(ctx, exec, HistoricalClock, Reports::new(true))
+    }
+}
+
+impl<X: Execution, C: Clock> Engine<X, C> {
+    /// An engine with this clock; `reports` says whether fills are kept.
+    pub fn new(ctx: Context, exec: X, clock: C, reports: Reports) -> Self {
+        Self {
+            ctx,
+            clock,
+            reports,
+            commands: Vec::new(),
+            timers: BinaryHeap::new(),
+            cancelled_timers: BTreeSet::new(),
+            next_due: Timestamp(i64::MAX),
+            gate: Timestamp(i64::MAX),
+            halted_rejects: 0,
+            close_phase: exec.fills_at_close(),
+            exec,
+        }
+    }
+
+    /// Fills and closed trades so far.
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    /// Takes the fills and closed trades kept so far (the run goes on with empty lists).
+    pub fn take_history(
+        &mut self,
+    ) -> (Vec<kairos_strategies::Fill>, Vec<kairos_strategies::ClosedTrade>) {
+        (std::mem::take(&mut self.reports.fills), std::mem::take(&mut self.reports.closed))
+    }
+
+    /// Orders refused because their instrument was halted.
+    pub fn halted_rejects(&self) -> u64 {
+        self.halted_rejects
+    }
+
+    /// The time of the next timer or venue wake-up, if any.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        (self.next_due.0 != i64::MAX).then_some(self.next_due)
+    }
+
+    /// Starts the run: `on_start`, then whatever it asked for.
+    pub fn start<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        self.reports.set_deliver_orders(strategy.wants_order_events());
+        strategy.on_start(&mut self.ctx);
+        self.settle(strategy);
+    }
+
+    /// Ends the run: `on_stop`. Requests made there are not sent.
+    pub fn stop<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        strategy.on_stop(&mut self.ctx);
+    }
+
+    /// A closed bar, labelled `bar.ts` (its open) and known at `close`.
+    ///
+    /// The venue matches working orders at the bar's open first, timers due before the close
+    /// fire, the portfolio is marked at the close, then `on_bar` runs with `ctx.now()` at the
+    /// close; with a venue that fills on close, market orders placed there fill at it.
+    #[inline(always)]
+    pub fn bar<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar, close: Timestamp) {
+        // One comparison decides the common case: no working order, no timer or wake-up
+        // before the close.
+        if self.gate <= close {
+            return self.bar_busy(strategy, bar, close);
+        }
+        self.ctx.portfolio_mut().mark(bar.instrument, bar.close);
+        self.ctx.set_now(close);
+        strategy.on_bar(&mut self.ctx, bar);
+        if self.ctx.asked() {
+            self.after_bar(strategy, bar);
+        }
+    }
+
+    /// The strategy asked for something in `on_bar`: hand it to the venue, and fill market
+    /// orders at the close when the venue does.
+    #[inline(never)]
+    fn after_bar<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar) {
+        self.settle(strategy);
+        if self.close_phase && self.exec.has_working() {
+            self.exec.on_bar(&mut self.ctx, bar, Phase::Close, &mut self.reports);
+            self.settle(strategy);
+        }
+    }
+
+    /// [`Engine::bar`] with orders working or a timer or venue wake-up before the close.
+    #[inline(never)]
+    fn bar_busy<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar, close: Timestamp) {
+        if self.next_due <= bar.ts {
+            self.advance(strategy, bar.ts);
+        }
+        if self.exec.has_working() {
+            self.match_open(strategy, bar);
+        }
+        if self.next_due <= close {
+            self.advance(strategy, close);
+        }
+        self.ctx.portfolio_mut().mark(bar.instrument, bar.close);
+        self.ctx.set_now(close);
+        strategy.on_bar(&mut self.ctx, bar);
+        self.after_bar(strategy, bar);
+    }
+
+    #[inline(never)]
+    fn match_open<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar) {
+        if bar.ts > self.ctx.now() {
+            self.ctx.set_now(bar.ts);
+        }
+        self.ctx.portfolio_mut().mark(bar.instrument, bar.open);
+        self.exec.on_bar(&mut self.ctx, bar, Phase::Open, &mut self.reports);
+        self.settle(strategy);
+    }
+
+    /// A trade, a quote, a single-level book change, or a bar known at its label time.
+    pub fn market<S: Strategy + ?Sized>(&mut self, strategy: &mut S, event: &MarketEvent) {
+        match event {
+            MarketEvent::Bar(b) => self.bar(strategy, b, b.ts),
+            MarketEvent::Trade(t) => {
+                self.at(strategy, t.ts);
+                self.ctx.portfolio_mut().mark(t.instrument, t.price);
+                self.exec.on_trade(&mut self.ctx, t, &mut self.reports);
+                self.settle(strategy);
+                strategy.on_trade(&mut self.ctx, t);
+                self.settle(strategy);
+            }
+            MarketEvent::Quote(q) => {
+                self.at(strategy, q.ts);
+                if q.bid > 0.0 && q.ask > 0.0 {
+                    self.ctx.portfolio_mut().mark(q.instrument, q.mid());
+                }
+                self.exec.on_quote(&mut self.ctx, q, &mut self.reports);
+                self.settle(strategy);
+                strategy.on_quote(&mut self.ctx, q);
+                self.settle(strategy);
+            }
+            MarketEvent::Book(d) => {
+                let (Some(price), Some(size)) = (Fixed::from_f64(d.price), Fixed::from_f64(d.size))
+                else {
+                    tracing::debug!(
+                        ?d,
+                        "book delta with a price or size that is not a decimal; skipped"
+                    );
+                    return;
+                };
+                let level = [(price, size)];
+                let (bids, asks): (&[_], &[_]) = match d.side {
+                    BookSide::Bid => (&level, &[]),
+                    BookSide::Ask => (&[], &level),
+                };
+                let u = BookUpdate {
+                    instrument: d.instrument,
+                    ts: d.ts,
+                    sequence: d.sequence,
+                    bids,
+                    asks,
+                    snapshot: false,
+                };
+                self.book(strategy, &u);
+            }
+        }
+    }
+
+    /// A book update: applied to `ctx.book`, shown to the venue, then to `on_book`.
+    pub fn book<S: Strategy + ?Sized>(&mut self, strategy: &mut S, update: &BookUpdate<'_>) {
+        self.at(strategy, update.ts);
+        let book = self.ctx.book_mut(update.instrument);
+        if update.snapshot {
+            book.clear();
+        }
+        book.set_levels(update.bids, update.asks);
+        if let (Some((bid, _)), Some((ask, _))) = (book.best_bid(), book.best_ask()) {
+            let mid = (bid.to_f64() + ask.to_f64()) / 2.0;
+            self.ctx.portfolio_mut().mark(update.instrument, mid);
+        }
+        self.exec.on_book(&mut self.ctx, update, &mut self.reports);
+        self.settle(strategy);
+        strategy.on_book(&mut self.ctx, update);
+        self.settle(strategy);
+    }
+
+    /// A custom data event (news, a model's answer, an on-chain event).
+    pub fn data<S: Strategy + ?Sized>(&mut self, strategy: &mut S, data: &Data) {
+        self.at(strategy, data.ts);
+        strategy.on_data(&mut self.ctx, data);
+        self.settle(strategy);
+    }
+
+    /// Halts trading in `instrument` (its book is unsynced, its feed stale): orders sent
+    /// meanwhile are rejected. Resting orders stay at the venue.
+    pub fn halt(&mut self, instrument: InstrumentId, why: impl Into<String>) {
+        self.ctx.set_halted(instrument, Some(why.into()));
+    }
+
+    /// Lets `instrument` trade again.
+    pub fn resume(&mut self, instrument: InstrumentId) {
+        self.ctx.set_halted(instrument, None);
+    }
+
+    /// Fires every timer and venue wake-up due at or before the clock's time (live runs call
+    /// this when [`Engine::next_due`] comes). Does nothing under a historical clock.
+    pub fn tick<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        if let Some(now) = self.clock.now()
+            && self.next_due <= now
+        {
+            self.advance(strategy, now);
+        }
+    }
+
+    /// Moves time to `ts` (never backwards): what was due before it happens first.
+    #[inline]
+    fn at<S: Strategy + ?Sized>(&mut self, strategy: &mut S, ts: Timestamp) {
+        if self.next_due <= ts {
+            self.advance(strategy, ts);
+        }
+        if ts > self.ctx.now() {
+            self.ctx.set_now(ts);
+        }
+    }
+
+    /// Fires, in time order, every timer and venue wake-up due at or before `until`; timers
+    /// before venue wake-ups at the same instant.
+    pub fn advance<S: Strategy + ?Sized>(&mut self, strategy: &mut S, until: Timestamp) {
+        loop {
+            let timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let wake = self.exec.next_wakeup();
+            let next = match (timer, wake) {
+                (Some(t), Some(w)) => t.min(w),
+                (Some(t), None) => t,
+                (None, Some(w)) => w,
+                (None, None) => break,
+            };
+            if next > until {
+                break;
+            }
+            if next > self.ctx.now() {
+                self.ctx.set_now(next);
+            }
+            if timer == Some(next) {
+                let Some(Reverse((at, id, tag))) = self.timers.pop() else { break };
+                if self.cancelled_timers.remove(&id) {
+                    continue;
+                }
+                strategy.on_timer(&mut self.ctx, &Timer { id, at, tag });
+            } else {
+                self.exec.wake(&mut self.ctx, &mut self.reports);
+            }
+            self.settle(strategy);
+        }
+        self.refresh_due();
+    }
+
+    #[inline]
+    fn refresh_due(&mut self) {
+        let t = self.timers.peek().map_or(i64::MAX, |Reverse((at, _, _))| at.0);
+        let w = self.exec.next_wakeup().map_or(i64::MAX, |w| w.0);
+        self.next_due = Timestamp(t.min(w));
+        self.gate = if self.exec.has_working() { Timestamp(i64::MIN) } else { self.next_due };
+    }
+
+    /// Hands the strategy's requests to the venue and the venue's answers to the strategy
+    /// until neither has anything left.
+    #[inline]
+    fn settle<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        if self.reports.is_pending() || self.ctx.asked() {
+            self.settle_all(strategy);
+        } else {
+            self.refresh_due();
+        }
+    }
+
+    #[inline(never)]
+    fn settle_all<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        loop {
+            if self.ctx.has_timer_changes() {
+                let (set, cancelled) = self.ctx.take_timers();
+                for t in set {
+                    self.timers.push(Reverse((t.at, t.id, t.tag)));
+                }
+                self.cancelled_timers.extend(cancelled);
+            }
+            if let Some(report) = self.reports.pop() {
+                match report {
+                    Report::Fill(fill) => strategy.on_fill(&mut self.ctx, &fill),
+                    Report::Empty => {}
+                    Report::Order(event) => strategy.on_order(&mut self.ctx, &event),
+                }
+                continue;
+            }
+            if !self.ctx.has_commands() {
+                self.ctx.clear_asked();
+                break;
+            }
+            self.ctx.swap_commands(&mut self.commands);
+            for command in &self.commands {
+                if let Command::Submit(order) = command
+                    && let Some(why) = self.ctx.halt_reason(order.request.instrument)
+                {
+                    self.halted_rejects += 1;
+                    let reason = format!(
+                        "{} cannot be traded now: {why}",
+                        self.ctx.instrument(order.request.instrument).symbol
+                    );
+                    let event = OrderEvent {
+                        order: order.id,
+                        instrument: order.request.instrument,
+                        ts: self.ctx.now(),
+                        update: OrderUpdate::Rejected(Rejection::new(
+                            RejectRule::TradingHalted,
+                            reason,
+                        )),
+                    };
+                    self.reports.order(&mut self.ctx, event);
+                    continue;
+                }
+                self.exec.command(&mut self.ctx, command, &mut self.reports);
+            }
+            self.commands.clear();
+        }
+        debug_assert!(!self.reports.is_pending());
+        self.refresh_due();
+    }
+}
