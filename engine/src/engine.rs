@@ -95,6 +95,12 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.settle(strategy);
     }
 
+    /// Hands requests made on the context outside a hook (by a driver, a console, a test) to
+    /// the venue now, and delivers what comes back.
+    pub fn run_pending<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        self.settle(strategy);
+    }
+
     /// Ends the run: `on_stop`. Requests made there are not sent.
     pub fn stop<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
         strategy.on_stop(&mut self.ctx);

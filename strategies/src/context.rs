@@ -225,10 +225,11 @@ impl Context {
             return bad(format!("unknown instrument id {}", r.instrument.0));
         }
         match r.size {
-            OrderSize::Units(q) if !(q.is_finite() && q > 0.0) => {
+            // Comparisons are false for NaN, and the bounds exclude the infinities.
+            OrderSize::Units(q) if !(q > 0.0 && q < f64::INFINITY) => {
                 return bad(format!("size {q} is not a positive number of units"));
             }
-            OrderSize::EquityFraction(f) if !(f.is_finite() && f > 0.0 && f <= 1.0) => {
+            OrderSize::EquityFraction(f) if !(f > 0.0 && f <= 1.0) => {
                 return bad(format!("equity fraction {f} is outside (0, 1]"));
             }
             _ => {}
