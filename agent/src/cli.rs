@@ -128,7 +128,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Backtest(args) => backtest(&registry, *args),
         Command::Strategies { name } => strategies(&registry, name.as_deref()),
         Command::Data { sources } => data_info(&sources),
-        Command::Replay(a) => replay(a),
+        Command::Replay(a) => replay(&registry, a),
         Command::Keys(cmd) => crate::wallet::keys(cmd),
         Command::Tx(cmd) => crate::wallet::tx(cmd),
         Command::Swap(a) => crate::onchain::swap(*a),
@@ -199,16 +199,46 @@ struct ReplayArgs {
     file: PathBuf,
     /// Check the local order book against the recording's own `bookTicker` messages; prints,
     /// last, `book-check: compared=N mismatched=M unsynced=K`, and exits 1 if M > 0.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "strategy")]
     verify_book: bool,
+    /// Run this strategy on the recording with paper execution (`kairos strategies`).
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Strategy parameter `name=value`; repeat for several.
+    #[arg(long = "param", short = 'p')]
+    params: Vec<String>,
+    /// `max`, or a multiple of the recorded pace (`1x`, `10x`).
+    #[arg(long, default_value = "max")]
+    speed: String,
+    /// Starting cash in the quote currency.
+    #[arg(long, default_value_t = 100_000.0)]
+    cash: f64,
+    /// Paper fee on resting fills, a fraction of notional (negative: a rebate).
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
+    maker_fee: f64,
+    /// Paper fee on fills that take liquidity.
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
+    taker_fee: f64,
+    /// Microseconds from an order leaving the strategy to the venue acting on it.
+    #[arg(long, default_value_t = 1000)]
+    entry_latency_us: i64,
+    /// Microseconds from the venue's answer to the strategy hearing it.
+    #[arg(long, default_value_t = 1000)]
+    response_latency_us: i64,
+    /// Price step of every instrument [default: the finest the recording's prices use].
+    #[arg(long)]
+    tick_size: Option<f64>,
+    /// Size step of every instrument [default: the finest the recording's sizes use].
+    #[arg(long)]
+    lot_size: Option<f64>,
+    /// Folder for fills.csv and orders.csv.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
-fn replay(a: ReplayArgs) -> Result<()> {
+fn replay(registry: &Registry, a: ReplayArgs) -> Result<()> {
     if !a.verify_book {
-        bail!(
-            "replaying through a strategy is not built yet: `kairos replay --file F --verify-book` \
-             checks the book"
-        );
+        return replay_strategy(registry, a);
     }
     let started = Instant::now();
     let check = kairos_feeds::recording::verify_book(&a.file)?;
@@ -231,6 +261,56 @@ fn replay(a: ReplayArgs) -> Result<()> {
             check.mismatched,
             check.compared
         );
+    }
+    Ok(())
+}
+
+fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {
+    use crate::replay;
+    let name = a.strategy.clone().context(
+        "pass --strategy NAME to run a strategy on the recording, or --verify-book to check its book",
+    )?;
+    let mut params = Vec::new();
+    for p in &a.params {
+        params.push(Registry::parse_kv(p)?);
+    }
+    let strategy = registry.build(&name, &params)?;
+    let speed: replay::Speed = a.speed.parse()?;
+    let rec = replay::Recording::read(&a.file)?;
+    let mut instruments = rec.instruments("binance");
+    for i in &mut instruments {
+        if let Some(t) = a.tick_size {
+            i.tick_size = t;
+        }
+        if let Some(l) = a.lot_size {
+            i.lot_size = l;
+        }
+    }
+    for i in &instruments {
+        eprintln!("instrument: {} tick {} lot {}", i.symbol, i.tick_size, i.lot_size);
+    }
+    if !(a.cash.is_finite() && a.cash > 0.0) {
+        bail!("--cash {} is not a positive amount", a.cash);
+    }
+    let paper = kairos_engine::paper::PaperConfig {
+        maker_fee: a.maker_fee,
+        taker_fee: a.taker_fee,
+        entry_latency_ns: a.entry_latency_us.saturating_mul(1000),
+        response_latency_ns: a.response_latency_us.saturating_mul(1000),
+    };
+    let setup = replay::ReplaySetup { instruments, cash: a.cash, paper, speed };
+    eprintln!(
+        "{}: {} lines read and decompressed in {:.3} s ({} malformed lines)",
+        a.file.display(),
+        rec.lines.len(),
+        rec.read_s,
+        rec.malformed_lines
+    );
+    let report = replay::run(&rec, &setup, strategy)?;
+    print!("{}", replay::summary(&report));
+    if let Some(dir) = &a.out {
+        replay::write_report(dir, &report)?;
+        eprintln!("wrote {}/fills.csv and orders.csv", dir.display());
     }
     Ok(())
 }

@@ -19,4 +19,5 @@ pub mod cli;
 pub mod config;
 pub mod ml;
 pub mod onchain;
+pub mod replay;
 pub mod wallet;

@@ -22,6 +22,7 @@ pub mod binance_live;
 pub mod coinbase;
 pub mod coinbase_live;
 mod error;
+pub mod normalise;
 pub mod recording;
 pub mod ws;
 

@@ -5,15 +5,18 @@
 //! | `sma_cross` | trend: fast/slow SMA crossover |
 //! | `rsi_reversion` | mean reversion: fade RSI extremes, exit at the midline |
 //! | `bollinger_breakout` | breakout: trade closes outside the bands, exit at the middle band |
+//! | `book_imbalance` | order book: rest a buy at the best bid when the bids outweigh the asks, and the reverse |
 //!
 //! Each trades every instrument on its stream independently, sizing each entry as a fraction
 //! of available equity (`size`, default 1.0 = all in).
 
 mod bollinger_breakout;
+mod book_imbalance;
 mod rsi_reversion;
 mod sma_cross;
 
 pub use bollinger_breakout::BollingerBreakout;
+pub use book_imbalance::BookImbalance;
 pub use rsi_reversion::RsiReversion;
 pub use sma_cross::SmaCross;
 
@@ -68,5 +71,10 @@ pub(crate) fn go(ctx: &mut Context, id: InstrumentId, long: bool, mode: Mode, si
 
 /// The built-in strategies' registry entries.
 pub fn all() -> Vec<StrategyInfo> {
-    vec![sma_cross::info(), rsi_reversion::info(), bollinger_breakout::info()]
+    vec![
+        sma_cross::info(),
+        rsi_reversion::info(),
+        bollinger_breakout::info(),
+        book_imbalance::info(),
+    ]
 }

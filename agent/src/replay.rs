@@ -1,0 +1,350 @@
+//! Runs a strategy over a recorded Binance feed with paper execution: the same parser, book,
+//! engine and paper venue as a live paper session (`kairos paper`), fed from a file.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use kairos_engine::paper::{PaperConfig, PaperVenue};
+use kairos_engine::{Engine, Execution};
+use kairos_feeds::binance::{self, Message};
+use kairos_feeds::normalise::{BinanceNormaliser, Counts, Sink};
+use kairos_strategies::{
+    Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, MarketEvent, OrderEvent,
+    Quote, Strategy, Timer, Trade,
+};
+
+/// How fast to replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// As fast as it goes.
+    Max,
+    /// `x` times the recorded pace (by the recording's receive times).
+    Times(f64),
+}
+
+impl std::str::FromStr for Speed {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "max" {
+            return Ok(Speed::Max);
+        }
+        let x = s.strip_suffix('x').and_then(|v| v.parse::<f64>().ok());
+        match x {
+            Some(x) if x.is_finite() && x > 0.0 => Ok(Speed::Times(x)),
+            _ => bail!("speed `{s}`: expected max, or a positive multiple such as 1x or 10x"),
+        }
+    }
+}
+
+/// A recording in memory: `(receive ns, raw JSON)` per line.
+pub struct Recording {
+    /// The lines, split.
+    pub lines: Vec<(i64, String)>,
+    /// Lines without a receive time and a message.
+    pub malformed_lines: u64,
+    /// Seconds spent reading and decompressing.
+    pub read_s: f64,
+}
+
+impl Recording {
+    /// Reads and decompresses a recording (`.gz` or plain).
+    pub fn read(path: &Path) -> Result<Self> {
+        let started = Instant::now();
+        let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+        let reader: Box<dyn BufRead> =
+            if path.extension().is_some_and(|e| e == "gz") {
+                Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file)))
+            } else {
+                Box::new(std::io::BufReader::new(file))
+            };
+        let mut lines = Vec::new();
+        let mut malformed_lines = 0;
+        for (i, line) in reader.lines().enumerate() {
+            let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+            match line.split_once(' ').map(|(t, j)| (t.parse::<i64>(), j)) {
+                Some((Ok(t), json)) => lines.push((t, json.to_string())),
+                _ => malformed_lines += 1,
+            }
+        }
+        Ok(Self { lines, malformed_lines, read_s: started.elapsed().as_secs_f64() })
+    }
+
+    /// The symbols the recording's diffs and trades are about, with the finest price and
+    /// size steps their numbers use (Binance prints every price on its tick grid).
+    pub fn instruments(&self, venue: &str) -> Vec<Instrument> {
+        let mut found: Vec<(String, u32, u32)> = Vec::new();
+        let mut note = |sym: &str, prices: &mut dyn Iterator<Item = Fixed>, sizes: &mut dyn Iterator<Item = Fixed>| {
+            let i = match found.iter().position(|f| f.0 == sym) {
+                Some(i) => i,
+                None => {
+                    found.push((sym.to_string(), 0, 0));
+                    found.len() - 1
+                }
+            };
+            found[i].1 = prices.fold(found[i].1, |d, p| d.max(decimals(p)));
+            found[i].2 = sizes.fold(found[i].2, |d, q| d.max(decimals(q)));
+        };
+        for (_, json) in self.lines.iter().take(20_000) {
+            match binance::parse(json) {
+                Ok(Message::Depth(d)) => {
+                    let levels = d.bids.iter().chain(&d.asks);
+                    note(&d.symbol, &mut levels.clone().map(|l| l.0), &mut levels.map(|l| l.1));
+                }
+                Ok(Message::Trade(t)) => {
+                    note(&t.symbol, &mut std::iter::once(t.price), &mut std::iter::once(t.qty))
+                }
+                _ => {}
+            }
+        }
+        found
+            .into_iter()
+            .map(|(s, pd, qd)| {
+                Instrument::new(s, venue)
+                    .with_tick_size(10f64.powi(-(pd as i32)))
+                    .with_lot_size(10f64.powi(-(qd as i32)))
+            })
+            .collect()
+    }
+}
+
+/// Fractional digits a decimal uses.
+fn decimals(x: Fixed) -> u32 {
+    let mut u = x.units();
+    if u == 0 {
+        return 0;
+    }
+    let mut d = Fixed::DECIMALS;
+    while d > 0 && u % 10 == 0 {
+        u /= 10;
+        d -= 1;
+    }
+    d
+}
+
+/// Forwards every hook to the strategy and keeps the order events for the report.
+pub struct Recorder<S> {
+    /// The strategy.
+    pub inner: S,
+    /// Every order event, in order.
+    pub events: Vec<OrderEvent>,
+}
+
+impl<S: Strategy> Strategy for Recorder<S> {
+    fn on_start(&mut self, ctx: &mut Context) {
+        self.inner.on_start(ctx)
+    }
+    fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
+        self.inner.on_bar(ctx, bar)
+    }
+    fn on_trade(&mut self, ctx: &mut Context, trade: &Trade) {
+        self.inner.on_trade(ctx, trade)
+    }
+    fn on_quote(&mut self, ctx: &mut Context, quote: &Quote) {
+        self.inner.on_quote(ctx, quote)
+    }
+    fn on_book(&mut self, ctx: &mut Context, update: &BookUpdate<'_>) {
+        self.inner.on_book(ctx, update)
+    }
+    fn on_fill(&mut self, ctx: &mut Context, fill: &Fill) {
+        self.inner.on_fill(ctx, fill)
+    }
+    fn on_order(&mut self, ctx: &mut Context, event: &OrderEvent) {
+        self.events.push(event.clone());
+        self.inner.on_order(ctx, event)
+    }
+    fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) {
+        self.inner.on_timer(ctx, timer)
+    }
+    fn on_data(&mut self, ctx: &mut Context, data: &Data) {
+        self.inner.on_data(ctx, data)
+    }
+    fn on_stop(&mut self, ctx: &mut Context) {
+        self.inner.on_stop(ctx)
+    }
+}
+
+/// The normaliser's events, into an engine.
+pub struct Drive<'a, S: Strategy + ?Sized, X: Execution, C: kairos_engine::Clock> {
+    /// The engine.
+    pub engine: &'a mut Engine<X, C>,
+    /// Its strategy.
+    pub strategy: &'a mut S,
+}
+
+impl<S: Strategy + ?Sized, X: Execution, C: kairos_engine::Clock> Sink for Drive<'_, S, X, C> {
+    fn book(&mut self, update: &BookUpdate<'_>) {
+        self.engine.book(self.strategy, update);
+    }
+    fn trade(&mut self, trade: &Trade) {
+        self.engine.market(self.strategy, &MarketEvent::Trade(*trade));
+    }
+    fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str) {
+        if synced {
+            self.engine.resume(instrument);
+        } else {
+            self.engine.halt(instrument, why);
+        }
+        tracing::info!(instrument = instrument.0, synced, "{why}");
+    }
+}
+
+/// What a replay did.
+pub struct ReplayReport {
+    /// The instruments.
+    pub instruments: Vec<Instrument>,
+    /// Messages handed to the parser.
+    pub messages: u64,
+    /// Messages that did not parse (counted, skipped).
+    pub malformed: u64,
+    /// What the normaliser did.
+    pub counts: Counts,
+    /// Every fill.
+    pub fills: Vec<Fill>,
+    /// Every order event.
+    pub events: Vec<OrderEvent>,
+    /// Orders refused because their instrument was halted.
+    pub halted_rejects: u64,
+    /// Equity at the end, at the last marks.
+    pub equity: f64,
+    /// Starting cash.
+    pub cash: f64,
+    /// Net positions at the end.
+    pub positions: Vec<f64>,
+    /// Seconds in the replay loop (parse, book, engine, strategy, paper venue).
+    pub run_s: f64,
+}
+
+/// Everything a replay needs.
+pub struct ReplaySetup {
+    /// Instruments (from the recording, or given).
+    pub instruments: Vec<Instrument>,
+    /// Starting cash.
+    pub cash: f64,
+    /// The paper venue's fees and latencies.
+    pub paper: PaperConfig,
+    /// Pace.
+    pub speed: Speed,
+}
+
+/// Replays `rec` through `strategy`.
+pub fn run<S: Strategy>(rec: &Recording, setup: &ReplaySetup, strategy: S) -> Result<ReplayReport> {
+    setup.paper.validate().map_err(|e| anyhow::anyhow!("paper settings: {e}"))?;
+    if setup.instruments.is_empty() {
+        bail!("the recording holds no depth diffs or trades: nothing to replay");
+    }
+    for i in &setup.instruments {
+        i.validate()?;
+    }
+    let symbols: Vec<String> = setup.instruments.iter().map(|i| i.symbol.clone()).collect();
+    let mut norm = BinanceNormaliser::new(&symbols, None);
+    let ctx = Context::new(setup.instruments.clone(), setup.cash);
+    let mut engine = Engine::historical(ctx, PaperVenue::new(setup.paper));
+    for k in 0..symbols.len() {
+        engine.halt(InstrumentId(k as u32), "book not synchronised yet");
+    }
+    let mut strategy = Recorder { inner: strategy, events: Vec::new() };
+    engine.start(&mut strategy);
+    let (mut messages, mut malformed) = (0u64, 0u64);
+    let started = Instant::now();
+    let first = rec.lines.first().map_or(0, |l| l.0);
+    for (recv, json) in &rec.lines {
+        if let Speed::Times(x) = setup.speed {
+            let due = Duration::from_secs_f64(((recv - first).max(0) as f64 / 1e9) / x);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        messages += 1;
+        match binance::parse(json) {
+            Ok(msg) => {
+                let mut drive = Drive { engine: &mut engine, strategy: &mut strategy };
+                norm.on_message(&msg, &mut drive);
+            }
+            Err(e) => {
+                malformed += 1;
+                tracing::debug!(error = %e, "skipped a message");
+            }
+        }
+    }
+    let run_s = started.elapsed().as_secs_f64();
+    engine.stop(&mut strategy);
+    let (fills, _) = engine.take_history();
+    let positions =
+        (0..symbols.len()).map(|k| engine.ctx.position(InstrumentId(k as u32))).collect();
+    Ok(ReplayReport {
+        instruments: setup.instruments.clone(),
+        messages,
+        malformed,
+        counts: norm.counts(),
+        fills,
+        events: strategy.events,
+        halted_rejects: engine.halted_rejects(),
+        equity: engine.ctx.equity(),
+        cash: setup.cash,
+        positions,
+        run_s,
+    })
+}
+
+/// Writes `fills.csv` and `orders.csv` into `dir`.
+pub fn write_report(dir: &PathBuf, r: &ReplayReport) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sym = |id: InstrumentId| r.instruments.get(id.index()).map_or("?", |i| i.symbol.as_str());
+    let mut fills = String::from("order,ts_ns,symbol,side,quantity,price,commission\n");
+    for f in &r.fills {
+        fills.push_str(&format!(
+            "{},{},{},{:?},{},{},{}\n",
+            f.order.0,
+            f.ts.0,
+            sym(f.instrument),
+            f.side,
+            f.quantity,
+            f.price,
+            f.commission
+        ));
+    }
+    let mut orders = String::from("order,ts_ns,symbol,update\n");
+    for e in &r.events {
+        let update = format!("{:?}", e.update).replace(',', ";").replace('"', "'");
+        orders.push_str(&format!("{},{},{},{}\n", e.order.0, e.ts.0, sym(e.instrument), update));
+    }
+    for (name, body) in [("fills.csv", fills), ("orders.csv", orders)] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// A line-per-fact summary for people.
+pub fn summary(r: &ReplayReport) -> String {
+    use kairos_strategies::OrderUpdate as U;
+    let count = |f: &dyn Fn(&U) -> bool| r.events.iter().filter(|e| f(&e.update)).count();
+    let mut s = String::new();
+    s.push_str(&format!(
+        "replay: {} messages ({} malformed) in {:.3} s ({:.2} M msg/s): {} book updates, {} trades, {} diffs unsynced, {} gaps\n",
+        r.messages,
+        r.malformed,
+        r.run_s,
+        r.messages as f64 / r.run_s.max(1e-9) / 1e6,
+        r.counts.books,
+        r.counts.trades,
+        r.counts.unsynced,
+        r.counts.gaps
+    ));
+    s.push_str(&format!(
+        "orders: {} accepted, {} rejected ({} while halted), {} cancelled, {} expired; {} fills\n",
+        count(&|u| matches!(u, U::Accepted)),
+        count(&|u| matches!(u, U::Rejected(_))),
+        r.halted_rejects,
+        count(&|u| matches!(u, U::Cancelled)),
+        count(&|u| matches!(u, U::Expired)),
+        r.fills.len()
+    ));
+    for (i, p) in r.instruments.iter().zip(&r.positions) {
+        s.push_str(&format!("{}: position {p}\n", i.symbol));
+    }
+    s.push_str(&format!("equity: {:.2} (started with {:.2})\n", r.equity, r.cash));
+    s
+}

@@ -1,0 +1,206 @@
+//! Binance messages turned into the SDK's events, with one local book per symbol: what a
+//! replay and a live session hand to the engine, through the same code.
+
+use kairos_strategies::{BookUpdate, Fixed, InstrumentId, Side, Timestamp, Trade};
+
+use crate::binance::{Applied, DepthSync, Market, Message};
+
+/// Where normalised events go (the engine's driver implements it).
+pub trait Sink {
+    /// A book change (diff levels, or the whole book when `snapshot` is set).
+    fn book(&mut self, update: &BookUpdate<'_>);
+    /// A trade print.
+    fn trade(&mut self, trade: &Trade);
+    /// The instrument's book became usable (`synced`) or stopped being so, and why.
+    fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str);
+}
+
+/// Counts of what the normaliser did with its messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Book changes handed on.
+    pub books: u64,
+    /// Trades handed on.
+    pub trades: u64,
+    /// Diffs that could not be applied (buffered before a snapshot, stale, or after a gap).
+    pub unsynced: u64,
+    /// Gaps (missing updates) found.
+    pub gaps: u64,
+    /// Messages about symbols not followed.
+    pub unknown_symbol: u64,
+    /// Snapshots that named no symbol while no single book waited for one.
+    pub orphan_snapshots: u64,
+}
+
+/// Keeps a [`DepthSync`] per followed symbol and turns messages into [`Sink`] calls.
+///
+/// Event times are the exchange's: a diff's event time (`E`), a trade's trade time (`T`); a
+/// snapshot, which carries none, takes the symbol's latest event time. The same messages
+/// therefore give the same events whether they come from a file or a socket.
+#[derive(Debug)]
+pub struct BinanceNormaliser {
+    symbols: Vec<String>,
+    market: Option<Market>,
+    books: Vec<Option<DepthSync>>,
+    last_ms: Vec<u64>,
+    bids: Vec<(Fixed, Fixed)>,
+    asks: Vec<(Fixed, Fixed)>,
+    counts: Counts,
+}
+
+impl BinanceNormaliser {
+    /// Follows `symbols` (upper case; instrument `i` is `symbols[i]`). `market` picks the
+    /// sync procedure; `None` takes it from the first diff (`pu` present: USD-M).
+    pub fn new(symbols: &[String], market: Option<Market>) -> Self {
+        let n = symbols.len();
+        Self {
+            symbols: symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
+            market,
+            books: (0..n).map(|_| None).collect(),
+            last_ms: vec![0; n],
+            bids: Vec::new(),
+            asks: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// What it did so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The instrument of `symbol`, if followed.
+    pub fn instrument(&self, symbol: &str) -> Option<InstrumentId> {
+        self.symbols.iter().position(|s| s == symbol).map(|i| InstrumentId(i as u32))
+    }
+
+    /// The local book of an instrument, once a diff for it arrived.
+    pub fn sync(&self, instrument: InstrumentId) -> Option<&DepthSync> {
+        self.books.get(instrument.index()).and_then(Option::as_ref)
+    }
+
+    /// Whether `instrument`'s book waits for a REST snapshot.
+    pub fn needs_snapshot(&self, instrument: InstrumentId) -> bool {
+        self.sync(instrument).is_none_or(DepthSync::needs_snapshot)
+    }
+
+    /// Handles one message.
+    pub fn on_message(&mut self, msg: &Message, sink: &mut impl Sink) {
+        match msg {
+            Message::Depth(d) => {
+                let Some(id) = self.instrument(&d.symbol) else {
+                    self.counts.unknown_symbol += 1;
+                    return;
+                };
+                let i = id.index();
+                self.last_ms[i] = self.last_ms[i].max(d.event_ms);
+                let market = self.market.unwrap_or(if d.prev.is_some() {
+                    Market::UsdM
+                } else {
+                    Market::Spot
+                });
+                let sync = self.books[i].get_or_insert_with(|| DepthSync::new(market));
+                let was_synced = sync.is_synced();
+                match sync.on_diff(d) {
+                    Applied::Applied if !was_synced => {
+                        // The first diff past a snapshot: the engine gets the whole book.
+                        self.publish_full(id, sink);
+                    }
+                    Applied::Applied => {
+                        self.counts.books += 1;
+                        let u = BookUpdate {
+                            instrument: id,
+                            ts: Timestamp::from_millis(d.event_ms as i64),
+                            sequence: d.last,
+                            bids: &d.bids,
+                            asks: &d.asks,
+                            snapshot: false,
+                        };
+                        sink.book(&u);
+                    }
+                    Applied::Gap => {
+                        self.counts.unsynced += 1;
+                        self.counts.gaps += 1;
+                        if was_synced {
+                            sink.status(id, false, "a gap in the diff stream; waiting for a snapshot");
+                        }
+                    }
+                    Applied::Buffered | Applied::Stale => self.counts.unsynced += 1,
+                }
+            }
+            Message::Snapshot(s) => {
+                let id = match &s.symbol {
+                    Some(sym) => self.instrument(sym),
+                    None => {
+                        // A REST answer names no symbol: it is for the one book waiting.
+                        let waiting: Vec<usize> = (0..self.books.len())
+                            .filter(|&i| self.books[i].as_ref().is_some_and(DepthSync::needs_snapshot))
+                            .collect();
+                        match waiting.as_slice() {
+                            [i] => Some(InstrumentId(*i as u32)),
+                            _ => None,
+                        }
+                    }
+                };
+                let Some(id) = id else {
+                    self.counts.orphan_snapshots += 1;
+                    return;
+                };
+                self.snapshot(id, s, sink);
+            }
+            Message::Trade(t) => {
+                let Some(id) = self.instrument(&t.symbol) else {
+                    self.counts.unknown_symbol += 1;
+                    return;
+                };
+                let i = id.index();
+                self.last_ms[i] = self.last_ms[i].max(t.time_ms);
+                self.counts.trades += 1;
+                sink.trade(&Trade {
+                    instrument: id,
+                    ts: Timestamp::from_millis(t.time_ms as i64),
+                    price: t.price.to_f64(),
+                    size: t.qty.to_f64(),
+                    aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
+                });
+            }
+            Message::Top(..) | Message::Other => {}
+        }
+    }
+
+    /// Applies a REST snapshot to `instrument`'s book.
+    pub fn snapshot(&mut self, id: InstrumentId, s: &crate::binance::Snapshot, sink: &mut impl Sink) {
+        let i = id.index();
+        let Some(slot) = self.books.get_mut(i) else { return };
+        let market = self.market.unwrap_or(Market::Spot);
+        let sync = slot.get_or_insert_with(|| DepthSync::new(market));
+        let buffered = sync.buffer_len() as u64;
+        let applied = sync.on_snapshot(s) as u64;
+        // The buffered diffs were counted as unsynced; those applied now were not.
+        self.counts.unsynced = self.counts.unsynced.saturating_sub(applied.min(buffered));
+        if sync.is_synced() {
+            self.publish_full(id, sink);
+        }
+    }
+
+    /// Hands the whole synchronised book of `id` on, and says it is usable.
+    fn publish_full(&mut self, id: InstrumentId, sink: &mut impl Sink) {
+        let i = id.index();
+        let Some(sync) = self.books.get(i).and_then(Option::as_ref) else { return };
+        self.bids.clear();
+        self.asks.clear();
+        self.bids.extend(sync.book().bids());
+        self.asks.extend(sync.book().asks());
+        self.counts.books += 1;
+        let u = BookUpdate {
+            instrument: id,
+            ts: Timestamp::from_millis(self.last_ms[i] as i64),
+            sequence: sync.update_id(),
+            bids: &self.bids,
+            asks: &self.asks,
+            snapshot: true,
+        };
+        sink.book(&u);
+        sink.status(id, true, "book synchronised");
+    }
+}
