@@ -61,6 +61,8 @@ enum Command {
     Generate(Box<crate::ml::GenerateArgs>),
     /// Replay a recorded exchange feed (`<receive ns> <raw JSON>` a line, gzipped).
     Replay(ReplayArgs),
+    /// Run a strategy on live feeds with paper execution (see examples/agent.toml).
+    Paper(PaperArgs),
     /// Load and validate data files; print what they hold.
     Data {
         /// Files or `sim:SEED[:BARS]`.
@@ -129,6 +131,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Strategies { name } => strategies(&registry, name.as_deref()),
         Command::Data { sources } => data_info(&sources),
         Command::Replay(a) => replay(&registry, a),
+        Command::Paper(a) => paper(&registry, a),
         Command::Keys(cmd) => crate::wallet::keys(cmd),
         Command::Tx(cmd) => crate::wallet::tx(cmd),
         Command::Swap(a) => crate::onchain::swap(*a),
@@ -190,6 +193,19 @@ fn embed(a: EmbedArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Args)]
+struct PaperArgs {
+    /// The session's config file (every key is documented in examples/agent.toml).
+    #[arg(long, env = "KAIROS_AGENT_CONFIG")]
+    config: PathBuf,
+    /// Stop after this many seconds (overrides `duration_s`).
+    #[arg(long)]
+    duration_s: Option<f64>,
+    /// Folder for fills.csv and orders.csv (overrides `out`).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +277,54 @@ fn replay(registry: &Registry, a: ReplayArgs) -> Result<()> {
             check.mismatched,
             check.compared
         );
+    }
+    Ok(())
+}
+
+fn paper(registry: &Registry, a: PaperArgs) -> Result<()> {
+    let mut cfg = crate::paper::AgentFile::load(&a.config)?;
+    if let Some(d) = a.duration_s {
+        cfg.duration_s = d;
+    }
+    if let Some(o) = a.out {
+        cfg.out = Some(o);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let report = rt.block_on(async {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let term = async {
+                #[cfg(unix)]
+                if let Ok(mut s) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                {
+                    s.recv().await;
+                    return;
+                }
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            eprintln!("stopping: writing the session's fills and orders");
+            let _ = stop_tx.send(true);
+        });
+        eprintln!(
+            "paper: {} on {} (fees maker {} taker {}, latency {} + {} µs)",
+            cfg.strategy,
+            cfg.symbols().join(", "),
+            cfg.paper.maker_fee,
+            cfg.paper.taker_fee,
+            cfg.paper.entry_latency_ns / 1000,
+            cfg.paper.response_latency_ns / 1000
+        );
+        crate::paper::run(&cfg, registry, stop).await
+    })?;
+    print!("{}", crate::replay::summary(&report).replacen("replay:", "paper:", 1));
+    if let Some(dir) = &cfg.out {
+        crate::replay::write_report(dir, &report)?;
+        eprintln!("wrote {}/fills.csv and orders.csv", dir.display());
     }
     Ok(())
 }

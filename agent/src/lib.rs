@@ -19,5 +19,6 @@ pub mod cli;
 pub mod config;
 pub mod ml;
 pub mod onchain;
+pub mod paper;
 pub mod replay;
 pub mod wallet;

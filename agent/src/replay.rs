@@ -53,12 +53,11 @@ impl Recording {
     pub fn read(path: &Path) -> Result<Self> {
         let started = Instant::now();
         let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-        let reader: Box<dyn BufRead> =
-            if path.extension().is_some_and(|e| e == "gz") {
-                Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-            } else {
-                Box::new(std::io::BufReader::new(file))
-            };
+        let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+            Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file)))
+        } else {
+            Box::new(std::io::BufReader::new(file))
+        };
         let mut lines = Vec::new();
         let mut malformed_lines = 0;
         for (i, line) in reader.lines().enumerate() {
@@ -75,7 +74,9 @@ impl Recording {
     /// size steps their numbers use (Binance prints every price on its tick grid).
     pub fn instruments(&self, venue: &str) -> Vec<Instrument> {
         let mut found: Vec<(String, u32, u32)> = Vec::new();
-        let mut note = |sym: &str, prices: &mut dyn Iterator<Item = Fixed>, sizes: &mut dyn Iterator<Item = Fixed>| {
+        let mut note = |sym: &str,
+                        prices: &mut dyn Iterator<Item = Fixed>,
+                        sizes: &mut dyn Iterator<Item = Fixed>| {
             let i = match found.iter().position(|f| f.0 == sym) {
                 Some(i) => i,
                 None => {

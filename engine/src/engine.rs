@@ -250,13 +250,20 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.ctx.set_halted(instrument, None);
     }
 
-    /// Fires every timer and venue wake-up due at or before the clock's time (live runs call
-    /// this when [`Engine::next_due`] comes). Does nothing under a historical clock.
+    /// The time of the strategy's next timer, if any.
+    pub fn next_timer(&self) -> Option<Timestamp> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Fires the strategy's timers due by the clock's time (live runs call this when
+    /// [`Engine::next_timer`] comes); venue wake-ups before each timer happen first. Venue
+    /// wake-ups alone wait for the next event, whose exchange time moves the venue on, so a
+    /// live session fills exactly as a replay of the same messages. Does nothing under a
+    /// historical clock.
     pub fn tick<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
-        if let Some(now) = self.clock.now()
-            && self.next_due <= now
-        {
-            self.advance(strategy, now);
+        let Some(now) = self.clock.now() else { return };
+        while let Some(t) = self.next_timer().filter(|t| *t <= now) {
+            self.advance(strategy, t);
         }
     }
 

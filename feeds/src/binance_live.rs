@@ -44,7 +44,7 @@ pub struct BinanceFeed {
 /// What the feed reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
-    /// A symbol's book after a diff: its update id and best levels.
+    /// A symbol's book after a diff: its update id and best levels, and what changed.
     Book {
         /// The symbol, upper case.
         symbol: String,
@@ -54,6 +54,10 @@ pub enum FeedEvent {
         bid: Option<(Fixed, Fixed)>,
         /// Best ask.
         ask: Option<(Fixed, Fixed)>,
+        /// Exchange time of the diff (ms); a snapshot takes the symbol's latest event time.
+        event_ms: u64,
+        /// The changed levels, or the whole book when the book has just been synchronised.
+        levels: Levels,
     },
     /// The exchange's best bid and ask.
     Top(String, Top),
@@ -72,7 +76,26 @@ pub enum FeedEvent {
     Malformed(String),
 }
 
+/// The levels a book event changed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Levels {
+    /// Bid levels `(price, new size)`; size zero removes the level.
+    pub bids: Vec<(Fixed, Fixed)>,
+    /// Ask levels.
+    pub asks: Vec<(Fixed, Fixed)>,
+    /// The levels are the whole book (it has just been synchronised), not changes.
+    pub full: bool,
+}
+
+impl Levels {
+    fn whole(book: &kairos_strategies::OrderBook) -> Self {
+        Self { bids: book.bids().collect(), asks: book.asks().collect(), full: true }
+    }
+}
+
 struct SymbolState {
+    /// Latest exchange time seen for the symbol (ms).
+    last_ms: u64,
     sync: DepthSync,
     /// A snapshot fetch is in flight.
     fetching: bool,
@@ -161,12 +184,15 @@ impl BinanceFeed {
                 let _ = snap_tx.send((conn, symbol, result)).await;
             });
         };
-        let book = |symbol: &str, sync: &DepthSync| FeedEvent::Book {
-            symbol: symbol.to_string(),
-            update_id: sync.update_id(),
-            bid: sync.book().best_bid(),
-            ask: sync.book().best_ask(),
-        };
+        let book =
+            |symbol: &str, sync: &DepthSync, event_ms: u64, levels: Levels| FeedEvent::Book {
+                symbol: symbol.to_string(),
+                update_id: sync.update_id(),
+                bid: sync.book().best_bid(),
+                ask: sync.book().best_ask(),
+                event_ms,
+                levels,
+            };
         let status = |symbol: &str, synced: bool, why: String| FeedEvent::Status {
             symbol: symbol.to_string(),
             synced,
@@ -195,7 +221,7 @@ impl BinanceFeed {
                         state = self
                             .symbols
                             .iter()
-                            .map(|s| (s.clone(), SymbolState { sync: DepthSync::new(self.market), fetching: false }))
+                            .map(|s| (s.clone(), SymbolState { last_ms: 0, sync: DepthSync::new(self.market), fetching: false }))
                             .collect();
                         for s in &self.symbols {
                             out.push(status(s, false, format!("connection {n}: awaiting a snapshot")));
@@ -209,10 +235,16 @@ impl BinanceFeed {
                     Some(WsEvent::Text(text, _)) => match binance::parse(&text) {
                         Err(e) => out.push(FeedEvent::Malformed(e.to_string())),
                         Ok(Message::Top(s, t)) => out.push(FeedEvent::Top(s, t)),
-                        Ok(Message::Trade(t)) => out.push(FeedEvent::Trade(t)),
+                        Ok(Message::Trade(t)) => {
+                            if let Some(st) = state.get_mut(&t.symbol) {
+                                st.last_ms = st.last_ms.max(t.time_ms);
+                            }
+                            out.push(FeedEvent::Trade(t))
+                        }
                         Ok(Message::Snapshot(_) | Message::Other) => {}
                         Ok(Message::Depth(d)) => {
                             let Some(st) = state.get_mut(&d.symbol) else { continue };
+                            st.last_ms = st.last_ms.max(d.event_ms);
                             let was = st.sync.is_synced();
                             let applied = st.sync.on_diff(&d);
                             let why = if applied == Applied::Applied {
@@ -222,7 +254,13 @@ impl BinanceFeed {
                             };
                             settle(&d.symbol, st, was, why, Duration::ZERO);
                             if applied == Applied::Applied {
-                                out.push(book(&d.symbol, &st.sync));
+                                // The first diff past a snapshot brings the whole book.
+                                let levels = if was {
+                                    Levels { bids: d.bids.clone(), asks: d.asks.clone(), full: false }
+                                } else {
+                                    Levels::whole(st.sync.book())
+                                };
+                                out.push(book(&d.symbol, &st.sync, d.event_ms, levels));
                             }
                         }
                     },
@@ -244,7 +282,8 @@ impl BinanceFeed {
                     // moment later.
                     settle(&symbol, st, was, why, self.snapshot_retry);
                     if st.sync.is_synced() {
-                        out.push(book(&symbol, &st.sync));
+                        let levels = Levels::whole(st.sync.book());
+                        out.push(book(&symbol, &st.sync, st.last_ms, levels));
                     }
                 }
             }

@@ -122,7 +122,11 @@ impl BinanceNormaliser {
                         self.counts.unsynced += 1;
                         self.counts.gaps += 1;
                         if was_synced {
-                            sink.status(id, false, "a gap in the diff stream; waiting for a snapshot");
+                            sink.status(
+                                id,
+                                false,
+                                "a gap in the diff stream; waiting for a snapshot",
+                            );
                         }
                     }
                     Applied::Buffered | Applied::Stale => self.counts.unsynced += 1,
@@ -134,7 +138,9 @@ impl BinanceNormaliser {
                     None => {
                         // A REST answer names no symbol: it is for the one book waiting.
                         let waiting: Vec<usize> = (0..self.books.len())
-                            .filter(|&i| self.books[i].as_ref().is_some_and(DepthSync::needs_snapshot))
+                            .filter(|&i| {
+                                self.books[i].as_ref().is_some_and(DepthSync::needs_snapshot)
+                            })
                             .collect();
                         match waiting.as_slice() {
                             [i] => Some(InstrumentId(*i as u32)),
@@ -169,7 +175,12 @@ impl BinanceNormaliser {
     }
 
     /// Applies a REST snapshot to `instrument`'s book.
-    pub fn snapshot(&mut self, id: InstrumentId, s: &crate::binance::Snapshot, sink: &mut impl Sink) {
+    pub fn snapshot(
+        &mut self,
+        id: InstrumentId,
+        s: &crate::binance::Snapshot,
+        sink: &mut impl Sink,
+    ) {
         let i = id.index();
         let Some(slot) = self.books.get_mut(i) else { return };
         let market = self.market.unwrap_or(Market::Spot);

@@ -8,5 +8,6 @@ mod common;
 mod cli;
 mod ml_cli;
 mod onchain;
+mod paper;
 mod replay;
 mod wallet;

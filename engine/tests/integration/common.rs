@@ -82,7 +82,14 @@ pub fn snapshot(
     e.book(s, &BookUpdate { instrument: BTC, ts, sequence: 1, bids: &b, asks: &a, snapshot: true });
 }
 
-pub fn level(e: &mut Engine<PaperVenue>, s: &mut Script, ts: Timestamp, side: Side, p: &str, q: &str) {
+pub fn level(
+    e: &mut Engine<PaperVenue>,
+    s: &mut Script,
+    ts: Timestamp,
+    side: Side,
+    p: &str,
+    q: &str,
+) {
     let l = [(fx(p), fx(q))];
     let (bids, asks): (&[_], &[_]) = match side {
         Side::Buy => (&l, &[]),
@@ -91,6 +98,13 @@ pub fn level(e: &mut Engine<PaperVenue>, s: &mut Script, ts: Timestamp, side: Si
     e.book(s, &BookUpdate { instrument: BTC, ts, sequence: 2, bids, asks, snapshot: false });
 }
 
-pub fn trade(e: &mut Engine<PaperVenue>, s: &mut Script, ts: Timestamp, price: f64, size: f64, aggressor: Side) {
+pub fn trade(
+    e: &mut Engine<PaperVenue>,
+    s: &mut Script,
+    ts: Timestamp,
+    price: f64,
+    size: f64,
+    aggressor: Side,
+) {
     e.market(s, &MarketEvent::Trade(Trade { instrument: BTC, ts, price, size, aggressor }));
 }

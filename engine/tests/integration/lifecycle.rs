@@ -4,8 +4,7 @@
 use kairos_engine::Execution;
 use kairos_engine::paper::PaperConfig;
 use kairos_strategies::{
-    Modification, OrderRequest, OrderSize, OrderStatus, OrderUpdate, RejectRule, Side,
-    TimeInForce,
+    Modification, OrderRequest, OrderSize, OrderStatus, OrderUpdate, RejectRule, Side, TimeInForce,
 };
 
 use crate::common::*;
@@ -20,7 +19,13 @@ fn a_market_order_walks_the_book_level_by_level_and_pays_the_taker_fee() {
     let mut e = engine(cfg);
     let mut s = Script::default();
     e.start(&mut s);
-    snapshot(&mut e, &mut s, ms(1), &[("99.00", "1")], &[("100.00", "0.5"), ("100.50", "1"), ("101.00", "2")]);
+    snapshot(
+        &mut e,
+        &mut s,
+        ms(1),
+        &[("99.00", "1")],
+        &[("100.00", "0.5"), ("100.50", "1"), ("101.00", "2")],
+    );
     s.send.push(OrderRequest::market(BTC, Side::Buy, OrderSize::Units(1.2)));
     send(&mut e, &mut s);
     trade(&mut e, &mut s, ms(2), 99.5, 0.001, Side::Buy); // any event hands the order over
@@ -98,7 +103,8 @@ fn a_marketable_limit_takes_then_rests_and_ioc_cancels_the_rest() {
 
 #[test]
 fn latency_delays_arrival_and_answers_and_a_late_cancel_is_refused() {
-    let cfg = PaperConfig { entry_latency_ns: 5_000_000, response_latency_ns: 3_000_000, ..instant() };
+    let cfg =
+        PaperConfig { entry_latency_ns: 5_000_000, response_latency_ns: 3_000_000, ..instant() };
     let mut e = engine(cfg);
     let mut s = Script::default();
     e.start(&mut s);
@@ -119,7 +125,10 @@ fn latency_delays_arrival_and_answers_and_a_late_cancel_is_refused() {
     assert_eq!(s.fills[0].ts, ms(5));
     assert_eq!(s.updates_of(id)[..2], ["Accepted".to_string(), "Filled".to_string()]);
     let last = s.events.last().unwrap();
-    assert!(matches!(&last.update, OrderUpdate::CancelRejected(r) if r.rule == RejectRule::NotWorking), "{last:?}");
+    assert!(
+        matches!(&last.update, OrderUpdate::CancelRejected(r) if r.rule == RejectRule::NotWorking),
+        "{last:?}"
+    );
 }
 
 #[test]
@@ -149,7 +158,10 @@ fn modify_and_expiry_and_halts() {
     send(&mut e, &mut s);
     trade(&mut e, &mut s, ms(61), 100.0, 0.001, Side::Buy);
     let last = s.events.last().unwrap();
-    assert!(matches!(&last.update, OrderUpdate::Rejected(r) if r.rule == RejectRule::TradingHalted && r.reason.contains("not synchronised")), "{last:?}");
+    assert!(
+        matches!(&last.update, OrderUpdate::Rejected(r) if r.rule == RejectRule::TradingHalted && r.reason.contains("not synchronised")),
+        "{last:?}"
+    );
     e.resume(BTC);
     s.send.push(limit(Side::Buy, 1.0, 99.0));
     send(&mut e, &mut s);

@@ -35,7 +35,13 @@ struct State {
 
 impl BookImbalance {
     /// The strategy with these settings.
-    pub fn new(levels: usize, threshold: f64, size: f64, max_position: f64, start: Timestamp) -> Self {
+    pub fn new(
+        levels: usize,
+        threshold: f64,
+        size: f64,
+        max_position: f64,
+        start: Timestamp,
+    ) -> Self {
         Self { levels: levels.max(1), threshold, size, max_position, start, states: Vec::new() }
     }
 
@@ -129,8 +135,20 @@ pub(crate) fn info() -> StrategyInfo {
             ParamSpec::int("levels", 5, 1, 1000, "book levels per side summed"),
             ParamSpec::float("threshold", 0.3, 0.0, 1.0, "imbalance needed to quote"),
             ParamSpec::float("size", 0.001, 1e-8, 1e9, "order size in units"),
-            ParamSpec::float("max_position", 0.01, 0.0, 1e12, "largest position either way, in units"),
-            ParamSpec::int("start_ms", 0, 0, 4_102_444_800_000, "no orders before this exchange time (ms since the epoch)"),
+            ParamSpec::float(
+                "max_position",
+                0.01,
+                0.0,
+                1e12,
+                "largest position either way, in units",
+            ),
+            ParamSpec::int(
+                "start_ms",
+                0,
+                0,
+                4_102_444_800_000,
+                "no orders before this exchange time (ms since the epoch)",
+            ),
         ],
         build,
     }

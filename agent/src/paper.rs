@@ -1,0 +1,432 @@
+//! `kairos paper --config agent.toml`: strategies on live feeds with paper execution.
+//!
+//! The session is the engine every mode runs, with a live clock, the Binance feed (and any DEX
+//! pools) as its sources and the paper venue as its execution client. Feed adapters run on
+//! tokio and hand the engine their events through bounded channels; the engine itself runs
+//! on one task, synchronously. Every key of the config file is documented in
+//! `examples/agent.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use kairos_engine::paper::{PaperConfig, PaperVenue};
+use kairos_engine::{Engine, LiveClock, Reports};
+use kairos_feeds::binance::Market;
+use kairos_feeds::binance_live::{BinanceFeed, FeedEvent};
+use kairos_strategies::{
+    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Registry, Side, Timestamp, Trade,
+};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::replay::{Recorder, ReplayReport};
+
+/// The config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFile {
+    /// Strategy name (`kairos strategies`).
+    pub strategy: String,
+    /// Strategy parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+    /// Starting cash in the quote currency.
+    #[serde(default = "default_cash")]
+    pub cash: f64,
+    /// Stop after this many seconds (0: run until Ctrl-C or SIGTERM).
+    #[serde(default)]
+    pub duration_s: f64,
+    /// Folder for fills.csv and orders.csv (relative to the config file).
+    pub out: Option<PathBuf>,
+    /// The paper venue's fees and latencies.
+    #[serde(default)]
+    pub paper: PaperConfig,
+    /// Tick and lot size of every instrument, by symbol.
+    #[serde(default)]
+    pub instruments: BTreeMap<String, InstrumentSpec>,
+    /// Binance feeds.
+    #[serde(default)]
+    pub binance: Vec<BinanceSpec>,
+    /// Uniswap pools.
+    #[serde(default)]
+    pub dex: Vec<DexSpec>,
+}
+
+fn default_cash() -> f64 {
+    100_000.0
+}
+
+/// An instrument's increments.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentSpec {
+    /// Price step.
+    pub tick_size: f64,
+    /// Size step.
+    pub lot_size: f64,
+}
+
+/// One Binance connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceSpec {
+    /// `spot` or `usdm`.
+    pub market: String,
+    /// Symbols (`BTCUSDT`).
+    pub symbols: Vec<String>,
+    /// Websocket base URL, without `/stream` [default: Binance's production endpoint].
+    pub ws_url: Option<String>,
+    /// REST base URL [default: Binance's].
+    pub rest_url: Option<String>,
+    /// Snapshot depth [default: 5000 spot, 1000 USD-M].
+    pub depth_limit: Option<u32>,
+    /// Seconds without any message before the connection counts as stale [default: 30].
+    pub stale_after_s: Option<f64>,
+}
+
+/// One Uniswap pool, read as an instrument.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DexSpec {
+    /// The instrument's symbol (`WETHUSDC`).
+    pub symbol: String,
+    /// JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// The pool contract.
+    pub address: String,
+    /// `v2` or `v3`.
+    pub kind: String,
+    /// Whether the base asset is token0.
+    pub base_is_token0: bool,
+    /// token0's decimals.
+    pub decimals0: u8,
+    /// token1's decimals.
+    pub decimals1: u8,
+    /// First block to read [default: the latest].
+    pub from_block: Option<u64>,
+    /// Blocks held back against reorgs [default: 2].
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// Milliseconds between polls [default: 2000].
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_confirmations() -> u64 {
+    2
+}
+
+fn default_poll_ms() -> u64 {
+    2000
+}
+
+impl AgentFile {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut cfg: AgentFile =
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+        if let Some(o) = cfg.out.take() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            cfg.out = Some(if o.is_absolute() { o } else { base.join(o) });
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(self.cash.is_finite() && self.cash > 0.0) {
+            bail!("cash = {} is not a positive amount", self.cash);
+        }
+        if !(self.duration_s.is_finite() && self.duration_s >= 0.0) {
+            bail!("duration_s = {} is not a number of seconds", self.duration_s);
+        }
+        self.paper.validate().map_err(|e| anyhow::anyhow!("[paper] {e}"))?;
+        if self.binance.is_empty() && self.dex.is_empty() {
+            bail!("no feeds: add a [[binance]] or a [[dex]] section");
+        }
+        for (k, b) in self.binance.iter().enumerate() {
+            market(&b.market).with_context(|| format!("[[binance]] #{}", k + 1))?;
+            if b.symbols.is_empty() {
+                bail!("[[binance]] #{}: symbols is empty", k + 1);
+            }
+        }
+        for d in &self.dex {
+            if !matches!(d.kind.as_str(), "v2" | "v3") {
+                bail!("[[dex]] {}: kind = `{}` is not v2 or v3", d.symbol, d.kind);
+            }
+            d.address.parse::<kairos_chain::alloy::primitives::Address>().map_err(|e| {
+                anyhow::anyhow!("[[dex]] {}: address `{}`: {e}", d.symbol, d.address)
+            })?;
+        }
+        for s in self.symbols() {
+            if !self.instruments.contains_key(&s) {
+                bail!(
+                    "[instruments.{s}] is missing: give its tick_size and lot_size (the exchange's \
+                     PRICE_FILTER tickSize and LOT_SIZE stepSize)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every symbol, in instrument order: the Binance ones, then the pools.
+    pub fn symbols(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for b in &self.binance {
+            for s in &b.symbols {
+                let s = s.to_ascii_uppercase();
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        for d in &self.dex {
+            if !v.contains(&d.symbol) {
+                v.push(d.symbol.clone());
+            }
+        }
+        v
+    }
+
+    /// The instrument table.
+    pub fn instrument_table(&self) -> Result<Vec<Instrument>> {
+        self.symbols()
+            .into_iter()
+            .map(|s| {
+                let spec = self.instruments[&s];
+                let venue =
+                    if self.dex.iter().any(|d| d.symbol == s) { "uniswap" } else { "binance" };
+                let i = Instrument::new(s, venue)
+                    .with_tick_size(spec.tick_size)
+                    .with_lot_size(spec.lot_size);
+                i.validate()?;
+                Ok(i)
+            })
+            .collect()
+    }
+}
+
+fn market(s: &str) -> Result<Market> {
+    match s {
+        "spot" => Ok(Market::Spot),
+        "usdm" => Ok(Market::UsdM),
+        _ => bail!("market = `{s}` is not spot or usdm"),
+    }
+}
+
+/// A trade print from the Binance feed, as the SDK's event (as the normaliser makes it).
+fn trade(id: InstrumentId, t: &kairos_feeds::binance::TradeMsg) -> Trade {
+    Trade {
+        instrument: id,
+        ts: Timestamp::from_millis(t.time_ms as i64),
+        price: t.price.to_f64(),
+        size: t.qty.to_f64(),
+        aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
+    }
+}
+
+enum Source {
+    Binance(FeedEvent),
+    Dex(MarketEvent),
+}
+
+/// Runs a paper session until `duration_s`, Ctrl-C or SIGTERM (or `stop`).
+pub async fn run(
+    cfg: &AgentFile,
+    registry: &Registry,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ReplayReport> {
+    let params: Vec<(String, String)> = cfg
+        .params
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect();
+    let strategy = registry.build(&cfg.strategy, &params)?;
+    let instruments = cfg.instrument_table()?;
+    let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();
+    let id_of = |s: &str| symbols.iter().position(|x| x == s).map(|i| InstrumentId(i as u32));
+    let (tx, mut rx) = mpsc::channel::<Source>(8192);
+    let (feed_stop_tx, feed_stop) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for b in &cfg.binance {
+        let refs: Vec<&str> = b.symbols.iter().map(String::as_str).collect();
+        let mut feed = BinanceFeed::new(market(&b.market)?, &refs);
+        if let Some(u) = &b.ws_url {
+            feed.ws_base = u.clone();
+        }
+        if let Some(u) = &b.rest_url {
+            feed.rest_base = u.clone();
+        }
+        if let Some(l) = b.depth_limit {
+            feed.depth_limit = l;
+        }
+        if let Some(s) = b.stale_after_s {
+            feed.ws.stale_after = Duration::from_secs_f64(s.max(0.1));
+        }
+        let (ftx, mut frx) = mpsc::channel(8192);
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
+        tasks.push(tokio::spawn(async move {
+            while let Some(e) = frx.recv().await {
+                if tx.send(Source::Binance(e)).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    for d in &cfg.dex {
+        let Some(id) = id_of(&d.symbol) else { continue };
+        tasks.push(tokio::spawn(dex_task(d.clone(), id, tx.clone(), feed_stop.clone())));
+    }
+    drop(tx);
+    let ctx = Context::new(instruments.clone(), cfg.cash);
+    let mut engine = Engine::new(ctx, PaperVenue::new(cfg.paper), LiveClock, Reports::new(true));
+    for b in &cfg.binance {
+        for s in &b.symbols {
+            if let Some(id) = id_of(&s.to_ascii_uppercase()) {
+                engine.halt(id, "book not synchronised yet");
+            }
+        }
+    }
+    let mut strategy = Recorder { inner: strategy, events: Vec::new() };
+    engine.start(&mut strategy);
+    let deadline = (cfg.duration_s > 0.0)
+        .then(|| tokio::time::Instant::now() + Duration::from_secs_f64(cfg.duration_s));
+    let started = std::time::Instant::now();
+    let (mut messages, mut malformed) = (0u64, 0u64);
+    let mut counts = kairos_feeds::normalise::Counts::default();
+    loop {
+        // Sleep until the strategy's next timer (wall clock), the deadline, or an event.
+        let timer_in = engine.next_timer().and_then(|t| {
+            let now = kairos_engine::Clock::now(&LiveClock)?;
+            Some(Duration::from_nanos((t.0 - now.0).max(0) as u64))
+        });
+        let sleep = tokio::time::sleep(timer_in.unwrap_or(Duration::from_secs(3600)));
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                messages += 1;
+                match ev {
+                    Source::Dex(e) => engine.market(&mut strategy, &e),
+                    Source::Binance(FeedEvent::Book { symbol, update_id, event_ms, levels, .. }) => {
+                        let Some(id) = id_of(&symbol) else { continue };
+                        counts.books += 1;
+                        let u = BookUpdate {
+                            instrument: id,
+                            ts: Timestamp::from_millis(event_ms as i64),
+                            sequence: update_id,
+                            bids: &levels.bids,
+                            asks: &levels.asks,
+                            snapshot: levels.full,
+                        };
+                        engine.book(&mut strategy, &u);
+                    }
+                    Source::Binance(FeedEvent::Trade(t)) => {
+                        let Some(id) = id_of(&t.symbol) else { continue };
+                        counts.trades += 1;
+                        engine.market(&mut strategy, &MarketEvent::Trade(trade(id, &t)));
+                    }
+                    Source::Binance(FeedEvent::Status { symbol, synced, why }) => {
+                        let Some(id) = id_of(&symbol) else { continue };
+                        tracing::info!(%symbol, synced, "{why}");
+                        if synced {
+                            engine.resume(id);
+                        } else {
+                            engine.halt(id, why);
+                        }
+                    }
+                    Source::Binance(FeedEvent::Malformed(m)) => {
+                        malformed += 1;
+                        tracing::debug!("skipped a message: {m}");
+                    }
+                    Source::Binance(FeedEvent::Top(..)) => {}
+                }
+            }
+            _ = sleep => engine.tick(&mut strategy),
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = feed_stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    engine.stop(&mut strategy);
+    let (fills, _) = engine.take_history();
+    let positions =
+        (0..symbols.len()).map(|k| engine.ctx.position(InstrumentId(k as u32))).collect();
+    Ok(ReplayReport {
+        instruments,
+        messages,
+        malformed,
+        counts,
+        fills,
+        events: strategy.events,
+        halted_rejects: engine.halted_rejects(),
+        equity: engine.ctx.equity(),
+        cash: cfg.cash,
+        positions,
+        run_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Polls one pool and hands its events on.
+async fn dex_task(
+    d: DexSpec,
+    id: InstrumentId,
+    tx: mpsc::Sender<Source>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use kairos_chain::alloy::providers::{Provider, RootProvider};
+    use kairos_chain::feed::{DexFeed, Pool, PoolKind};
+    let (Ok(url), Ok(address)) = (d.rpc_url.parse(), d.address.parse()) else {
+        tracing::error!(symbol = %d.symbol, "bad rpc_url or address; the pool is not followed");
+        return;
+    };
+    let provider = RootProvider::new_http(url);
+    let from = match d.from_block {
+        Some(b) => b,
+        None => match provider.get_block_number().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(symbol = %d.symbol, error = %e, "cannot read the block number");
+                return;
+            }
+        },
+    };
+    let pool = Pool {
+        address,
+        kind: if d.kind == "v3" { PoolKind::V3 } else { PoolKind::V2 },
+        instrument: id,
+        base_is_token0: d.base_is_token0,
+        decimals0: d.decimals0,
+        decimals1: d.decimals1,
+    };
+    let mut feed = DexFeed::new(provider, vec![pool], from, d.confirmations);
+    loop {
+        match feed.poll().await {
+            Ok(events) => {
+                for e in events {
+                    if tx.send(Source::Dex(e)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(symbol = %d.symbol, error = %e, "pool poll failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(d.poll_ms.max(50))) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
