@@ -7,7 +7,49 @@ use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kairos_engine::Engine;
+use kairos_engine::paper::{PaperConfig, PaperVenue};
 use kairos_feeds::binance::{self, DepthSync, Market, Message};
+use kairos_feeds::normalise::{BinanceNormaliser, Sink};
+use kairos_strategies::builtin::BookImbalance;
+use kairos_strategies::{
+    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Timestamp, Trade,
+};
+
+/// The normaliser's events into an engine (what `kairos replay` does).
+struct Drive<'a> {
+    engine: &'a mut Engine<PaperVenue>,
+    strategy: &'a mut BookImbalance,
+}
+
+impl Sink for Drive<'_> {
+    fn book(&mut self, update: &BookUpdate<'_>) {
+        self.engine.book(self.strategy, update);
+    }
+    fn trade(&mut self, trade: &Trade) {
+        self.engine.market(self.strategy, &MarketEvent::Trade(*trade));
+    }
+    fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str) {
+        if synced { self.engine.resume(instrument) } else { self.engine.halt(instrument, why) }
+    }
+}
+
+/// One file through parse, book, engine, `book_imbalance` and the paper venue; the fills.
+fn full(lines: &[String], symbol: &str) -> u64 {
+    let inst = Instrument::new(symbol, "binance").with_tick_size(0.01).with_lot_size(0.00001);
+    let mut engine =
+        Engine::historical(Context::new(vec![inst], 1e6), PaperVenue::new(PaperConfig::default()));
+    engine.halt(InstrumentId(0), "not synchronised");
+    let mut strategy = BookImbalance::new(5, 0.3, 0.001, 0.005, Timestamp(0));
+    let mut norm = BinanceNormaliser::new(&[symbol.to_string()], None);
+    engine.start(&mut strategy);
+    for l in lines {
+        if let Ok(m) = binance::parse(black_box(l)) {
+            norm.on_message(&m, &mut Drive { engine: &mut engine, strategy: &mut strategy });
+        }
+    }
+    engine.reports().fill_count
+}
 
 fn recordings() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/binance-ws");
@@ -78,6 +120,13 @@ fn replay(c: &mut Criterion) {
             }
             synced
         })
+    });
+    let symbols: Vec<&str> = files
+        .iter()
+        .map(|p| if p.to_string_lossy().contains("eth") { "ETHUSDT" } else { "BTCUSDT" })
+        .collect();
+    g.bench_function("parse_book_strategy_paper", |b| {
+        b.iter(|| all.iter().zip(&symbols).map(|(f, s)| full(f, s)).sum::<u64>())
     });
     let raw: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     g.bench_function("gunzip", |b| {
