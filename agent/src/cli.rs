@@ -63,6 +63,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Run a strategy on live feeds with paper execution (see examples/agent.toml).
     Paper(PaperArgs),
+    /// Record a live feed to a file `kairos replay` reads (`<receive ns> <raw JSON>` a line).
+    Record(RecordArgs),
     /// Load and validate data files; print what they hold.
     Data {
         /// Files or `sim:SEED[:BARS]`.
@@ -132,6 +134,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Data { sources } => data_info(&sources),
         Command::Replay(a) => replay(&registry, a),
         Command::Paper(a) => paper(&registry, a),
+        Command::Record(a) => record(a),
         Command::Keys(cmd) => crate::wallet::keys(cmd),
         Command::Tx(cmd) => crate::wallet::tx(cmd),
         Command::Swap(a) => crate::onchain::swap(*a),
@@ -193,6 +196,28 @@ fn embed(a: EmbedArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Args)]
+struct RecordArgs {
+    /// `binance-spot`, `binance-usdm` or `coinbase`.
+    #[arg(long)]
+    venue: String,
+    /// Symbols (`BTCUSDT`; Coinbase products like `BTC-USD`), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    symbols: Vec<String>,
+    /// The file to write (gzipped when it ends in .gz).
+    #[arg(long)]
+    out: PathBuf,
+    /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    duration_s: Option<f64>,
+    /// Websocket base URL [default: the venue's production endpoint].
+    #[arg(long)]
+    ws_url: Option<String>,
+    /// REST base URL for Binance snapshots [default: the venue's].
+    #[arg(long)]
+    rest_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +306,87 @@ fn replay(registry: &Registry, a: ReplayArgs) -> Result<()> {
     Ok(())
 }
 
+/// A watch channel that turns true on Ctrl-C, SIGTERM or after `duration_s`.
+fn stop_signal(duration_s: Option<f64>) -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            #[cfg(unix)]
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                s.recv().await;
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        let timeout = async {
+            match duration_s {
+                Some(d) if d > 0.0 => {
+                    tokio::time::sleep(std::time::Duration::from_secs_f64(d)).await
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => eprintln!("stopping (Ctrl-C)"),
+            _ = term => eprintln!("stopping (SIGTERM)"),
+            _ = timeout => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    stop
+}
+
+fn record(a: RecordArgs) -> Result<()> {
+    use kairos_feeds::record::{Target, record};
+    if let Some(d) = a.duration_s
+        && !(d.is_finite() && d > 0.0)
+    {
+        bail!("--duration-s {d} is not a positive number of seconds");
+    }
+    let refs: Vec<&str> = a.symbols.iter().map(String::as_str).collect();
+    let target = match a.venue.as_str() {
+        "binance-spot" | "binance-usdm" => {
+            let market = if a.venue == "binance-spot" {
+                kairos_feeds::binance::Market::Spot
+            } else {
+                kairos_feeds::binance::Market::UsdM
+            };
+            let mut f = kairos_feeds::binance_live::BinanceFeed::new(market, &refs);
+            if let Some(u) = &a.ws_url {
+                f.ws_base = u.clone();
+            }
+            if let Some(u) = &a.rest_url {
+                f.rest_base = u.clone();
+            }
+            Target::Binance(f)
+        }
+        "coinbase" => {
+            let mut f = kairos_feeds::coinbase_live::CoinbaseFeed::new(&refs);
+            if let Some(u) = &a.ws_url {
+                f.ws.url = u.clone();
+            }
+            Target::Coinbase(f)
+        }
+        other => bail!("--venue `{other}` is not binance-spot, binance-usdm or coinbase"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let stats = rt.block_on(async {
+        let stop = stop_signal(a.duration_s);
+        eprintln!("recording {} {} into {}", a.venue, a.symbols.join(","), a.out.display());
+        record(target, &a.out, stop).await
+    })?;
+    println!(
+        "recorded {} messages ({} snapshots) over {} connection(s) into {}",
+        stats.lines,
+        stats.snapshots,
+        stats.connections,
+        a.out.display()
+    );
+    Ok(())
+}
+
 fn paper(registry: &Registry, a: PaperArgs) -> Result<()> {
     let mut cfg = crate::paper::AgentFile::load(&a.config)?;
     if let Some(d) = a.duration_s {
@@ -291,25 +397,7 @@ fn paper(registry: &Registry, a: PaperArgs) -> Result<()> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let report = rt.block_on(async {
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let term = async {
-                #[cfg(unix)]
-                if let Ok(mut s) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                {
-                    s.recv().await;
-                    return;
-                }
-                std::future::pending::<()>().await
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
-            }
-            eprintln!("stopping: writing the session's fills and orders");
-            let _ = stop_tx.send(true);
-        });
+        let stop = stop_signal(None);
         eprintln!(
             "paper: {} on {} (fees maker {} taker {}, latency {} + {} µs)",
             cfg.strategy,

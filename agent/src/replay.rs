@@ -1,7 +1,6 @@
 //! Runs a strategy over a recorded Binance feed with paper execution: the same parser, book,
 //! engine and paper venue as a live paper session (`kairos paper`), fed from a file.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,16 +51,16 @@ impl Recording {
     /// Reads and decompresses a recording (`.gz` or plain).
     pub fn read(path: &Path) -> Result<Self> {
         let started = Instant::now();
-        let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-        let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-        } else {
-            Box::new(std::io::BufReader::new(file))
-        };
-        let mut lines = Vec::new();
+        let (raw, cut) = kairos_feeds::record::read_lines(path)?;
+        if cut {
+            eprintln!(
+                "{}: the file ends in a cut-off gzip member (a recorder stopped mid-write); replaying what precedes it",
+                path.display()
+            );
+        }
+        let mut lines = Vec::with_capacity(raw.len());
         let mut malformed_lines = 0;
-        for (i, line) in reader.lines().enumerate() {
-            let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+        for line in raw {
             match line.split_once(' ').map(|(t, j)| (t.parse::<i64>(), j)) {
                 Some((Ok(t), json)) => lines.push((t, json.to_string())),
                 _ => malformed_lines += 1,

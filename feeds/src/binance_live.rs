@@ -136,7 +136,8 @@ impl BinanceFeed {
         format!("{}/stream?streams={}", self.ws_base.trim_end_matches('/'), streams.join("/"))
     }
 
-    fn snapshot_url(&self, symbol: &str) -> String {
+    /// The REST depth-snapshot URL of `symbol`.
+    pub fn snapshot_url(&self, symbol: &str) -> String {
         let path = match self.market {
             Market::Spot => "/api/v3/depth",
             Market::UsdM => "/fapi/v1/depth",

@@ -23,6 +23,7 @@ pub mod coinbase;
 pub mod coinbase_live;
 mod error;
 pub mod normalise;
+pub mod record;
 pub mod recording;
 pub mod ws;
 

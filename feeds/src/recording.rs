@@ -18,13 +18,12 @@
 //! snapshot); book states before the first ticker cannot be compared and are not counted.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::BufRead;
 use std::path::Path;
 
 use kairos_strategies::Fixed;
 
+use crate::Result;
 use crate::binance::{self, Applied, DepthSync, Market, Message, Top};
-use crate::{Error, Result};
 
 /// What [`verify_book`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,14 +98,11 @@ impl Judge {
 /// Replays the recording at `path` through the parser and book and compares the book with
 /// the recording's `bookTicker` messages (see the module comment).
 pub fn verify_book(path: &Path) -> Result<BookCheck> {
-    let io = |reason: String| Error::Io { path: path.to_path_buf(), reason };
-    let file = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
-    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file));
+    let (lines, _cut) = crate::record::read_lines(path)?;
     let mut check = BookCheck::default();
     let mut books: BTreeMap<String, DepthSync> = BTreeMap::new();
     let mut judges: BTreeMap<String, Judge> = BTreeMap::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| io(format!("line {}: {e}", i + 1)))?;
+    for (i, line) in lines.iter().enumerate() {
         check.lines += 1;
         let Some((_, json)) = line.split_once(' ') else {
             check.malformed += 1;

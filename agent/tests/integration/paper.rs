@@ -47,8 +47,7 @@ fn split(path: &Path) -> (Vec<String>, String) {
 /// Serves `stream` on a websocket (`/stream?...`) and `snapshot` on any HTTP GET.
 async fn serve(stream: Vec<String>, snapshot: String) -> (u16, u16) {
     let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ports = (ws.local_addr().unwrap().port(), rest.local_addr().unwrap().port());
+    let ports = (ws.local_addr().unwrap().port(), serve_rest(snapshot).await);
     tokio::spawn(async move {
         // One connection: the whole recording, then silence (answering pings) until closed.
         let Ok((tcp, _)) = ws.accept().await else { return };
@@ -59,22 +58,6 @@ async fn serve(stream: Vec<String>, snapshot: String) -> (u16, u16) {
             }
         }
         while let Some(Ok(_)) = sock.next().await {}
-    });
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut tcp, _)) = rest.accept().await else { return };
-            let body = snapshot.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = tcp.read(&mut buf).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = tcp.write_all(head.as_bytes()).await;
-                let _ = tcp.write_all(body.as_bytes()).await;
-            });
-        }
     });
     ports
 }
@@ -152,4 +135,136 @@ fn replay_and_live_paper_give_the_same_orders_and_fills() {
     assert!(oa.contains("Cancelled") && oa.contains("Accepted"), "{oa}");
     assert_eq!(oa, ob, "order events differ between replay and live paper");
     assert_eq!(fa, fb, "fills differ between replay and live paper");
+}
+
+/// `kairos record` from the same server writes a file that `kairos replay --verify-book`
+/// checks clean; killed with SIGKILL mid-recording, it leaves a file that still replays.
+#[test]
+fn record_writes_a_replayable_file_even_when_killed() {
+    let Some(path) = recording() else { return };
+    let (stream, snapshot) = split(&path);
+    let n = stream.len();
+    let dir = tempfile::tempdir().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let verify = |file: &Path| -> (bool, String) {
+        let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(["replay", "--file", file.to_str().unwrap(), "--verify-book"])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        )
+    };
+    let field = |out: &str, k: &str| -> u64 {
+        let line =
+            out.lines().find(|l| l.starts_with("book-check:")).unwrap_or_else(|| panic!("{out}"));
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+
+    // A full recording.
+    let (ws, rest) = rt.block_on(serve(stream.clone(), snapshot.clone()));
+    let file = dir.path().join("rec.gz");
+    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["record", "--venue", "binance-spot", "--symbols", "BTCUSDT", "--duration-s", "5"])
+        .args([
+            "--ws-url",
+            &format!("ws://127.0.0.1:{ws}"),
+            "--rest-url",
+            &format!("http://127.0.0.1:{rest}"),
+        ])
+        .args(["--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains(&format!("recorded {} messages (1 snapshots)", n + 1)), "{stdout}");
+    let (ok, out) = verify(&file);
+    assert!(ok, "{out}");
+    assert_eq!(field(&out, "mismatched"), 0, "{out}");
+    let full = field(&out, "compared");
+    assert!(full > 3_000, "{out}");
+
+    // Killed while the data is still arriving: the complete gzip members replay.
+    let slow: Vec<String> = stream.clone();
+    let (ws, rest) = rt.block_on(async move {
+        // The same server, but slowed down so the kill lands mid-stream.
+        let ws_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ports = serve_rest(snapshot).await;
+        let port = ws_l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let Ok((tcp, _)) = ws_l.accept().await else { return };
+            let Ok(mut sock) = tokio_tungstenite::accept_async(tcp).await else { return };
+            for (i, m) in slow.into_iter().enumerate() {
+                if sock.send(WsMessage::Text(m.into())).await.is_err() {
+                    return;
+                }
+                if i % 2_000 == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                }
+            }
+            while let Some(Ok(_)) = sock.next().await {}
+        });
+        (port, ports)
+    });
+    let file = dir.path().join("killed.gz");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["record", "--venue", "binance-spot", "--symbols", "BTCUSDT"])
+        .args([
+            "--ws-url",
+            &format!("ws://127.0.0.1:{ws}"),
+            "--rest-url",
+            &format!("http://127.0.0.1:{rest}"),
+        ])
+        .args(["--out", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A member is finished every 5 s: wait for one, then kill mid-way through the next.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "nothing was written");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (ok, out) = verify(&file);
+    assert!(ok, "{out}");
+    assert_eq!(field(&out, "mismatched"), 0, "{out}");
+    let part = field(&out, "compared");
+    assert!(
+        part > 0 && part < full,
+        "the kill should have cut the recording: {part} of {full} states\n{out}"
+    );
+    drop(rt);
+}
+
+/// The REST snapshot endpoint alone.
+async fn serve_rest(snapshot: String) -> u16 {
+    let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = rest.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = rest.accept().await else { return };
+            let body = snapshot.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tcp.write_all(head.as_bytes()).await;
+                let _ = tcp.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    port
 }
