@@ -80,17 +80,22 @@ impl BacktestFile {
 
     /// Parameters as `name=value` text, the form the registry validates.
     pub fn params_as_text(&self) -> Vec<(String, String)> {
-        self.params
-            .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), text)
-            })
-            .collect()
+        params_as_text(&self.params)
     }
+}
+
+/// A config file's `[params]` table as `name=value` text, the form the registry validates.
+pub fn params_as_text(params: &BTreeMap<String, toml::Value>) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
 }
 
 #[cfg(test)]

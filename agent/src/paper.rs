@@ -240,17 +240,7 @@ pub async fn run(
     registry: &Registry,
     mut stop: watch::Receiver<bool>,
 ) -> Result<ReplayReport> {
-    let params: Vec<(String, String)> = cfg
-        .params
-        .iter()
-        .map(|(k, v)| {
-            let text = match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), text)
-        })
-        .collect();
+    let params = crate::config::params_as_text(&cfg.params);
     let strategy = registry.build(&cfg.strategy, &params)?;
     let instruments = cfg.instrument_table()?;
     let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();

@@ -64,7 +64,7 @@ impl Members {
         });
         writeln!(gz, "{recv_ns} {json}").map_err(|e| self.err(e))?;
         self.lines += 1;
-        if self.since.elapsed() >= Duration::from_secs(5) || self.lines % 20_000 == 0 {
+        if self.since.elapsed() >= Duration::from_secs(5) || self.lines.is_multiple_of(20_000) {
             self.flush()?;
         }
         Ok(())
