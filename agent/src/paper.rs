@@ -16,7 +16,7 @@ use kairos_engine::{Engine, LiveClock, Reports};
 use kairos_feeds::binance::Market;
 use kairos_feeds::binance_live::{BinanceFeed, FeedEvent};
 use kairos_strategies::{
-    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Registry, Side, Timestamp, Trade,
+    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Registry, Timestamp,
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -218,17 +218,6 @@ fn market(s: &str) -> Result<Market> {
     }
 }
 
-/// A trade print from the Binance feed, as the SDK's event (as the normaliser makes it).
-fn trade(id: InstrumentId, t: &kairos_feeds::binance::TradeMsg) -> Trade {
-    Trade {
-        instrument: id,
-        ts: Timestamp::from_millis(t.time_ms as i64),
-        price: t.price.to_f64(),
-        size: t.qty.to_f64(),
-        aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
-    }
-}
-
 enum Source {
     Binance(FeedEvent),
     Dex(MarketEvent),
@@ -324,7 +313,7 @@ pub async fn run(
                     Source::Binance(FeedEvent::Trade(t)) => {
                         let Some(id) = id_of(&t.symbol) else { continue };
                         counts.trades += 1;
-                        engine.market(&mut strategy, &MarketEvent::Trade(trade(id, &t)));
+                        engine.market(&mut strategy, &MarketEvent::Trade(kairos_feeds::normalise::trade(id, &t)));
                     }
                     Source::Binance(FeedEvent::Status { symbol, synced, why }) => {
                         let Some(id) = id_of(&symbol) else { continue };

@@ -15,6 +15,18 @@ pub trait Sink {
     fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str);
 }
 
+/// A Binance trade print as the SDK's event: at its trade time, the aggressor the side opposite
+/// the maker.
+pub fn trade(instrument: InstrumentId, t: &crate::binance::TradeMsg) -> Trade {
+    Trade {
+        instrument,
+        ts: Timestamp::from_millis(t.time_ms as i64),
+        price: t.price.to_f64(),
+        size: t.qty.to_f64(),
+        aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
+    }
+}
+
 /// Counts of what the normaliser did with its messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -162,13 +174,7 @@ impl BinanceNormaliser {
                 let i = id.index();
                 self.last_ms[i] = self.last_ms[i].max(t.time_ms);
                 self.counts.trades += 1;
-                sink.trade(&Trade {
-                    instrument: id,
-                    ts: Timestamp::from_millis(t.time_ms as i64),
-                    price: t.price.to_f64(),
-                    size: t.qty.to_f64(),
-                    aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
-                });
+                sink.trade(&trade(id, t));
             }
             Message::Top(..) | Message::Other => {}
         }

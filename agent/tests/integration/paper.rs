@@ -170,17 +170,7 @@ fn record_writes_a_replayable_file_even_when_killed() {
     // A full recording.
     let (ws, rest) = rt.block_on(serve(stream.clone(), snapshot.clone()));
     let file = dir.path().join("rec.gz");
-    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args(["record", "--venue", "binance-spot", "--symbols", "BTCUSDT", "--duration-s", "5"])
-        .args([
-            "--ws-url",
-            &format!("ws://127.0.0.1:{ws}"),
-            "--rest-url",
-            &format!("http://127.0.0.1:{rest}"),
-        ])
-        .args(["--out", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = record_command(ws, rest, &file).args(["--duration-s", "5"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains(&format!("recorded {} messages (1 snapshots)", n + 1)), "{stdout}");
@@ -213,15 +203,7 @@ fn record_writes_a_replayable_file_even_when_killed() {
         (port, ports)
     });
     let file = dir.path().join("killed.gz");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args(["record", "--venue", "binance-spot", "--symbols", "BTCUSDT"])
-        .args([
-            "--ws-url",
-            &format!("ws://127.0.0.1:{ws}"),
-            "--rest-url",
-            &format!("http://127.0.0.1:{rest}"),
-        ])
-        .args(["--out", file.to_str().unwrap()])
+    let mut child = record_command(ws, rest, &file)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -244,6 +226,16 @@ fn record_writes_a_replayable_file_even_when_killed() {
         "the kill should have cut the recording: {part} of {full} states\n{out}"
     );
     drop(rt);
+}
+
+/// `kairos record` of BTCUSDT from the test server into `file`.
+fn record_command(ws: u16, rest: u16, file: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kairos"));
+    c.args(["record", "--venue", "binance-spot", "--symbols", "BTCUSDT"])
+        .args(["--ws-url", &format!("ws://127.0.0.1:{ws}")])
+        .args(["--rest-url", &format!("http://127.0.0.1:{rest}")])
+        .args(["--out", file.to_str().unwrap()]);
+    c
 }
 
 /// The REST snapshot endpoint alone.
