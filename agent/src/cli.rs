@@ -212,6 +212,9 @@ struct RecordArgs {
     /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
     #[arg(long)]
     duration_s: Option<f64>,
+    /// Stop after this many stream messages (snapshots not counted).
+    #[arg(long)]
+    max_messages: Option<u64>,
     /// Websocket base URL [default: the venue's production endpoint].
     #[arg(long)]
     ws_url: Option<String>,
@@ -375,7 +378,7 @@ fn record(a: RecordArgs) -> Result<()> {
     let stats = rt.block_on(async {
         let stop = stop_signal(a.duration_s);
         eprintln!("recording {} {} into {}", a.venue, a.symbols.join(","), a.out.display());
-        record(target, &a.out, stop).await
+        record(target, &a.out, a.max_messages, stop).await
     })?;
     println!(
         "recorded {} messages ({} snapshots) over {} connection(s) into {}",

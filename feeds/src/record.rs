@@ -89,10 +89,12 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Records `target` into `out` until `stop` turns true.
+/// Records `target` into `out` until `stop` turns true, or until `max_messages` stream
+/// messages (snapshots not counted) are written.
 pub async fn record(
     target: Target,
     out: &Path,
+    max_messages: Option<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Recorded> {
     let mut file = Members::create(out)?;
@@ -138,6 +140,9 @@ pub async fn record(
                 Some(WsEvent::Text(text, recv)) => {
                     file.line(recv, &text)?;
                     stats.lines += 1;
+                    if max_messages.is_some_and(|m| stats.lines - stats.snapshots >= m) {
+                        break;
+                    }
                 }
                 Some(WsEvent::Disconnected { why, retry_in }) => {
                     tracing::warn!(?why, ?retry_in, "recording: disconnected");
@@ -174,8 +179,12 @@ pub fn read_lines(path: &Path) -> Result<(Vec<String>, bool)> {
     let mut text = Vec::new();
     let mut cut = false;
     if gz {
+        if !raw.starts_with(&[0x1f, 0x8b]) {
+            return Err(io("not a gzip file (it does not start with the gzip magic bytes)".into()));
+        }
         if let Err(e) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut text) {
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+            // Only a file with at least one whole member before the cut is a cut recording.
+            if e.kind() != std::io::ErrorKind::UnexpectedEof || text.is_empty() {
                 return Err(io(format!("not a readable gzip file: {e}")));
             }
             cut = true;

@@ -112,7 +112,7 @@ fn replay_and_live_paper_give_the_same_orders_and_fills() {
     std::fs::write(
         &cfg,
         format!(
-            "strategy = \"book_imbalance\"\nduration_s = 8\nout = \"paper\"\n[params]\n{param_toml}\
+            "strategy = \"book_imbalance\"\nduration_s = 20\nout = \"paper\"\n[params]\n{param_toml}\
              [instruments.BTCUSDT]\ntick_size = 0.01\nlot_size = 0.00001\n\
              [[binance]]\nmarket = \"spot\"\nsymbols = [\"BTCUSDT\"]\n\
              ws_url = \"ws://127.0.0.1:{ws_port}\"\nrest_url = \"http://127.0.0.1:{rest_port}\"\n"
@@ -170,7 +170,12 @@ fn record_writes_a_replayable_file_even_when_killed() {
     // A full recording.
     let (ws, rest) = rt.block_on(serve(stream.clone(), snapshot.clone()));
     let file = dir.path().join("rec.gz");
-    let o = record_command(ws, rest, &file).args(["--duration-s", "5"]).output().unwrap();
+    // Until every message is in (the deadline is only a guard against a hang).
+    let max = n.to_string();
+    let o = record_command(ws, rest, &file)
+        .args(["--max-messages", &max, "--duration-s", "300"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains(&format!("recorded {} messages (1 snapshots)", n + 1)), "{stdout}");
