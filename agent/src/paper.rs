@@ -16,7 +16,7 @@ use kairos_engine::{Engine, LiveClock, Reports};
 use kairos_feeds::binance::Market;
 use kairos_feeds::binance_live::{BinanceFeed, FeedEvent};
 use kairos_strategies::{
-    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Registry, Timestamp,
+    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Registry, Strategy, Timestamp,
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -84,6 +84,12 @@ pub struct BinanceSpec {
     pub depth_limit: Option<u32>,
     /// Seconds without any message before the connection counts as stale [default: 30].
     pub stale_after_s: Option<f64>,
+    /// Seconds between pings, and allowed for the answer [default: 10].
+    pub ping_every_s: Option<f64>,
+    /// First wait before reconnecting, doubled on every failure [default: 0.5].
+    pub backoff_min_s: Option<f64>,
+    /// Longest wait before reconnecting [default: 30].
+    pub backoff_max_s: Option<f64>,
 }
 
 /// One Uniswap pool, read as an instrument.
@@ -152,6 +158,26 @@ impl AgentFile {
             market(&b.market).with_context(|| format!("[[binance]] #{}", k + 1))?;
             if b.symbols.is_empty() {
                 bail!("[[binance]] #{}: symbols is empty", k + 1);
+            }
+            for (key, v) in [
+                ("stale_after_s", b.stale_after_s),
+                ("ping_every_s", b.ping_every_s),
+                ("backoff_min_s", b.backoff_min_s),
+                ("backoff_max_s", b.backoff_max_s),
+            ] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v > 0.0)
+                {
+                    bail!(
+                        "[[binance]] #{}: {key} = {v} is not a positive number of seconds",
+                        k + 1
+                    );
+                }
+            }
+            if let (Some(lo), Some(hi)) = (b.backoff_min_s, b.backoff_max_s)
+                && lo > hi
+            {
+                bail!("[[binance]] #{}: backoff_min_s = {lo} is above backoff_max_s = {hi}", k + 1);
             }
         }
         for d in &self.dex {
@@ -223,14 +249,25 @@ enum Source {
     Dex(MarketEvent),
 }
 
-/// Runs a paper session until `duration_s`, Ctrl-C or SIGTERM (or `stop`).
+/// Runs a paper session of the config's strategy until `duration_s`, Ctrl-C or SIGTERM (or
+/// `stop`).
 pub async fn run(
     cfg: &AgentFile,
     registry: &Registry,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<ReplayReport> {
     let params = crate::config::params_as_text(&cfg.params);
     let strategy = registry.build(&cfg.strategy, &params)?;
+    Ok(run_with(cfg, strategy, stop).await?.0)
+}
+
+/// Runs a paper session of `strategy` (the config's `strategy` and `params` are not read)
+/// until `duration_s` or `stop`; gives the strategy back with the report.
+pub async fn run_with<S: Strategy>(
+    cfg: &AgentFile,
+    strategy: S,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(ReplayReport, S)> {
     let instruments = cfg.instrument_table()?;
     let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();
     let id_of = |s: &str| symbols.iter().position(|x| x == s).map(|i| InstrumentId(i as u32));
@@ -249,8 +286,20 @@ pub async fn run(
         if let Some(l) = b.depth_limit {
             feed.depth_limit = l;
         }
+        let secs = |s: f64| Duration::from_secs_f64(s.max(0.01));
         if let Some(s) = b.stale_after_s {
-            feed.ws.stale_after = Duration::from_secs_f64(s.max(0.1));
+            feed.ws.stale_after = secs(s);
+        }
+        if let Some(s) = b.ping_every_s {
+            feed.ws.ping_every = secs(s);
+            feed.ws.pong_timeout = secs(s);
+        }
+        if let Some(s) = b.backoff_min_s {
+            feed.ws.backoff_min = secs(s);
+            feed.snapshot_retry = secs(s);
+        }
+        if let Some(s) = b.backoff_max_s {
+            feed.ws.backoff_max = secs(s);
         }
         let (ftx, mut frx) = mpsc::channel(8192);
         let tx = tx.clone();
@@ -318,11 +367,7 @@ pub async fn run(
                     Source::Binance(FeedEvent::Status { symbol, synced, why }) => {
                         let Some(id) = id_of(&symbol) else { continue };
                         tracing::info!(%symbol, synced, "{why}");
-                        if synced {
-                            engine.resume(id);
-                        } else {
-                            engine.halt(id, why);
-                        }
+                        engine.status(&mut strategy, id, synced, &why);
                     }
                     Source::Binance(FeedEvent::Malformed(m)) => {
                         malformed += 1;
@@ -344,7 +389,7 @@ pub async fn run(
     let (fills, _) = engine.take_history();
     let positions =
         (0..symbols.len()).map(|k| engine.ctx.position(InstrumentId(k as u32))).collect();
-    Ok(ReplayReport {
+    let report = ReplayReport {
         instruments,
         messages,
         malformed,
@@ -356,7 +401,8 @@ pub async fn run(
         cash: cfg.cash,
         positions,
         run_s: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((report, strategy.inner))
 }
 
 /// Polls one pool and hands its events on.
@@ -406,6 +452,54 @@ async fn dex_task(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(d.poll_ms.max(50))) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent.toml");
+        std::fs::read_to_string(p).unwrap()
+    }
+
+    #[test]
+    fn the_example_config_loads_and_every_key_it_documents_is_real() {
+        let cfg: AgentFile = toml::from_str(&example()).unwrap();
+        cfg.check().unwrap();
+        // Uncomment every `# key = value` line: the file must still be a valid config (the
+        // structs deny unknown keys, so a documented key that does not exist fails here).
+        let all: String = example()
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                        }) =>
+                {
+                    rest.to_string()
+                }
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg: AgentFile = toml::from_str(&all).unwrap_or_else(|e| panic!("{e}\n{all}"));
+        cfg.check().unwrap();
+        assert!(cfg.binance[0].backoff_max_s.is_some() && !cfg.dex.is_empty());
+    }
+
+    #[test]
+    fn bad_timings_are_refused_by_name() {
+        let base = example();
+        for (key, v) in [("stale_after_s", "-1"), ("ping_every_s", "0"), ("backoff_max_s", "nan")] {
+            let text = base.replace("[[binance]]\n", &format!("[[binance]]\n{key} = {v}\n"));
+            let cfg: AgentFile = toml::from_str(&text).unwrap();
+            let e = cfg.check().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
         }
     }
 }

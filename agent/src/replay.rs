@@ -11,7 +11,7 @@ use kairos_feeds::binance::{self, Message};
 use kairos_feeds::normalise::{BinanceNormaliser, Counts, Sink};
 use kairos_strategies::{
     Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, MarketEvent, OrderEvent,
-    Quote, Strategy, Timer, Trade,
+    Quote, Strategy, Timer, Trade, TradingStatus,
 };
 
 /// How fast to replay.
@@ -160,6 +160,9 @@ impl<S: Strategy> Strategy for Recorder<S> {
     fn on_data(&mut self, ctx: &mut Context, data: &Data) {
         self.inner.on_data(ctx, data)
     }
+    fn on_status(&mut self, ctx: &mut Context, status: &TradingStatus<'_>) {
+        self.inner.on_status(ctx, status)
+    }
     fn on_stop(&mut self, ctx: &mut Context) {
         self.inner.on_stop(ctx)
     }
@@ -181,11 +184,7 @@ impl<S: Strategy + ?Sized, X: Execution, C: kairos_engine::Clock> Sink for Drive
         self.engine.market(self.strategy, &MarketEvent::Trade(*trade));
     }
     fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str) {
-        if synced {
-            self.engine.resume(instrument);
-        } else {
-            self.engine.halt(instrument, why);
-        }
+        self.engine.status(self.strategy, instrument, synced, why);
         tracing::info!(instrument = instrument.0, synced, "{why}");
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 use kairos_strategies::{
     Bar, BookSide, BookUpdate, Command, Context, Data, Fixed, InstrumentId, MarketEvent,
     OrderEvent, OrderUpdate, RejectRule, Rejection, Strategy, Timer, TimerId, Timestamp,
+    TradingStatus,
 };
 
 use crate::{Clock, Execution, HistoricalClock, Phase, Report, Reports};
@@ -36,7 +37,6 @@ pub struct Engine<X, C = HistoricalClock> {
     /// `next_due`, or the earliest time there is when the venue has working orders: a bar
     /// at or after it takes the full path.
     gate: Timestamp,
-    halted_rejects: u64,
     /// The venue fills market orders on the close ([`Execution::fills_at_close`], read once).
     close_phase: bool,
 }
@@ -60,7 +60,6 @@ impl<X: Execution, C: Clock> Engine<X, C> {
             cancelled_timers: BTreeSet::new(),
             next_due: Timestamp(i64::MAX),
             gate: Timestamp(i64::MAX),
-            halted_rejects: 0,
             close_phase: exec.fills_at_close(),
             exec,
         }
@@ -80,7 +79,7 @@ impl<X: Execution, C: Clock> Engine<X, C> {
 
     /// Orders refused because their instrument was halted.
     pub fn halted_rejects(&self) -> u64 {
-        self.halted_rejects
+        self.reports.halted_rejects
     }
 
     /// The time of the next timer or venue wake-up, if any.
@@ -101,8 +100,13 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.settle(strategy);
     }
 
-    /// Ends the run: `on_stop`. Requests made there are not sent.
+    /// Ends the run: what is due by now (a timer set in the last hook for that very moment)
+    /// happens, then `on_stop`. Requests made there are not sent.
     pub fn stop<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        let now = self.ctx.now();
+        if self.next_due <= now {
+            self.advance(strategy, now);
+        }
         strategy.on_stop(&mut self.ctx);
     }
 
@@ -250,6 +254,31 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.ctx.set_halted(instrument, None);
     }
 
+    /// A feed's word on `instrument`: tradable (`synced`) or not, and why. A change halts or
+    /// resumes it and reaches the strategy's `on_status`; a repeat of the current state only
+    /// updates the reason [`Context::halt_reason`] gives.
+    pub fn status<S: Strategy + ?Sized>(
+        &mut self,
+        strategy: &mut S,
+        instrument: InstrumentId,
+        synced: bool,
+        why: &str,
+    ) {
+        if instrument.index() >= self.ctx.instruments().len() {
+            return;
+        }
+        if self.ctx.tradable(instrument) == synced {
+            if !synced {
+                self.ctx.set_halted(instrument, Some(why.to_string()));
+            }
+            return;
+        }
+        self.ctx.set_halted(instrument, (!synced).then(|| why.to_string()));
+        let st = TradingStatus { instrument, ts: self.ctx.now(), tradable: synced, reason: why };
+        strategy.on_status(&mut self.ctx, &st);
+        self.settle(strategy);
+    }
+
     /// The time of the strategy's next timer, if any.
     pub fn next_timer(&self) -> Option<Timestamp> {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
@@ -356,7 +385,6 @@ impl<X: Execution, C: Clock> Engine<X, C> {
                 if let Command::Submit(order) = command
                     && let Some(why) = self.ctx.halt_reason(order.request.instrument)
                 {
-                    self.halted_rejects += 1;
                     let reason = format!(
                         "{} cannot be traded now: {why}",
                         self.ctx.instrument(order.request.instrument).symbol

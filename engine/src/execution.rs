@@ -40,6 +40,9 @@ pub struct Reports {
     pub closed: Vec<ClosedTrade>,
     /// Fills booked in all.
     pub fill_count: u64,
+    /// Orders refused because their instrument was halted (by the engine when sent, or by
+    /// the venue when they arrived).
+    pub halted_rejects: u64,
     forget: bool,
     deliver_orders: bool,
 }
@@ -54,6 +57,7 @@ impl Reports {
             fills: Vec::new(),
             closed: Vec::new(),
             fill_count: 0,
+            halted_rejects: 0,
             forget: !keep,
             deliver_orders: true,
         }
@@ -77,6 +81,11 @@ impl Reports {
     /// `on_order` (unless the strategy said it does not read order events).
     #[inline]
     pub fn order(&mut self, ctx: &mut Context, event: OrderEvent) {
+        if let kairos_strategies::OrderUpdate::Rejected(r) = &event.update
+            && r.rule == kairos_strategies::RejectRule::TradingHalted
+        {
+            self.halted_rejects += 1;
+        }
         ctx.apply_order_event(&event);
         if self.deliver_orders {
             self.queue.push(Report::Order(event));
@@ -117,6 +126,12 @@ impl Reports {
         if self.deliver_orders {
             self.order(ctx, OrderEvent { order, instrument, ts, update: update() });
         } else {
+            if status == kairos_strategies::OrderStatus::Rejected
+                && let kairos_strategies::OrderUpdate::Rejected(r) = update()
+                && r.rule == kairos_strategies::RejectRule::TradingHalted
+            {
+                self.halted_rejects += 1;
+            }
             ctx.set_order_status(order, status);
         }
     }

@@ -11,6 +11,8 @@
 //! - [`ws`]: a websocket connection that stays up (backoff with jitter, dead-peer and
 //!   stale-feed timers, planned renewals);
 //! - [`coinbase_live`]: the live Coinbase feed (sequence checked, resubscribed after a gap);
+//! - [`testkit`]: a misbehaving Binance on 127.0.0.1 (drops, gaps, frozen data, garbage,
+//!   shutdown notices) serving a recording, for tests of feeds, engines and strategies;
 //! - [`recording`]: recorded feeds (`<receive ns> <raw JSON>` a line, gzipped), and the book
 //!   checked against the exchange's own best bid and ask.
 //!
@@ -25,6 +27,7 @@ mod error;
 pub mod normalise;
 pub mod record;
 pub mod recording;
+pub mod testkit;
 pub mod ws;
 
 pub use error::{Error, Result};

@@ -21,6 +21,23 @@ pub struct Timer {
     pub tag: u64,
 }
 
+/// An instrument became tradable or stopped being so: its book lost or regained
+/// synchronisation, its feed went stale or came back, or an operator halted it. While an
+/// instrument is not tradable every order for it is rejected with
+/// [`RejectRule::TradingHalted`](crate::RejectRule::TradingHalted) and its resting orders do
+/// not match; [`Context::tradable`](crate::Context::tradable) says the same at any time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradingStatus<'a> {
+    /// The instrument.
+    pub instrument: crate::InstrumentId,
+    /// When it changed (the engine's time: the last event's).
+    pub ts: Timestamp,
+    /// Whether orders for it can be sent now.
+    pub tradable: bool,
+    /// Why (`"a gap in the diff stream; waiting for a snapshot"`, `"book synchronised"`).
+    pub reason: &'a str,
+}
+
 /// A typed event from outside the market feeds: a news item, a model's answer, an on-chain
 /// event. The runtime puts it on the same time-ordered stream as market data; the strategy
 /// reads the payload with [`Data::get`].

@@ -42,7 +42,7 @@ mod time;
 pub use book::{Fixed, OrderBook};
 pub use context::Context;
 pub use error::{Error, Result};
-pub use event::{Data, Timer, TimerId};
+pub use event::{Data, Timer, TimerId, TradingStatus};
 pub use instrument::{Instrument, InstrumentId};
 pub use market::{Bar, BookDelta, BookSide, BookUpdate, MarketEvent, Quote, Side, Trade};
 pub use order::{

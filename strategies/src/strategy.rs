@@ -1,6 +1,6 @@
 //! The [`Strategy`] trait.
 
-use crate::{Bar, BookUpdate, Context, Data, Fill, OrderEvent, Quote, Timer, Trade};
+use crate::{Bar, BookUpdate, Context, Data, Fill, OrderEvent, Quote, Timer, Trade, TradingStatus};
 
 /// A trading strategy: events in, orders out through the [`Context`].
 ///
@@ -93,6 +93,14 @@ pub trait Strategy: Send {
         let _ = (ctx, data);
     }
 
+    /// Called when an instrument stops or starts being tradable (its book lost or regained
+    /// synchronisation, its feed went stale, an operator halted it), after
+    /// [`Context::tradable`] reflects it. Runs start with live instruments halted until their
+    /// books synchronise.
+    fn on_status(&mut self, ctx: &mut Context, status: &TradingStatus<'_>) {
+        let _ = (ctx, status);
+    }
+
     /// Called once after the last event.
     fn on_stop(&mut self, ctx: &mut Context) {
         let _ = ctx;
@@ -133,6 +141,9 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     }
     fn on_data(&mut self, ctx: &mut Context, data: &Data) {
         (**self).on_data(ctx, data)
+    }
+    fn on_status(&mut self, ctx: &mut Context, status: &TradingStatus<'_>) {
+        (**self).on_status(ctx, status)
     }
     fn on_stop(&mut self, ctx: &mut Context) {
         (**self).on_stop(ctx)

@@ -9,5 +9,6 @@ mod cli;
 mod ml_cli;
 mod onchain;
 mod paper;
+mod paper_faults;
 mod replay;
 mod wallet;

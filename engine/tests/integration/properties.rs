@@ -67,6 +67,7 @@ proptest! {
             let bar = Bar { instrument: BTC, ts: Timestamp(i * step), open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 1.0 };
             e.bar(&mut s, &bar, Timestamp((i + 1) * step));
         }
+        e.stop(&mut s);
         let end = Timestamp(bars as i64 * step);
         // In time order (a timer set for a moment already past fires at once); ties among
         // timers due at the same time in the order they were set.
