@@ -15,8 +15,10 @@ use kairos_engine::paper::{PaperConfig, PaperVenue};
 use kairos_engine::{Engine, LiveClock, Reports};
 use kairos_feeds::binance::Market;
 use kairos_feeds::binance_live::{BinanceFeed, FeedEvent};
+use kairos_feeds::coinbase_live::{CoinbaseFeed, FeedEvent as CbEvent};
 use kairos_strategies::{
     BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Registry, Strategy, Timestamp,
+    Trade,
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -49,6 +51,9 @@ pub struct AgentFile {
     /// Binance feeds.
     #[serde(default)]
     pub binance: Vec<BinanceSpec>,
+    /// Coinbase Advanced Trade feeds.
+    #[serde(default)]
+    pub coinbase: Vec<CoinbaseSpec>,
     /// Uniswap pools.
     #[serde(default)]
     pub dex: Vec<DexSpec>,
@@ -83,6 +88,25 @@ pub struct BinanceSpec {
     /// Snapshot depth [default: 5000 spot, 1000 USD-M].
     pub depth_limit: Option<u32>,
     /// Seconds without any message before the connection counts as stale [default: 30].
+    pub stale_after_s: Option<f64>,
+    /// Seconds between pings, and allowed for the answer [default: 10].
+    pub ping_every_s: Option<f64>,
+    /// First wait before reconnecting, doubled on every failure [default: 0.5].
+    pub backoff_min_s: Option<f64>,
+    /// Longest wait before reconnecting [default: 30].
+    pub backoff_max_s: Option<f64>,
+}
+
+/// One Coinbase Advanced Trade connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoinbaseSpec {
+    /// Products (`BTC-USD`); each is an instrument of that symbol.
+    pub products: Vec<String>,
+    /// Websocket URL [default: `wss://advanced-trade-ws.coinbase.com`].
+    pub ws_url: Option<String>,
+    /// Seconds without any message before the connection counts as stale [default: 30;
+    /// heartbeats keep a quiet market's connection alive].
     pub stale_after_s: Option<f64>,
     /// Seconds between pings, and allowed for the answer [default: 10].
     pub ping_every_s: Option<f64>,
@@ -151,34 +175,25 @@ impl AgentFile {
             bail!("duration_s = {} is not a number of seconds", self.duration_s);
         }
         self.paper.validate().map_err(|e| anyhow::anyhow!("[paper] {e}"))?;
-        if self.binance.is_empty() && self.dex.is_empty() {
-            bail!("no feeds: add a [[binance]] or a [[dex]] section");
+        if self.binance.is_empty() && self.coinbase.is_empty() && self.dex.is_empty() {
+            bail!("no feeds: add a [[binance]], [[coinbase]] or [[dex]] section");
         }
         for (k, b) in self.binance.iter().enumerate() {
-            market(&b.market).with_context(|| format!("[[binance]] #{}", k + 1))?;
+            let at = format!("[[binance]] #{}", k + 1);
+            market(&b.market).with_context(|| at.clone())?;
             if b.symbols.is_empty() {
-                bail!("[[binance]] #{}: symbols is empty", k + 1);
+                bail!("{at}: symbols is empty");
             }
-            for (key, v) in [
-                ("stale_after_s", b.stale_after_s),
-                ("ping_every_s", b.ping_every_s),
-                ("backoff_min_s", b.backoff_min_s),
-                ("backoff_max_s", b.backoff_max_s),
-            ] {
-                if let Some(v) = v
-                    && !(v.is_finite() && v > 0.0)
-                {
-                    bail!(
-                        "[[binance]] #{}: {key} = {v} is not a positive number of seconds",
-                        k + 1
-                    );
-                }
+            let t = [b.stale_after_s, b.ping_every_s, b.backoff_min_s, b.backoff_max_s];
+            check_timings(&at, t)?;
+        }
+        for (k, c) in self.coinbase.iter().enumerate() {
+            let at = format!("[[coinbase]] #{}", k + 1);
+            if c.products.is_empty() {
+                bail!("{at}: products is empty");
             }
-            if let (Some(lo), Some(hi)) = (b.backoff_min_s, b.backoff_max_s)
-                && lo > hi
-            {
-                bail!("[[binance]] #{}: backoff_min_s = {lo} is above backoff_max_s = {hi}", k + 1);
-            }
+            let t = [c.stale_after_s, c.ping_every_s, c.backoff_min_s, c.backoff_max_s];
+            check_timings(&at, t)?;
         }
         for d in &self.dex {
             if !matches!(d.kind.as_str(), "v2" | "v3") {
@@ -210,6 +225,13 @@ impl AgentFile {
                 }
             }
         }
+        for c in &self.coinbase {
+            for p in &c.products {
+                if !v.contains(p) {
+                    v.push(p.clone());
+                }
+            }
+        }
         for d in &self.dex {
             if !v.contains(&d.symbol) {
                 v.push(d.symbol.clone());
@@ -218,14 +240,26 @@ impl AgentFile {
         v
     }
 
+    /// The symbols whose trading waits for a synchronised book.
+    fn book_symbols(&self) -> Vec<String> {
+        let binance =
+            self.binance.iter().flat_map(|b| b.symbols.iter().map(|s| s.to_ascii_uppercase()));
+        binance.chain(self.coinbase.iter().flat_map(|c| c.products.iter().cloned())).collect()
+    }
+
     /// The instrument table.
     pub fn instrument_table(&self) -> Result<Vec<Instrument>> {
         self.symbols()
             .into_iter()
             .map(|s| {
                 let spec = self.instruments[&s];
-                let venue =
-                    if self.dex.iter().any(|d| d.symbol == s) { "uniswap" } else { "binance" };
+                let venue = if self.dex.iter().any(|d| d.symbol == s) {
+                    "uniswap"
+                } else if self.coinbase.iter().any(|c| c.products.contains(&s)) {
+                    "coinbase"
+                } else {
+                    "binance"
+                };
                 let i = Instrument::new(s, venue)
                     .with_tick_size(spec.tick_size)
                     .with_lot_size(spec.lot_size);
@@ -233,6 +267,42 @@ impl AgentFile {
                 Ok(i)
             })
             .collect()
+    }
+}
+
+/// `stale_after_s`, `ping_every_s`, `backoff_min_s`, `backoff_max_s` of a connection.
+fn check_timings(at: &str, t: [Option<f64>; 4]) -> Result<()> {
+    let keys = ["stale_after_s", "ping_every_s", "backoff_min_s", "backoff_max_s"];
+    for (key, v) in keys.iter().zip(t) {
+        if let Some(v) = v
+            && !(v.is_finite() && v > 0.0)
+        {
+            bail!("{at}: {key} = {v} is not a positive number of seconds");
+        }
+    }
+    if let (Some(lo), Some(hi)) = (t[2], t[3])
+        && lo > hi
+    {
+        bail!("{at}: backoff_min_s = {lo} is above backoff_max_s = {hi}");
+    }
+    Ok(())
+}
+
+/// Applies a connection's timing keys.
+fn apply_timings(ws: &mut kairos_feeds::ws::WsConfig, t: [Option<f64>; 4]) {
+    let secs = |s: f64| Duration::from_secs_f64(s.max(0.01));
+    if let Some(s) = t[0] {
+        ws.stale_after = secs(s);
+    }
+    if let Some(s) = t[1] {
+        ws.ping_every = secs(s);
+        ws.pong_timeout = secs(s);
+    }
+    if let Some(s) = t[2] {
+        ws.backoff_min = secs(s);
+    }
+    if let Some(s) = t[3] {
+        ws.backoff_max = secs(s);
     }
 }
 
@@ -246,6 +316,7 @@ fn market(s: &str) -> Result<Market> {
 
 enum Source {
     Binance(FeedEvent),
+    Coinbase(CbEvent),
     Dex(MarketEvent),
 }
 
@@ -286,20 +357,12 @@ pub async fn run_with<S: Strategy>(
         if let Some(l) = b.depth_limit {
             feed.depth_limit = l;
         }
-        let secs = |s: f64| Duration::from_secs_f64(s.max(0.01));
-        if let Some(s) = b.stale_after_s {
-            feed.ws.stale_after = secs(s);
-        }
-        if let Some(s) = b.ping_every_s {
-            feed.ws.ping_every = secs(s);
-            feed.ws.pong_timeout = secs(s);
-        }
+        apply_timings(
+            &mut feed.ws,
+            [b.stale_after_s, b.ping_every_s, b.backoff_min_s, b.backoff_max_s],
+        );
         if let Some(s) = b.backoff_min_s {
-            feed.ws.backoff_min = secs(s);
-            feed.snapshot_retry = secs(s);
-        }
-        if let Some(s) = b.backoff_max_s {
-            feed.ws.backoff_max = secs(s);
+            feed.snapshot_retry = Duration::from_secs_f64(s.max(0.01));
         }
         let (ftx, mut frx) = mpsc::channel(8192);
         let tx = tx.clone();
@@ -312,6 +375,27 @@ pub async fn run_with<S: Strategy>(
             }
         }));
     }
+    for c in &cfg.coinbase {
+        let refs: Vec<&str> = c.products.iter().map(String::as_str).collect();
+        let mut feed = CoinbaseFeed::new(&refs);
+        if let Some(u) = &c.ws_url {
+            feed.ws.url = u.clone();
+        }
+        apply_timings(
+            &mut feed.ws,
+            [c.stale_after_s, c.ping_every_s, c.backoff_min_s, c.backoff_max_s],
+        );
+        let (ftx, mut frx) = mpsc::channel(8192);
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
+        tasks.push(tokio::spawn(async move {
+            while let Some(e) = frx.recv().await {
+                if tx.send(Source::Coinbase(e)).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
     for d in &cfg.dex {
         let Some(id) = id_of(&d.symbol) else { continue };
         tasks.push(tokio::spawn(dex_task(d.clone(), id, tx.clone(), feed_stop.clone())));
@@ -319,11 +403,9 @@ pub async fn run_with<S: Strategy>(
     drop(tx);
     let ctx = Context::new(instruments.clone(), cfg.cash);
     let mut engine = Engine::new(ctx, PaperVenue::new(cfg.paper), LiveClock, Reports::new(true));
-    for b in &cfg.binance {
-        for s in &b.symbols {
-            if let Some(id) = id_of(&s.to_ascii_uppercase()) {
-                engine.halt(id, "book not synchronised yet");
-            }
+    for s in cfg.book_symbols() {
+        if let Some(id) = id_of(&s) {
+            engine.halt(id, "book not synchronised yet");
         }
     }
     let mut strategy = Recorder { inner: strategy, events: Vec::new() };
@@ -374,6 +456,40 @@ pub async fn run_with<S: Strategy>(
                         tracing::debug!("skipped a message: {m}");
                     }
                     Source::Binance(FeedEvent::Top(..)) => {}
+                    Source::Coinbase(CbEvent::Book { product, sequence, ts_ns, levels, .. }) => {
+                        let Some(id) = id_of(&product) else { continue };
+                        counts.books += 1;
+                        let u = BookUpdate {
+                            instrument: id,
+                            ts: Timestamp(ts_ns),
+                            sequence,
+                            bids: &levels.bids,
+                            asks: &levels.asks,
+                            snapshot: levels.full,
+                        };
+                        engine.book(&mut strategy, &u);
+                    }
+                    Source::Coinbase(CbEvent::Trade(t)) => {
+                        let Some(id) = id_of(&t.product) else { continue };
+                        counts.trades += 1;
+                        let trade = Trade {
+                            instrument: id,
+                            ts: Timestamp(t.time_ns),
+                            price: t.price.to_f64(),
+                            size: t.size.to_f64(),
+                            aggressor: t.aggressor,
+                        };
+                        engine.market(&mut strategy, &MarketEvent::Trade(trade));
+                    }
+                    Source::Coinbase(CbEvent::Status { product, synced, why }) => {
+                        let Some(id) = id_of(&product) else { continue };
+                        tracing::info!(%product, synced, "{why}");
+                        engine.status(&mut strategy, id, synced, &why);
+                    }
+                    Source::Coinbase(CbEvent::Malformed(m)) => {
+                        malformed += 1;
+                        tracing::debug!("skipped a message: {m}");
+                    }
                 }
             }
             _ = sleep => engine.tick(&mut strategy),

@@ -76,22 +76,7 @@ pub enum FeedEvent {
     Malformed(String),
 }
 
-/// The levels a book event changed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Levels {
-    /// Bid levels `(price, new size)`; size zero removes the level.
-    pub bids: Vec<(Fixed, Fixed)>,
-    /// Ask levels.
-    pub asks: Vec<(Fixed, Fixed)>,
-    /// The levels are the whole book (it has just been synchronised), not changes.
-    pub full: bool,
-}
-
-impl Levels {
-    fn whole(book: &kairos_strategies::OrderBook) -> Self {
-        Self { bids: book.bids().collect(), asks: book.asks().collect(), full: true }
-    }
-}
+pub use crate::normalise::Levels;
 
 struct SymbolState {
     /// Latest exchange time seen for the symbol (ms).

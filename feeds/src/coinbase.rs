@@ -46,6 +46,8 @@ pub struct TradeEvent {
     pub size: Fixed,
     /// The aggressor (the opposite of the maker side Coinbase reports).
     pub aggressor: Side,
+    /// The trade's time (`time`), ns since the epoch; the message's when it names none.
+    pub time_ns: i64,
 }
 
 /// What one message carried.
@@ -68,6 +70,8 @@ pub enum Payload {
 pub struct Message {
     /// `sequence_num`, absent on error answers.
     pub sequence: Option<u64>,
+    /// The envelope's `timestamp`, ns since the epoch (0 on error answers, which carry none).
+    pub ts_ns: i64,
     /// The content.
     pub payload: Payload,
 }
@@ -78,6 +82,8 @@ struct Envelope<'a> {
     channel: Option<&'a str>,
     #[serde(default)]
     sequence_num: Option<u64>,
+    #[serde(default, borrow)]
+    timestamp: Option<&'a str>,
     #[serde(default, borrow)]
     events: Vec<&'a serde_json::value::RawValue>,
     #[serde(default, rename = "type", borrow)]
@@ -115,6 +121,8 @@ struct RawTrade {
     price: Fixed,
     size: Fixed,
     side: String,
+    #[serde(default)]
+    time: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -126,17 +134,33 @@ fn bad(e: impl std::fmt::Display) -> ParseError {
     ParseError(e.to_string().chars().take(200).collect())
 }
 
+/// An RFC 3339 time (`2023-02-09T20:32:50.714964855Z`) as ns since the epoch.
+fn time_ns(s: &str) -> Result<i64, ParseError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .ok_or_else(|| bad(format!("time {s:?} is not an RFC 3339 time")))
+}
+
 /// Parses one Coinbase Advanced Trade websocket message.
 pub fn parse(text: &str) -> Result<Message, ParseError> {
     let env: Envelope<'_> = serde_json::from_str(text).map_err(bad)?;
     if env.kind == Some("error") {
         return Ok(Message {
             sequence: env.sequence_num,
+            ts_ns: 0,
             payload: Payload::Error(env.message.unwrap_or_default()),
         });
     }
     let channel = env.channel.ok_or_else(|| bad("no channel"))?;
     let sequence = Some(env.sequence_num.ok_or_else(|| bad("no sequence_num"))?);
+    let ts_ns = match env.timestamp {
+        Some(t) => time_ns(t)?,
+        None if matches!(channel, "l2_data" | "market_trades") => {
+            return Err(bad(format!("a {channel} message without a timestamp")));
+        }
+        None => 0,
+    };
     let payload = match channel {
         "l2_data" => {
             let mut out = Vec::with_capacity(env.events.len());
@@ -170,12 +194,17 @@ pub fn parse(text: &str) -> Result<Message, ParseError> {
                         "SELL" => Side::Buy,
                         other => return Err(bad(format!("trade side {other:?}"))),
                     };
+                    let time_ns = match &t.time {
+                        Some(s) => time_ns(s)?,
+                        None => ts_ns,
+                    };
                     out.push(TradeEvent {
                         product: t.product_id,
                         trade_id: t.trade_id,
                         price: t.price,
                         size: t.size,
                         aggressor,
+                        time_ns,
                     });
                 }
             }
@@ -193,7 +222,7 @@ pub fn parse(text: &str) -> Result<Message, ParseError> {
         }
         _ => Payload::Other,
     };
-    Ok(Message { sequence, payload })
+    Ok(Message { sequence, ts_ns, payload })
 }
 
 /// What the sequence check found.
@@ -306,12 +335,14 @@ mod tests {
         );
         let m = parse(&snap).unwrap();
         assert_eq!(m.sequence, Some(0));
+        assert_eq!(m.ts_ns, 1_675_974_770_714_964_855, "the envelope's time, to the ns");
         let Payload::Book(ev) = m.payload else { panic!() };
         assert!(ev[0].snapshot);
         assert_eq!(ev[0].levels[1], (BookSide::Ask, f("21921.74"), f("1.5")));
         let trades = r#"{"channel":"market_trades","client_id":"","timestamp":"2023-02-09T20:19:35.39625135Z","sequence_num":4,"events":[{"type":"snapshot","trades":[{"trade_id":"000000000","product_id":"ETH-USD","price":"1260.01","size":"0.3","side":"BUY","time":"2019-08-14T20:42:27.265Z"}]}]}"#;
         let Payload::Trades(t) = parse(trades).unwrap().payload else { panic!() };
         assert_eq!((t[0].price, t[0].aggressor), (f("1260.01"), Side::Sell), "BUY is the maker");
+        assert_eq!(t[0].time_ns, 1_565_815_347_265_000_000, "the trade's own time");
         let hb = r#"{"channel":"heartbeats","client_id":"","timestamp":"2023-06-23T20:31:26.122969572Z","sequence_num":5,"events":[{"current_time":"2023-06-23 20:31:56.121961769 +0000 UTC m=+91717.525857105","heartbeat_counter":"3049"}]}"#;
         assert_eq!(parse(hb).unwrap().payload, Payload::Heartbeat(3049));
         let sub = r#"{"channel":"subscriptions","client_id":"","timestamp":"2023-02-09T20:32:50Z","sequence_num":1,"events":[{"subscriptions":{"level2":["BTC-USD"]}}]}"#;
@@ -325,6 +356,8 @@ mod tests {
             &l2(1, "weird", ""),
             &l2(1, "update", &level("middle", "1", "1")),
             &l2(1, "update", &level("bid", "NaN", "1")),
+            &l2(1, "update", "").replace("2023-02-09T20:32:50.714964855Z", "yesterday"),
+            &l2(1, "update", "").replace(r#""timestamp":"2023-02-09T20:32:50.714964855Z","#, ""),
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -10,7 +10,9 @@ use kairos_strategies::Fixed;
 use tokio::sync::{mpsc, watch};
 
 use crate::coinbase::{self, Books, Payload, Sequence, TradeEvent};
+use crate::normalise::Levels;
 use crate::ws::{self, Control, WsConfig, WsEvent};
+use kairos_strategies::BookSide;
 
 /// What to follow and where.
 #[derive(Debug, Clone)]
@@ -24,14 +26,20 @@ pub struct CoinbaseFeed {
 /// What the feed reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
-    /// A product's best levels after a book message.
+    /// A product's book after a book message: its best levels, and what changed.
     Book {
         /// The product.
         product: String,
+        /// The message's `sequence_num` (per connection).
+        sequence: u64,
+        /// The message's time, ns since the epoch.
+        ts_ns: i64,
         /// Best bid `(price, size)`.
         bid: Option<(Fixed, Fixed)>,
         /// Best ask.
         ask: Option<(Fixed, Fixed)>,
+        /// The changed levels, or the whole book when it has just been synchronised.
+        levels: Levels,
     },
     /// A trade.
     Trade(TradeEvent),
@@ -137,6 +145,34 @@ impl CoinbaseFeed {
                                 for e in &events {
                                     let ok = books.apply(e);
                                     let was = synced.insert(e.product.clone(), ok).unwrap_or(false);
+                                    if let Some(b) = books.book(&e.product) {
+                                        // The engine gets the whole book when it has just
+                                        // become usable, the changed levels after that.
+                                        let levels = if was && !e.snapshot {
+                                            let side = |s: BookSide| {
+                                                e.levels
+                                                    .iter()
+                                                    .filter(|l| l.0 == s)
+                                                    .map(|l| (l.1, l.2))
+                                                    .collect()
+                                            };
+                                            Levels {
+                                                bids: side(BookSide::Bid),
+                                                asks: side(BookSide::Ask),
+                                                full: false,
+                                            }
+                                        } else {
+                                            Levels::whole(b)
+                                        };
+                                        out.push(FeedEvent::Book {
+                                            product: e.product.clone(),
+                                            sequence: m.sequence.unwrap_or(0),
+                                            ts_ns: m.ts_ns,
+                                            bid: b.best_bid(),
+                                            ask: b.best_ask(),
+                                            levels,
+                                        });
+                                    }
                                     if ok != was {
                                         let why = if ok {
                                             "synchronised from a snapshot"
@@ -144,13 +180,6 @@ impl CoinbaseFeed {
                                             "crossed or without a snapshot"
                                         };
                                         out.push(status(&e.product, ok, why.into()));
-                                    }
-                                    if let Some(b) = books.book(&e.product) {
-                                        out.push(FeedEvent::Book {
-                                            product: e.product.clone(),
-                                            bid: b.best_bid(),
-                                            ask: b.best_ask(),
-                                        });
                                     }
                                 }
                             }

@@ -27,6 +27,24 @@ pub fn trade(instrument: InstrumentId, t: &crate::binance::TradeMsg) -> Trade {
     }
 }
 
+/// The levels a book event changed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Levels {
+    /// Bid levels `(price, new size)`; size zero removes the level.
+    pub bids: Vec<(Fixed, Fixed)>,
+    /// Ask levels.
+    pub asks: Vec<(Fixed, Fixed)>,
+    /// The levels are the whole book (it has just been synchronised), not changes.
+    pub full: bool,
+}
+
+impl Levels {
+    /// The whole of `book`.
+    pub fn whole(book: &kairos_strategies::OrderBook) -> Self {
+        Self { bids: book.bids().collect(), asks: book.asks().collect(), full: true }
+    }
+}
+
 /// Counts of what the normaliser did with its messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {

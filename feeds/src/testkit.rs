@@ -259,3 +259,189 @@ pub async fn serve(rec: Arc<BinanceRecording>, faults: Faults) -> std::io::Resul
     });
     Ok(urls)
 }
+
+/// The market a [`serve_coinbase`] exchange makes up: a seeded random walk of its book.
+#[derive(Debug, Clone, Copy)]
+pub struct CoinbaseMarket {
+    /// Book updates to send in all (over every connection), then silence with heartbeats off.
+    pub updates: usize,
+    /// On the first connection, skip this sequence number (a lost message: a gap).
+    pub gap_at: Option<u64>,
+    /// A trade every this many updates.
+    pub trade_every: usize,
+    /// A heartbeat every this many updates.
+    pub heartbeat_every: usize,
+}
+
+impl Default for CoinbaseMarket {
+    fn default() -> Self {
+        Self { updates: 3_000, gap_at: Some(400), trade_every: 50, heartbeat_every: 50 }
+    }
+}
+
+/// What a [`serve_coinbase`] exchange did, for a test to check a client against.
+#[derive(Debug)]
+pub struct CoinbaseState {
+    /// The exchange's book now.
+    pub book: OrderBook,
+    rng: u64,
+    /// Updates sent so far.
+    pub updates: usize,
+    /// The book's best levels after every update, in order (the first: the initial book).
+    pub tops: Vec<TopOf>,
+    /// Connections accepted.
+    pub connections: usize,
+}
+
+/// The exchange's clock: 2026-12-02T00:00:00Z plus a millisecond per update.
+const COINBASE_EPOCH_NS: i64 = 1_796_169_600_000_000_000;
+
+impl CoinbaseState {
+    fn next(&mut self) -> u64 {
+        // xorshift64: the same market every run.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// One update: a few levels on either side, sizes from 0 (removal) to 4.
+    fn update(&mut self) -> Vec<(bool, Fixed, Fixed)> {
+        let n = 1 + self.next() % 3;
+        let mut levels = Vec::new();
+        for _ in 0..n {
+            let r = self.next();
+            let bid = r.is_multiple_of(2);
+            let cents = (r >> 8) % 100;
+            let price = if bid { 9_900 + cents } else { 10_001 + cents };
+            let price = Fixed::from_units(price as i64 * 1_000_000);
+            let size = Fixed::from_units(((r >> 20) % 5) as i64 * 100_000_000);
+            if bid {
+                self.book.set_bid(price, size)
+            } else {
+                self.book.set_ask(price, size)
+            }
+            levels.push((bid, price, size));
+        }
+        self.tops.push((self.book.best_bid(), self.book.best_ask()));
+        levels
+    }
+
+    fn time(&self) -> String {
+        let ns = COINBASE_EPOCH_NS + self.updates as i64 * 1_000_000;
+        chrono::DateTime::from_timestamp_nanos(ns)
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    }
+}
+
+fn l2(seq: u64, time: &str, kind: &str, levels: &[(bool, Fixed, Fixed)]) -> String {
+    let updates: Vec<serde_json::Value> = levels
+        .iter()
+        .map(|(bid, p, q)| {
+            serde_json::json!({"side": if *bid { "bid" } else { "offer" }, "event_time": time,
+                "price_level": p.to_string(), "new_quantity": q.to_string()})
+        })
+        .collect();
+    serde_json::json!({"channel": "l2_data", "client_id": "", "timestamp": time,
+        "sequence_num": seq, "events": [{"type": kind, "product_id": "BTC-USD", "updates": updates}]})
+    .to_string()
+}
+
+/// A Coinbase Advanced Trade websocket for `BTC-USD` on 127.0.0.1: it takes the three
+/// subscriptions (`level2`, `market_trades`, `heartbeats`), sends a level2 snapshot of its
+/// book, then updates, trades and heartbeats with per-connection sequence numbers. Returns its
+/// URL and its state.
+pub async fn serve_coinbase(
+    market: CoinbaseMarket,
+) -> std::io::Result<(String, Arc<Mutex<CoinbaseState>>)> {
+    let mut book = OrderBook::new();
+    for c in 0..50 {
+        book.set_bid(Fixed::from_units((9_950 + c) * 1_000_000), Fixed::from_units(100_000_000));
+        book.set_ask(Fixed::from_units((10_001 + c) * 1_000_000), Fixed::from_units(100_000_000));
+    }
+    let top = (book.best_bid(), book.best_ask());
+    let ex = Arc::new(Mutex::new(CoinbaseState {
+        book,
+        rng: 0x9E37_79B9_7F4A_7C15,
+        updates: 0,
+        tops: vec![top],
+        connections: 0,
+    }));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", listener.local_addr()?);
+    let ex2 = ex.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            let ex = ex2.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(sock).await else { return };
+                let (mut tx, mut rx) = ws.split();
+                for _ in 0..3 {
+                    match rx.next().await {
+                        Some(Ok(WsMessage::Text(t))) if t.as_str().contains("\"subscribe\"") => {}
+                        _ => return,
+                    }
+                }
+                let reader =
+                    tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+                let lock = || ex.lock().unwrap_or_else(|e| e.into_inner());
+                let first = {
+                    let mut e = lock();
+                    e.connections += 1;
+                    e.connections == 1
+                };
+                let mut seq = 0u64;
+                let snapshot = {
+                    let e = lock();
+                    let mut levels: Vec<(bool, Fixed, Fixed)> =
+                        e.book.bids().map(|(p, q)| (true, p, q)).collect();
+                    levels.extend(e.book.asks().map(|(p, q)| (false, p, q)));
+                    l2(seq, &e.time(), "snapshot", &levels)
+                };
+                if tx.send(WsMessage::text(snapshot)).await.is_err() {
+                    return;
+                }
+                loop {
+                    let msgs = {
+                        let mut e = lock();
+                        if e.updates == market.updates {
+                            break;
+                        }
+                        e.updates += 1;
+                        seq += 1;
+                        if first && Some(seq) == market.gap_at {
+                            seq += 1; // one message lost on the way
+                        }
+                        let levels = e.update();
+                        let time = e.time();
+                        let mut out = vec![l2(seq, &time, "update", &levels)];
+                        if e.updates.is_multiple_of(market.heartbeat_every.max(1)) {
+                            seq += 1;
+                            out.push(serde_json::json!({"channel": "heartbeats", "client_id": "", "timestamp": time,
+                                "sequence_num": seq, "events": [{"current_time": time, "heartbeat_counter": e.updates}]}).to_string());
+                        }
+                        if e.updates.is_multiple_of(market.trade_every.max(1)) {
+                            seq += 1;
+                            let price = e.book.best_bid().map_or(Fixed::from_units(0), |b| b.0);
+                            out.push(serde_json::json!({"channel": "market_trades", "client_id": "", "timestamp": time,
+                                "sequence_num": seq, "events": [{"type": "update", "trades": [{"trade_id": e.updates.to_string(), "product_id": "BTC-USD",
+                                "price": price.to_string(), "size": "0.5", "side": "SELL", "time": time}]}]}).to_string());
+                        }
+                        out
+                    };
+                    for m in msgs {
+                        if tx.send(WsMessage::text(m)).await.is_err() {
+                            reader.abort();
+                            return;
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+                let _ = reader.await;
+                drop(tx);
+            });
+        }
+    });
+    Ok((url, ex))
+}

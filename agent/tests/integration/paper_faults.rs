@@ -3,23 +3,28 @@
 //! still answering pings, sends a `serverShutdown` notice, withholds a diff (a gap) and slips in
 //! garbage. The engine must see each fault, halt the instrument until its book is
 //! synchronised again, refuse every order meanwhile (and only then), keep its book true to the
-//! exchange's at every update, and never panic.
+//! exchange's at every update, and never panic. A Coinbase-format server that skips a sequence
+//! number, the same.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use kairos_agent::paper::{AgentFile, run_with};
-use kairos_feeds::testkit::{self, BinanceRecording, Cut, Faults, TopOf};
+use kairos_feeds::testkit::{self, BinanceRecording, CoinbaseMarket, Cut, Faults, TopOf};
 use kairos_strategies::{
-    BookUpdate, Context, OrderEvent, OrderId, OrderRequest, OrderSize, OrderUpdate, RejectRule,
-    Side, Strategy, Trade, TradingStatus,
+    BookUpdate, Context, Fill, OrderEvent, OrderId, OrderRequest, OrderSize, OrderUpdate,
+    RejectRule, Side, Strategy, Timestamp, Trade, TradingStatus,
 };
 use tokio::sync::watch;
+
+/// Whether a session has seen everything, from a book's sequence and best levels.
+type Done = Box<dyn FnMut(u64, &TopOf) -> bool + Send>;
 
 /// Trades on every print it can (one market order at a time, alternating sides), and notes
 /// what it saw.
 struct Probe {
-    last_update: u64,
+    /// Whether the session has seen everything, from the book's sequence and best levels.
+    done: Done,
     stop: watch::Sender<bool>,
     pending: Option<OrderId>,
     /// Every order: whether the instrument was tradable when it was sent, and how many status
@@ -29,9 +34,13 @@ struct Probe {
     /// changes seen by then.
     halted_rejects: Vec<(OrderId, bool, usize)>,
     other_rejects: Vec<String>,
-    /// Filled orders, and whether the instrument was tradable when they filled.
-    filled: Vec<(OrderId, bool)>,
+    /// Filled orders.
+    filled: Vec<OrderId>,
+    /// Every fill's venue time.
+    fill_times: Vec<Timestamp>,
     statuses: Vec<(bool, String)>,
+    /// When each status change came (the engine's time).
+    status_times: Vec<Timestamp>,
     /// The engine's book after every update: its sequence and best levels.
     books: Vec<(u64, TopOf)>,
     fills_after_last_resume: usize,
@@ -40,8 +49,9 @@ struct Probe {
 impl Strategy for Probe {
     fn on_book(&mut self, ctx: &mut Context, u: &BookUpdate<'_>) {
         let b = ctx.book(u.instrument);
-        self.books.push((u.sequence, (b.best_bid(), b.best_ask())));
-        if u.sequence >= self.last_update {
+        let top = (b.best_bid(), b.best_ask());
+        self.books.push((u.sequence, top));
+        if (self.done)(u.sequence, &top) {
             let _ = self.stop.send(true);
         }
     }
@@ -66,7 +76,7 @@ impl Strategy for Probe {
             }
             OrderUpdate::Rejected(r) => self.other_rejects.push(format!("{r:?}")),
             OrderUpdate::Filled => {
-                self.filled.push((e.order, tradable));
+                self.filled.push(e.order);
                 self.fills_after_last_resume += 1;
             }
             _ => return,
@@ -82,6 +92,11 @@ impl Strategy for Probe {
             self.fills_after_last_resume = 0;
         }
         self.statuses.push((s.tradable, s.reason.to_string()));
+        self.status_times.push(s.ts);
+    }
+
+    fn on_fill(&mut self, _ctx: &mut Context, f: &Fill) {
+        self.fill_times.push(f.ts);
     }
 }
 
@@ -115,19 +130,8 @@ fn faults_halt_the_instrument_until_resynchronised_and_only_then() {
         at.ws, at.rest
     ))
     .unwrap();
-    let (stop_tx, stop) = watch::channel(false);
-    let probe = Probe {
-        last_update: truth.last_update_id,
-        stop: stop_tx,
-        pending: None,
-        sent: Vec::new(),
-        halted_rejects: Vec::new(),
-        other_rejects: Vec::new(),
-        filled: Vec::new(),
-        statuses: Vec::new(),
-        books: Vec::new(),
-        fills_after_last_resume: 0,
-    };
+    let last = truth.last_update_id;
+    let (probe, stop) = Probe::new(Box::new(move |seq, _| seq >= last));
     let (report, p) = rt.block_on(run_with(&cfg, probe, stop)).unwrap();
     drop(rt);
 
@@ -149,28 +153,106 @@ fn faults_halt_the_instrument_until_resynchronised_and_only_then() {
     }
     let resumes = p.statuses.iter().filter(|s| s.0).count();
     assert!(resumes >= 5, "synchronised at the start and after each of 4 faults: {:?}", p.statuses);
-    assert!(p.statuses.last().is_some_and(|s| s.0), "tradable at the end: {:?}", p.statuses);
-    // Orders were refused while halted, and only then: an order sent while halted is refused
-    // at once; one sent while tradable is refused only if a halt came before it reached the
-    // venue (the paper venue's entry latency); nothing fills while halted.
-    for (id, tradable, seen) in &p.sent {
-        let refused = p.halted_rejects.iter().find(|r| r.0 == *id);
-        if !tradable {
-            assert_eq!(refused.map(|r| r.2), Some(*seen), "order {id:?} sent while halted");
-        } else if let Some(r) = refused {
-            assert!(r.2 > *seen, "order {id:?} refused with no halt since it was sent");
-        }
-    }
-    for r in &p.halted_rejects {
-        assert!(!r.1, "order {:?} refused as halted while tradable", r.0);
-    }
-    for f in &p.filled {
-        assert!(f.1, "order {:?} filled while halted", f.0);
-    }
-    assert!(p.sent.iter().any(|s| !s.1), "no order met a halt: {:?}", p.statuses);
+    p.assert_halts_refuse_orders_and_only_then();
     assert_eq!(report.halted_rejects, p.halted_rejects.len() as u64);
-    assert!(p.other_rejects.is_empty(), "{:?}", p.other_rejects);
     assert!(p.filled.len() > 100, "{} fills", p.filled.len());
-    assert!(p.fills_after_last_resume > 0, "trading resumed after the last resynchronisation");
     assert!(report.malformed >= 30, "garbage counted: {}", report.malformed);
+}
+
+impl Probe {
+    fn new(done: Done) -> (Self, watch::Receiver<bool>) {
+        let (stop_tx, stop) = watch::channel(false);
+        let p = Probe {
+            done,
+            stop: stop_tx,
+            pending: None,
+            sent: Vec::new(),
+            halted_rejects: Vec::new(),
+            other_rejects: Vec::new(),
+            filled: Vec::new(),
+            fill_times: Vec::new(),
+            statuses: Vec::new(),
+            status_times: Vec::new(),
+            books: Vec::new(),
+            fills_after_last_resume: 0,
+        };
+        (p, stop)
+    }
+
+    /// Orders were refused while halted, and only then: an order sent while halted is refused
+    /// at once; one sent while tradable is refused only if a halt came before it reached the
+    /// venue (the paper venue's entry latency); nothing fills while halted; trading resumed.
+    fn assert_halts_refuse_orders_and_only_then(&self) {
+        let p = self;
+        assert!(p.statuses.last().is_some_and(|s| s.0), "tradable at the end: {:?}", p.statuses);
+        for (id, tradable, seen) in &p.sent {
+            let refused = p.halted_rejects.iter().find(|r| r.0 == *id);
+            if !tradable {
+                assert_eq!(refused.map(|r| r.2), Some(*seen), "order {id:?} sent while halted");
+            } else if let Some(r) = refused {
+                assert!(r.2 > *seen, "order {id:?} refused with no halt since it was sent");
+            }
+        }
+        for r in &p.halted_rejects {
+            assert!(!r.1, "order {:?} refused as halted while tradable", r.0);
+        }
+        // A fill's report may arrive after a halt (the response latency); the fill itself
+        // never falls inside a halt.
+        let mut windows = Vec::new();
+        for (k, (ok, _)) in p.statuses.iter().enumerate() {
+            if !ok {
+                let end = p.status_times.get(k + 1).copied().unwrap_or(Timestamp(i64::MAX));
+                windows.push((p.status_times[k], end));
+            }
+        }
+        for f in &p.fill_times {
+            let inside = windows.iter().find(|w| w.0 < *f && *f < w.1);
+            assert!(inside.is_none(), "a fill at {f:?} while halted {inside:?}");
+        }
+        assert!(p.sent.iter().any(|s| !s.1), "no order met a halt: {:?}", p.statuses);
+        assert!(p.other_rejects.is_empty(), "{:?}", p.other_rejects);
+        assert!(p.fills_after_last_resume > 0, "trading resumed after the last resynchronisation");
+    }
+}
+
+/// The same through a Coinbase connection: a sequence number skipped on the first connection
+/// halts `BTC-USD` until the new connection's snapshot; the book the strategy reads only ever
+/// takes states the exchange's book went through, in order.
+#[test]
+fn a_coinbase_sequence_gap_halts_the_product_until_the_new_snapshot() {
+    let market =
+        CoinbaseMarket { updates: 3_000, gap_at: Some(400), trade_every: 2, heartbeat_every: 50 };
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (url, ex) = rt.block_on(testkit::serve_coinbase(market)).unwrap();
+    let cfg: AgentFile = toml::from_str(&format!(
+        "strategy = \"probe\"\nduration_s = 90\n\
+         [instruments.BTC-USD]\ntick_size = 0.01\nlot_size = 0.00000001\n\
+         [[coinbase]]\nproducts = [\"BTC-USD\"]\nws_url = \"{url}\"\nbackoff_min_s = 0.01\n"
+    ))
+    .unwrap();
+    let seen = ex.clone();
+    let (probe, stop) = Probe::new(Box::new(move |_, top| {
+        let e = seen.lock().unwrap();
+        e.updates == market.updates && e.tops.last() == Some(top)
+    }));
+    let (report, p) = rt.block_on(run_with(&cfg, probe, stop)).unwrap();
+    drop(rt);
+
+    let e = ex.lock().unwrap();
+    assert_eq!(e.connections, 2, "reconnected once, after the gap: {:?}", p.statuses);
+    assert!(p.statuses.iter().any(|s| !s.0 && s.1.contains("sequence gap")), "{:?}", p.statuses);
+    assert_eq!(p.statuses.iter().filter(|s| s.0).count(), 2, "{:?}", p.statuses);
+    // Every book the strategy read is one the exchange's went through, in order.
+    let mut at = 0;
+    for (_, b) in &p.books {
+        let found = e.tops[at..].iter().position(|t| t == b);
+        at += found.unwrap_or_else(|| panic!("{b:?} is not a state of the book after {at}"));
+    }
+    assert!(p.books.len() > market.updates / 6, "{} book updates", p.books.len());
+    assert_eq!(p.books.last().map(|b| b.1), e.tops.last().copied(), "the final book");
+    p.assert_halts_refuse_orders_and_only_then();
+    assert_eq!(report.halted_rejects, p.halted_rejects.len() as u64);
+    assert!(p.filled.len() > 100, "{} fills", p.filled.len());
+    assert_eq!(report.malformed, 0);
 }
