@@ -294,20 +294,25 @@ impl Execution for SimulatedVenue {
     #[inline(never)]
     fn on_bar(&mut self, ctx: &mut Context, bar: &Bar, phase: Phase, out: &mut Reports) {
         let Self { matcher, working } = self;
-        working.retain(|order| {
+        // In-place compaction (what `retain` does, without its guard: the book is nearly
+        // always one order, and this runs on every bar with an order working).
+        let mut kept = 0;
+        for i in 0..working.len() {
+            let order = working[i];
             let eligible = order.request.instrument == bar.instrument
                 && match phase {
                     Phase::Open => order.submitted <= bar.ts,
                     Phase::Close => matches!(order.request.kind, OrderKind::Market),
                 };
-            let Some(price) =
-                (if eligible { matcher.trigger_price(order, bar, phase) } else { None })
-            else {
-                return true;
-            };
-            matcher.fill(ctx, order, bar, price, out);
-            false
-        });
+            match if eligible { matcher.trigger_price(&order, bar, phase) } else { None } {
+                Some(price) => matcher.fill(ctx, &order, bar, price, out),
+                None => {
+                    working[kept] = order;
+                    kept += 1;
+                }
+            }
+        }
+        working.truncate(kept);
     }
 }
 

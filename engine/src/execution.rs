@@ -41,7 +41,7 @@ pub struct Reports {
     /// Fills booked in all.
     pub fill_count: u64,
     /// Orders refused because their instrument was halted (by the engine when sent, or by
-    /// the venue when they arrived).
+    /// the venue when they arrived), counted from the events given to [`Reports::order`].
     pub halted_rejects: u64,
     forget: bool,
     deliver_orders: bool,
@@ -126,12 +126,6 @@ impl Reports {
         if self.deliver_orders {
             self.order(ctx, OrderEvent { order, instrument, ts, update: update() });
         } else {
-            if status == kairos_strategies::OrderStatus::Rejected
-                && let kairos_strategies::OrderUpdate::Rejected(r) = update()
-                && r.rule == kairos_strategies::RejectRule::TradingHalted
-            {
-                self.halted_rejects += 1;
-            }
             ctx.set_order_status(order, status);
         }
     }
