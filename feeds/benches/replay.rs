@@ -142,6 +142,50 @@ fn replay(c: &mut Criterion) {
         })
     });
     g.finish();
+    json(c, &all);
+}
+
+/// serde_json (what `binance::parse` uses) against sonic-rs and simd-json, each deserializing
+/// into the same types through the same visitor, on every stream message of the recordings;
+/// they are first checked to give the same messages.
+fn json(c: &mut Criterion, all: &[Vec<String>]) {
+    let msgs: Vec<&str> = all
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .filter(|l| !l.starts_with("{\"lastUpdateId\""))
+        .collect();
+    let sonic = |l: &str| -> Option<Message> {
+        let mut de = sonic_rs::Deserializer::from_str(l);
+        let m = binance::parse_from(&mut de).ok()?.ok()?;
+        de.end().ok()?;
+        Some(m)
+    };
+    let simd = |l: &str, buf: &mut Vec<u8>| -> Option<Message> {
+        buf.clear();
+        buf.extend_from_slice(l.as_bytes());
+        let mut de = simd_json::Deserializer::from_slice(buf).ok()?;
+        binance::parse_from(&mut de).ok()?.ok()
+    };
+    let mut buf = Vec::new();
+    for l in &msgs {
+        let reference = binance::parse(l).ok();
+        assert_eq!(sonic(l), reference, "sonic-rs differs on {l}");
+        assert_eq!(simd(l, &mut buf), reference, "simd-json differs on {l}");
+    }
+    let mut g = c.benchmark_group("json");
+    g.throughput(Throughput::Elements(msgs.len() as u64));
+    g.bench_function("serde_json", |b| {
+        b.iter(|| msgs.iter().filter(|l| binance::parse(black_box(l)).is_ok()).count())
+    });
+    g.bench_function("sonic_rs", |b| {
+        b.iter(|| msgs.iter().filter(|l| sonic(black_box(l)).is_some()).count())
+    });
+    g.bench_function("simd_json", |b| {
+        let mut buf = Vec::new();
+        b.iter(|| msgs.iter().filter(|l| simd(black_box(l), &mut buf).is_some()).count())
+    });
+    g.finish();
 }
 
 criterion_group!(benches, replay);

@@ -287,7 +287,24 @@ pub fn parse(text: &str) -> Result<Message, ParseError> {
     if t.starts_with("{\"lastUpdateId\"") {
         return snapshot(t, None);
     }
-    let env: Envelope<'_> = serde_json::from_str(t).map_err(malformed)?;
+    let mut de = serde_json::Deserializer::from_str(t);
+    let msg = parse_from(&mut de).map_err(malformed)?;
+    de.end().map_err(malformed)?;
+    msg
+}
+
+/// [`parse`] of a combined-stream envelope through any serde deserializer (for measuring JSON
+/// parsers against each other on the same types; [`parse`] uses serde_json). The outer error
+/// is the deserializer's, the inner one a field that is not a number.
+#[doc(hidden)]
+pub fn parse_from<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Result<Message, ParseError>, D::Error> {
+    let env = Envelope::deserialize(de)?;
+    Ok(message(env))
+}
+
+fn message(env: Envelope<'_>) -> Result<Message, ParseError> {
     match env.data {
         Data::Depth(d) => Ok(Message::Depth(DepthDiff {
             symbol: d.symbol.to_ascii_uppercase(),
