@@ -298,16 +298,18 @@ impl Execution for SimulatedVenue {
         // always one order, and this runs on every bar with an order working).
         let mut kept = 0;
         for i in 0..working.len() {
-            let order = working[i];
+            let order = &working[i];
             let eligible = order.request.instrument == bar.instrument
                 && match phase {
                     Phase::Open => order.submitted <= bar.ts,
                     Phase::Close => matches!(order.request.kind, OrderKind::Market),
                 };
-            match if eligible { matcher.trigger_price(&order, bar, phase) } else { None } {
-                Some(price) => matcher.fill(ctx, &order, bar, price, out),
+            match if eligible { matcher.trigger_price(order, bar, phase) } else { None } {
+                Some(price) => matcher.fill(ctx, order, bar, price, out),
                 None => {
-                    working[kept] = order;
+                    if kept != i {
+                        working[kept] = working[i];
+                    }
                     kept += 1;
                 }
             }

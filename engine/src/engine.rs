@@ -156,10 +156,14 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.ctx.portfolio_mut().mark(bar.instrument, bar.close);
         self.ctx.set_now(close);
         strategy.on_bar(&mut self.ctx, bar);
-        self.after_bar(strategy, bar);
+        // Matching at the open settled everything before `on_bar`: only what it asked for
+        // (or a venue that fills on close) needs another pass.
+        if self.ctx.asked() || (self.close_phase && self.exec.has_working()) {
+            self.after_bar(strategy, bar);
+        }
     }
 
-    #[inline(never)]
+    #[inline]
     fn match_open<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar) {
         if bar.ts > self.ctx.now() {
             self.ctx.set_now(bar.ts);
