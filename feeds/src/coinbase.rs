@@ -254,6 +254,11 @@ impl Books {
         Self::default()
     }
 
+    /// The last sequence number seen on this connection.
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+
     /// A new connection: sequence numbers start again, and every book waits for its snapshot.
     pub fn reconnected(&mut self) {
         self.last = None;

@@ -6,13 +6,12 @@
 //! connection is renewed at once; the new subscription brings new snapshots. Heartbeats keep
 //! the sequence moving on a quiet market, so a stale feed shows as no data at all.
 
-use kairos_strategies::Fixed;
+use kairos_strategies::{BookUpdate, Fixed, InstrumentId, Trade};
 use tokio::sync::{mpsc, watch};
 
-use crate::coinbase::{self, Books, Payload, Sequence, TradeEvent};
-use crate::normalise::Levels;
+use crate::coinbase::{self, TradeEvent};
+use crate::normalise::{CoinbaseNormaliser, Levels, Sink};
 use crate::ws::{self, Control, WsConfig, WsEvent};
-use kairos_strategies::BookSide;
 
 /// What to follow and where.
 #[derive(Debug, Clone)]
@@ -82,118 +81,40 @@ impl CoinbaseFeed {
         let (ctl_tx, ctl_rx) = mpsc::channel(4);
         let link = ws::Link { tx: ws_tx, stop, control: Some(ctl_rx) };
         let conn = tokio::spawn(ws::run(self.ws.clone(), self.subscriptions(), None, link));
-        let mut books = Books::new();
-        let mut synced: std::collections::BTreeMap<String, bool> = Default::default();
-        let status = |product: &str, ok: bool, why: String| FeedEvent::Status {
-            product: product.to_string(),
-            synced: ok,
-            why,
-        };
+        let mut norm = CoinbaseNormaliser::new(&self.products);
         while let Some(ev) = ws_rx.recv().await {
+            let mut got = Collect::default();
             let mut out = Vec::new();
+            // Trades go out as the exchange printed them (exact decimals, trade ids).
+            let mut trades: std::collections::VecDeque<TradeEvent> = Default::default();
             match ev {
                 WsEvent::Connected(n) => {
-                    books.reconnected();
-                    for p in &self.products {
-                        synced.insert(p.clone(), false);
-                        out.push(status(p, false, format!("connection {n}: awaiting a snapshot")));
-                    }
+                    norm.connected(&format!("connection {n}: awaiting a snapshot"), &mut got)
                 }
                 WsEvent::Disconnected { why, .. } => {
-                    for (p, s) in &mut synced {
-                        if std::mem::replace(s, false) {
-                            out.push(status(p, false, format!("disconnected: {why:?}")));
-                        }
-                    }
+                    norm.unsync_all(&format!("disconnected: {why:?}"), &mut got)
                 }
                 WsEvent::Text(text, _) => match coinbase::parse(&text) {
                     Err(e) => out.push(FeedEvent::Malformed(e.to_string())),
                     Ok(m) => {
-                        if let Some(seq) = m.sequence {
-                            match books.sequence(seq) {
-                                Sequence::Repeat => continue,
-                                Sequence::InOrder => {}
-                                Sequence::Gap { missing } => {
-                                    for (p, s) in &mut synced {
-                                        if std::mem::replace(s, false) {
-                                            out.push(status(
-                                                p,
-                                                false,
-                                                format!(
-                                                    "sequence gap: {missing} lost before {seq}"
-                                                ),
-                                            ));
-                                        }
-                                    }
-                                    let _ = ctl_tx
-                                        .send(Control::Reconnect(format!(
-                                            "sequence gap before {seq}"
-                                        )))
-                                        .await;
-                                    for e in out.drain(..) {
-                                        if tx.send(e).await.is_err() {
-                                            conn.abort();
-                                            return;
-                                        }
-                                    }
-                                    continue;
-                                }
-                            }
-                        }
-                        match m.payload {
-                            Payload::Book(events) => {
-                                for e in &events {
-                                    let ok = books.apply(e);
-                                    let was = synced.insert(e.product.clone(), ok).unwrap_or(false);
-                                    if let Some(b) = books.book(&e.product) {
-                                        // The engine gets the whole book when it has just
-                                        // become usable, the changed levels after that.
-                                        let levels = if was && !e.snapshot {
-                                            let side = |s: BookSide| {
-                                                e.levels
-                                                    .iter()
-                                                    .filter(|l| l.0 == s)
-                                                    .map(|l| (l.1, l.2))
-                                                    .collect()
-                                            };
-                                            Levels {
-                                                bids: side(BookSide::Bid),
-                                                asks: side(BookSide::Ask),
-                                                full: false,
-                                            }
-                                        } else {
-                                            Levels::whole(b)
-                                        };
-                                        out.push(FeedEvent::Book {
-                                            product: e.product.clone(),
-                                            sequence: m.sequence.unwrap_or(0),
-                                            ts_ns: m.ts_ns,
-                                            bid: b.best_bid(),
-                                            ask: b.best_ask(),
-                                            levels,
-                                        });
-                                    }
-                                    if ok != was {
-                                        let why = if ok {
-                                            "synchronised from a snapshot"
-                                        } else {
-                                            "crossed or without a snapshot"
-                                        };
-                                        out.push(status(&e.product, ok, why.into()));
-                                    }
-                                }
-                            }
-                            Payload::Trades(trades) => {
-                                out.extend(trades.into_iter().map(FeedEvent::Trade))
-                            }
-                            Payload::Error(msg) => out.push(FeedEvent::Malformed(format!(
+                        if let coinbase::Payload::Error(msg) = &m.payload {
+                            out.push(FeedEvent::Malformed(format!(
                                 "the exchange answered an error: {msg}"
-                            ))),
-                            Payload::Heartbeat(_) | Payload::Other => {}
+                            )));
+                        }
+                        if let coinbase::Payload::Trades(t) = &m.payload {
+                            let followed =
+                                t.iter().filter(|t| norm.instrument(&t.product).is_some());
+                            trades.extend(followed.cloned());
+                        }
+                        if let Some(seq) = norm.on_message(&m, &mut got) {
+                            let why = format!("sequence gap before {seq}");
+                            let _ = ctl_tx.send(Control::Reconnect(why)).await;
                         }
                     }
                 },
             }
+            out.extend(got.0.into_iter().filter_map(|e| e.into_event(&norm, &mut trades)));
             for e in out {
                 if tx.send(e).await.is_err() {
                     conn.abort();
@@ -202,5 +123,65 @@ impl CoinbaseFeed {
             }
         }
         let _ = conn.await;
+    }
+}
+
+/// What the normaliser said about one websocket event, in order.
+#[derive(Default)]
+struct Collect(Vec<Said>);
+
+enum Said {
+    Book {
+        id: InstrumentId,
+        sequence: u64,
+        ts_ns: i64,
+        levels: Levels,
+    },
+    /// A trade (the exchange's own print goes out in its place).
+    Trade,
+    Status {
+        id: InstrumentId,
+        synced: bool,
+        why: String,
+    },
+}
+
+impl Sink for Collect {
+    fn book(&mut self, u: &BookUpdate<'_>) {
+        let levels = Levels { bids: u.bids.to_vec(), asks: u.asks.to_vec(), full: u.snapshot };
+        self.0.push(Said::Book { id: u.instrument, sequence: u.sequence, ts_ns: u.ts.0, levels });
+    }
+    fn trade(&mut self, _: &Trade) {
+        self.0.push(Said::Trade);
+    }
+    fn status(&mut self, id: InstrumentId, synced: bool, why: &str) {
+        self.0.push(Said::Status { id, synced, why: why.to_string() });
+    }
+}
+
+impl Said {
+    fn into_event(
+        self,
+        norm: &CoinbaseNormaliser,
+        trades: &mut std::collections::VecDeque<TradeEvent>,
+    ) -> Option<FeedEvent> {
+        let product = |id| norm.product(id).unwrap_or_default().to_string();
+        Some(match self {
+            Said::Book { id, sequence, ts_ns, levels } => {
+                let book = norm.book(id);
+                FeedEvent::Book {
+                    product: product(id),
+                    sequence,
+                    ts_ns,
+                    bid: book.and_then(|b| b.best_bid()),
+                    ask: book.and_then(|b| b.best_ask()),
+                    levels,
+                }
+            }
+            Said::Trade => FeedEvent::Trade(trades.pop_front()?),
+            Said::Status { id, synced, why } => {
+                FeedEvent::Status { product: product(id), synced, why }
+            }
+        })
     }
 }

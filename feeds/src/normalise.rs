@@ -1,7 +1,9 @@
 //! Binance messages turned into the SDK's events, with one local book per symbol: what a
 //! replay and a live session hand to the engine, through the same code.
 
-use kairos_strategies::{BookUpdate, Fixed, InstrumentId, Side, Timestamp, Trade};
+use kairos_strategies::{
+    BookSide, BookUpdate, Fixed, InstrumentId, OrderBook, Side, Timestamp, Trade,
+};
 
 use crate::binance::{Applied, DepthSync, Market, Message};
 
@@ -237,5 +239,162 @@ impl BinanceNormaliser {
         };
         sink.book(&u);
         sink.status(id, true, "book synchronised");
+    }
+}
+
+/// Keeps the books of one Coinbase connection's products (by its sequence numbers and
+/// snapshots) and turns messages into [`Sink`] calls: what the live feed and a replay share.
+///
+/// A sequence number that jumps is a gap: every synchronised product is reported unusable
+/// until a new snapshot (the live feed renews its connection, which brings them). A sequence
+/// that starts again at 0 is a new connection (a recording holds several). Event times are
+/// the messages' own (`timestamp`, a trade's `time`).
+#[derive(Debug)]
+pub struct CoinbaseNormaliser {
+    products: Vec<String>,
+    books: crate::coinbase::Books,
+    synced: Vec<bool>,
+    bids: Vec<(Fixed, Fixed)>,
+    asks: Vec<(Fixed, Fixed)>,
+    counts: Counts,
+}
+
+impl CoinbaseNormaliser {
+    /// Follows `products` (instrument `i` is `products[i]`).
+    pub fn new(products: &[String]) -> Self {
+        Self {
+            products: products.to_vec(),
+            books: crate::coinbase::Books::new(),
+            synced: vec![false; products.len()],
+            bids: Vec::new(),
+            asks: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// What it did so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The instrument of `product`, if followed.
+    pub fn instrument(&self, product: &str) -> Option<InstrumentId> {
+        self.products.iter().position(|p| p == product).map(|i| InstrumentId(i as u32))
+    }
+
+    /// The product of an instrument.
+    pub fn product(&self, id: InstrumentId) -> Option<&str> {
+        self.products.get(id.index()).map(String::as_str)
+    }
+
+    /// A product's book, while it is synchronised.
+    pub fn book(&self, id: InstrumentId) -> Option<&OrderBook> {
+        self.books.book(self.product(id)?)
+    }
+
+    /// Every synchronised product becomes unusable, for `why`.
+    pub fn unsync_all(&mut self, why: &str, sink: &mut impl Sink) {
+        for (i, s) in self.synced.iter_mut().enumerate() {
+            if std::mem::replace(s, false) {
+                sink.status(InstrumentId(i as u32), false, why);
+            }
+        }
+    }
+
+    /// A new connection: sequence numbers start again and every book waits for its snapshot.
+    pub fn connected(&mut self, why: &str, sink: &mut impl Sink) {
+        self.books.reconnected();
+        self.unsync_all(why, sink);
+    }
+
+    /// Handles one message; returns the sequence number before which messages were lost, on a
+    /// gap (the connection should be renewed).
+    pub fn on_message(
+        &mut self,
+        m: &crate::coinbase::Message,
+        sink: &mut impl Sink,
+    ) -> Option<u64> {
+        use crate::coinbase::{Payload, Sequence};
+        if let Some(seq) = m.sequence {
+            if seq == 0 && self.books.last().is_some() {
+                self.connected("a new connection in the stream", sink);
+            }
+            match self.books.sequence(seq) {
+                Sequence::Repeat => return None,
+                Sequence::InOrder => {}
+                Sequence::Gap { missing } => {
+                    self.counts.gaps += 1;
+                    self.unsync_all(&format!("sequence gap: {missing} lost before {seq}"), sink);
+                    return Some(seq);
+                }
+            }
+        }
+        match &m.payload {
+            Payload::Book(events) => {
+                for e in events {
+                    let Some(id) = self.instrument(&e.product) else {
+                        self.counts.unknown_symbol += 1;
+                        continue;
+                    };
+                    let i = id.index();
+                    let ok = self.books.apply(e);
+                    let was = std::mem::replace(&mut self.synced[i], ok);
+                    let Some(book) = self.books.book(&e.product) else {
+                        self.counts.unsynced += 1;
+                        if was {
+                            sink.status(id, false, "crossed or without a snapshot");
+                        }
+                        continue;
+                    };
+                    self.bids.clear();
+                    self.asks.clear();
+                    // The engine gets the whole book when it has just become usable (or on a
+                    // snapshot), the changed levels after that.
+                    let full = !was || e.snapshot;
+                    if full {
+                        self.bids.extend(book.bids());
+                        self.asks.extend(book.asks());
+                    } else {
+                        for &(side, p, q) in &e.levels {
+                            match side {
+                                BookSide::Bid => self.bids.push((p, q)),
+                                BookSide::Ask => self.asks.push((p, q)),
+                            }
+                        }
+                    }
+                    self.counts.books += 1;
+                    let u = BookUpdate {
+                        instrument: id,
+                        ts: Timestamp(m.ts_ns),
+                        sequence: m.sequence.unwrap_or(0),
+                        bids: &self.bids,
+                        asks: &self.asks,
+                        snapshot: full,
+                    };
+                    sink.book(&u);
+                    if !was {
+                        sink.status(id, true, "synchronised from a snapshot");
+                    }
+                }
+            }
+            Payload::Trades(trades) => {
+                for t in trades {
+                    let Some(id) = self.instrument(&t.product) else {
+                        self.counts.unknown_symbol += 1;
+                        continue;
+                    };
+                    self.counts.trades += 1;
+                    sink.trade(&Trade {
+                        instrument: id,
+                        ts: Timestamp(t.time_ns),
+                        price: t.price.to_f64(),
+                        size: t.size.to_f64(),
+                        aggressor: t.aggressor,
+                    });
+                }
+            }
+            Payload::Heartbeat(_) | Payload::Other | Payload::Error(_) => {}
+        }
+        None
     }
 }
