@@ -432,7 +432,7 @@ fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {
     let strategy = registry.build(&name, &params)?;
     let speed: replay::Speed = a.speed.parse()?;
     let rec = replay::Recording::read(&a.file)?;
-    let mut instruments = rec.instruments("binance");
+    let mut instruments = rec.instruments(rec.venue());
     for i in &mut instruments {
         if let Some(t) = a.tick_size {
             i.tick_size = t;

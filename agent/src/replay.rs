@@ -8,7 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use kairos_engine::paper::{PaperConfig, PaperVenue};
 use kairos_engine::{Engine, Execution};
 use kairos_feeds::binance::{self, Message};
-use kairos_feeds::normalise::{BinanceNormaliser, Counts, Sink};
+use kairos_feeds::coinbase::Payload as CbPayload;
+use kairos_feeds::normalise::{BinanceNormaliser, CoinbaseNormaliser, Counts, Sink};
 use kairos_strategies::{
     Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, MarketEvent, OrderEvent,
     Quote, Strategy, Timer, Trade, TradingStatus,
@@ -69,8 +70,17 @@ impl Recording {
         Ok(Self { lines, malformed_lines, read_s: started.elapsed().as_secs_f64() })
     }
 
+    /// The exchange the recording is from: `coinbase` when its messages are Coinbase
+    /// Advanced Trade envelopes (`"channel"`), else `binance`.
+    pub fn venue(&self) -> &'static str {
+        let coinbase = self.lines.iter().take(100).any(|(_, j)| {
+            j.trim_start().starts_with("{\"channel\"") || j.contains("\"sequence_num\"")
+        });
+        if coinbase { "coinbase" } else { "binance" }
+    }
+
     /// The symbols the recording's diffs and trades are about, with the finest price and
-    /// size steps their numbers use (Binance prints every price on its tick grid).
+    /// size steps their numbers use (both exchanges print every price on its tick grid).
     pub fn instruments(&self, venue: &str) -> Vec<Instrument> {
         let mut found: Vec<(String, u32, u32)> = Vec::new();
         let mut note = |sym: &str,
@@ -87,6 +97,25 @@ impl Recording {
             found[i].2 = sizes.fold(found[i].2, |d, q| d.max(decimals(q)));
         };
         for (_, json) in self.lines.iter().take(20_000) {
+            if venue == "coinbase" {
+                match kairos_feeds::coinbase::parse(json).map(|m| m.payload) {
+                    Ok(CbPayload::Book(events)) => {
+                        for e in events {
+                            let (p, q): (Vec<Fixed>, Vec<Fixed>) =
+                                e.levels.iter().map(|l| (l.1, l.2)).unzip();
+                            note(&e.product, &mut p.into_iter(), &mut q.into_iter());
+                        }
+                    }
+                    Ok(CbPayload::Trades(trades)) => {
+                        for t in trades {
+                            let (p, q) = (std::iter::once(t.price), std::iter::once(t.size));
+                            note(&t.product, &mut p.into_iter(), &mut q.into_iter());
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             match binance::parse(json) {
                 Ok(Message::Depth(d)) => {
                     let levels = d.bids.iter().chain(&d.asks);
@@ -237,7 +266,9 @@ pub fn run<S: Strategy>(rec: &Recording, setup: &ReplaySetup, strategy: S) -> Re
         i.validate()?;
     }
     let symbols: Vec<String> = setup.instruments.iter().map(|i| i.symbol.clone()).collect();
+    let coinbase = rec.venue() == "coinbase";
     let mut norm = BinanceNormaliser::new(&symbols, None);
+    let mut cb = CoinbaseNormaliser::new(&symbols);
     let ctx = Context::new(setup.instruments.clone(), setup.cash);
     let mut engine = Engine::historical(ctx, PaperVenue::new(setup.paper));
     for k in 0..symbols.len() {
@@ -256,15 +287,21 @@ pub fn run<S: Strategy>(rec: &Recording, setup: &ReplaySetup, strategy: S) -> Re
             }
         }
         messages += 1;
-        match binance::parse(json) {
-            Ok(msg) => {
-                let mut drive = Drive { engine: &mut engine, strategy: &mut strategy };
-                norm.on_message(&msg, &mut drive);
-            }
-            Err(e) => {
-                malformed += 1;
-                tracing::debug!(error = %e, "skipped a message");
-            }
+        let mut drive = Drive { engine: &mut engine, strategy: &mut strategy };
+        let parsed = if coinbase {
+            kairos_feeds::coinbase::parse(json)
+                .map(|m| {
+                    // A gap in a recording stays a gap: the books wait for the next snapshot
+                    // (the recorder's renewed connection brought one).
+                    let _ = cb.on_message(&m, &mut drive);
+                })
+                .map_err(|e| e.to_string())
+        } else {
+            binance::parse(json).map(|m| norm.on_message(&m, &mut drive)).map_err(|e| e.to_string())
+        };
+        if let Err(e) = parsed {
+            malformed += 1;
+            tracing::debug!(error = %e, "skipped a message");
         }
     }
     let run_s = started.elapsed().as_secs_f64();
@@ -276,7 +313,7 @@ pub fn run<S: Strategy>(rec: &Recording, setup: &ReplaySetup, strategy: S) -> Re
         instruments: setup.instruments.clone(),
         messages,
         malformed,
-        counts: norm.counts(),
+        counts: if coinbase { cb.counts() } else { norm.counts() },
         fills,
         events: strategy.events,
         halted_rejects: engine.halted_rejects(),

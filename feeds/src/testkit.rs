@@ -423,10 +423,19 @@ pub async fn serve_coinbase(
                         }
                         if e.updates.is_multiple_of(market.trade_every.max(1)) {
                             seq += 1;
-                            let price = e.book.best_bid().map_or(Fixed::from_units(0), |b| b.0);
+                            // Alternately a sell into the best bid (the maker side, which
+                            // Coinbase reports, BUY) and a buy from the best ask.
+                            let into_bid =
+                                (e.updates / market.trade_every.max(1)).is_multiple_of(2);
+                            let (maker, level) = if into_bid {
+                                ("BUY", e.book.best_bid())
+                            } else {
+                                ("SELL", e.book.best_ask())
+                            };
+                            let price = level.map_or(Fixed::from_units(0), |b| b.0);
                             out.push(serde_json::json!({"channel": "market_trades", "client_id": "", "timestamp": time,
                                 "sequence_num": seq, "events": [{"type": "update", "trades": [{"trade_id": e.updates.to_string(), "product_id": "BTC-USD",
-                                "price": price.to_string(), "size": "0.5", "side": "SELL", "time": time}]}]}).to_string());
+                                "price": price.to_string(), "size": "0.5", "side": maker, "time": time}]}]}).to_string());
                         }
                         out
                     };
