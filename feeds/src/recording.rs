@@ -99,6 +99,16 @@ impl Judge {
 /// the recording's `bookTicker` messages (see the module comment).
 pub fn verify_book(path: &Path) -> Result<BookCheck> {
     let (lines, _cut) = crate::record::read_lines(path)?;
+    let coinbase = lines.iter().take(100).any(|l| l.contains("\"sequence_num\""));
+    if coinbase {
+        return Err(crate::Error::Io {
+            path: path.to_path_buf(),
+            reason: "a Coinbase recording: --verify-book compares the book with Binance's \
+                     bookTicker messages, which it does not have (its books are checked by \
+                     their sequence numbers as they are replayed)"
+                .into(),
+        });
+    }
     let mut check = BookCheck::default();
     let mut books: BTreeMap<String, DepthSync> = BTreeMap::new();
     let mut judges: BTreeMap<String, Judge> = BTreeMap::new();

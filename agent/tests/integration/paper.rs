@@ -300,6 +300,12 @@ fn coinbase_record_replay_and_live_paper_agree() {
     let o = replay.output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["replay", "--file", file.to_str().unwrap(), "--verify-book"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("a Coinbase recording"), "{err}");
     let line = format!("replay: {total} messages (0 malformed)");
     assert!(stdout.starts_with(&line), "every recorded message read as Coinbase's: {stdout}");
 
