@@ -17,8 +17,7 @@ use kairos_feeds::binance::Market;
 use kairos_feeds::binance_live::{BinanceFeed, FeedEvent};
 use kairos_feeds::coinbase_live::{CoinbaseFeed, FeedEvent as CbEvent};
 use kairos_strategies::{
-    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Registry, Strategy, Timestamp,
-    Trade,
+    Context, Instrument, InstrumentId, MarketEvent, Registry, Strategy, Timestamp,
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -364,16 +363,9 @@ pub async fn run_with<S: Strategy>(
         if let Some(s) = b.backoff_min_s {
             feed.snapshot_retry = Duration::from_secs_f64(s.max(0.01));
         }
-        let (ftx, mut frx) = mpsc::channel(8192);
-        let tx = tx.clone();
+        let (ftx, frx) = mpsc::channel(8192);
         tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
-        tasks.push(tokio::spawn(async move {
-            while let Some(e) = frx.recv().await {
-                if tx.send(Source::Binance(e)).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(relay(frx, tx.clone(), Source::Binance)));
     }
     for c in &cfg.coinbase {
         let refs: Vec<&str> = c.products.iter().map(String::as_str).collect();
@@ -385,16 +377,9 @@ pub async fn run_with<S: Strategy>(
             &mut feed.ws,
             [c.stale_after_s, c.ping_every_s, c.backoff_min_s, c.backoff_max_s],
         );
-        let (ftx, mut frx) = mpsc::channel(8192);
-        let tx = tx.clone();
+        let (ftx, frx) = mpsc::channel(8192);
         tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
-        tasks.push(tokio::spawn(async move {
-            while let Some(e) = frx.recv().await {
-                if tx.send(Source::Coinbase(e)).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(relay(frx, tx.clone(), Source::Coinbase)));
     }
     for d in &cfg.dex {
         let Some(id) = id_of(&d.symbol) else { continue };
@@ -431,15 +416,8 @@ pub async fn run_with<S: Strategy>(
                     Source::Binance(FeedEvent::Book { symbol, update_id, event_ms, levels, .. }) => {
                         let Some(id) = id_of(&symbol) else { continue };
                         counts.books += 1;
-                        let u = BookUpdate {
-                            instrument: id,
-                            ts: Timestamp::from_millis(event_ms as i64),
-                            sequence: update_id,
-                            bids: &levels.bids,
-                            asks: &levels.asks,
-                            snapshot: levels.full,
-                        };
-                        engine.book(&mut strategy, &u);
+                        let ts = Timestamp::from_millis(event_ms as i64);
+                        engine.book(&mut strategy, &levels.update(id, ts, update_id));
                     }
                     Source::Binance(FeedEvent::Trade(t)) => {
                         let Some(id) = id_of(&t.symbol) else { continue };
@@ -459,26 +437,12 @@ pub async fn run_with<S: Strategy>(
                     Source::Coinbase(CbEvent::Book { product, sequence, ts_ns, levels, .. }) => {
                         let Some(id) = id_of(&product) else { continue };
                         counts.books += 1;
-                        let u = BookUpdate {
-                            instrument: id,
-                            ts: Timestamp(ts_ns),
-                            sequence,
-                            bids: &levels.bids,
-                            asks: &levels.asks,
-                            snapshot: levels.full,
-                        };
-                        engine.book(&mut strategy, &u);
+                        engine.book(&mut strategy, &levels.update(id, Timestamp(ts_ns), sequence));
                     }
                     Source::Coinbase(CbEvent::Trade(t)) => {
                         let Some(id) = id_of(&t.product) else { continue };
                         counts.trades += 1;
-                        let trade = Trade {
-                            instrument: id,
-                            ts: Timestamp(t.time_ns),
-                            price: t.price.to_f64(),
-                            size: t.size.to_f64(),
-                            aggressor: t.aggressor,
-                        };
+                        let trade = kairos_feeds::normalise::coinbase_trade(id, &t);
                         engine.market(&mut strategy, &MarketEvent::Trade(trade));
                     }
                     Source::Coinbase(CbEvent::Status { product, synced, why }) => {
@@ -519,6 +483,15 @@ pub async fn run_with<S: Strategy>(
         run_s: started.elapsed().as_secs_f64(),
     };
     Ok((report, strategy.inner))
+}
+
+/// Hands one feed's events on to the session's channel, as `Source`s.
+async fn relay<E>(mut rx: mpsc::Receiver<E>, tx: mpsc::Sender<Source>, wrap: fn(E) -> Source) {
+    while let Some(e) = rx.recv().await {
+        if tx.send(wrap(e)).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Polls one pool and hands its events on.

@@ -71,12 +71,10 @@ impl Recording {
     }
 
     /// The exchange the recording is from: `coinbase` when its messages are Coinbase
-    /// Advanced Trade envelopes (`"channel"`), else `binance`.
+    /// Advanced Trade envelopes, else `binance`.
     pub fn venue(&self) -> &'static str {
-        let coinbase = self.lines.iter().take(100).any(|(_, j)| {
-            j.trim_start().starts_with("{\"channel\"") || j.contains("\"sequence_num\"")
-        });
-        if coinbase { "coinbase" } else { "binance" }
+        let jsons = self.lines.iter().map(|(_, j)| j.as_str());
+        if kairos_feeds::recording::is_coinbase(jsons) { "coinbase" } else { "binance" }
     }
 
     /// The symbols the recording's diffs and trades are about, with the finest price and

@@ -29,6 +29,18 @@ pub fn trade(instrument: InstrumentId, t: &crate::binance::TradeMsg) -> Trade {
     }
 }
 
+/// A Coinbase trade print as the SDK's event: at its own time (the message's when it names
+/// none), the aggressor as the parser read it.
+pub fn coinbase_trade(instrument: InstrumentId, t: &crate::coinbase::TradeEvent) -> Trade {
+    Trade {
+        instrument,
+        ts: Timestamp(t.time_ns),
+        price: t.price.to_f64(),
+        size: t.size.to_f64(),
+        aggressor: t.aggressor,
+    }
+}
+
 /// The levels a book event changed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Levels {
@@ -44,6 +56,18 @@ impl Levels {
     /// The whole of `book`.
     pub fn whole(book: &kairos_strategies::OrderBook) -> Self {
         Self { bids: book.bids().collect(), asks: book.asks().collect(), full: true }
+    }
+
+    /// These levels as the engine's book event for `instrument`.
+    pub fn update(&self, instrument: InstrumentId, ts: Timestamp, sequence: u64) -> BookUpdate<'_> {
+        BookUpdate {
+            instrument,
+            ts,
+            sequence,
+            bids: &self.bids,
+            asks: &self.asks,
+            snapshot: self.full,
+        }
     }
 }
 
@@ -384,13 +408,7 @@ impl CoinbaseNormaliser {
                         continue;
                     };
                     self.counts.trades += 1;
-                    sink.trade(&Trade {
-                        instrument: id,
-                        ts: Timestamp(t.time_ns),
-                        price: t.price.to_f64(),
-                        size: t.size.to_f64(),
-                        aggressor: t.aggressor,
-                    });
+                    sink.trade(&coinbase_trade(id, t));
                 }
             }
             Payload::Heartbeat(_) | Payload::Other | Payload::Error(_) => {}

@@ -95,12 +95,17 @@ impl Judge {
     }
 }
 
+/// Whether recorded messages (or lines) are Coinbase Advanced Trade's: any of the first
+/// hundred carries the `sequence_num` every Coinbase envelope has and no Binance message does.
+pub fn is_coinbase<'a>(messages: impl Iterator<Item = &'a str>) -> bool {
+    messages.take(100).any(|m| m.contains("\"sequence_num\""))
+}
+
 /// Replays the recording at `path` through the parser and book and compares the book with
 /// the recording's `bookTicker` messages (see the module comment).
 pub fn verify_book(path: &Path) -> Result<BookCheck> {
     let (lines, _cut) = crate::record::read_lines(path)?;
-    let coinbase = lines.iter().take(100).any(|l| l.contains("\"sequence_num\""));
-    if coinbase {
+    if is_coinbase(lines.iter().map(String::as_str)) {
         return Err(crate::Error::Io {
             path: path.to_path_buf(),
             reason: "a Coinbase recording: --verify-book compares the book with Binance's \
