@@ -189,30 +189,12 @@ impl Backtest {
         run.engine.start(strategy);
         if let [only] = series {
             // One instrument: every bar is its own timestamp, so the curve has exactly one
-            // point per bar. It is written in place (no capacity checks) while the bar is in
-            // cache, and the times go to the run-length-coded index, which costs no memory for
-            // regular bars.
-            let mut curve = crate::mem::vec_with_capacity(only.len());
-            let spacing = only.interval_hint();
+            // point per bar, written in place (no capacity checks) while the bar is in cache.
+            // The times are the bars' own, run-length coded after the run (no memory for
+            // regular bars).
             let all = &only.bars;
-            let mut step = |bar: &Bar, close: Timestamp| {
-                if bar.instrument == InstrumentId(0) {
-                    run.engine.bar(strategy, bar, close);
-                } else {
-                    run.engine.bar(strategy, &Bar { instrument: InstrumentId(0), ..*bar }, close);
-                }
-                run.equity_time.push(bar.ts);
-                run.engine.ctx.portfolio().equity()
-            };
-            // `extend` from a slice's mapped iterator writes each point without a capacity
-            // check; each bar closes at the next one's open at the latest.
-            curve.extend(
-                all.windows(2).map(|w| step(&w[0], close_time(&w[0], Some(&w[1]), spacing))),
-            );
-            if let Some(last) = all.last() {
-                curve.push(step(last, close_time(last, None, spacing)));
-            }
-            run.equity = curve;
+            run.equity = run.single(all, only.interval_hint(), strategy);
+            run.equity_time.extend_by(all, |b| b.ts);
         } else {
             run.equity =
                 crate::mem::vec_with_capacity(series.iter().map(BarSeries::len).max().unwrap_or(0));
@@ -274,6 +256,32 @@ struct Run {
 }
 
 impl Run {
+    /// One series: the equity after each bar.
+    #[inline(always)]
+    fn single<S: Strategy + ?Sized>(
+        &mut self,
+        all: &[Bar],
+        spacing: i64,
+        strategy: &mut S,
+    ) -> Vec<f64> {
+        let mut curve = crate::mem::vec_with_capacity(all.len());
+        let mut step = |bar: &Bar, close: Timestamp| {
+            if bar.instrument == InstrumentId(0) {
+                self.engine.bar(strategy, bar, close);
+            } else {
+                self.engine.bar(strategy, &Bar { instrument: InstrumentId(0), ..*bar }, close);
+            }
+            self.engine.ctx.portfolio().equity()
+        };
+        // `extend` from a slice's mapped iterator writes each point without a capacity
+        // check; each bar closes at the next one's open at the latest.
+        curve.extend(all.windows(2).map(|w| step(&w[0], close_time(&w[0], Some(&w[1]), spacing))));
+        if let Some(last) = all.last() {
+            curve.push(step(last, close_time(last, None, spacing)));
+        }
+        curve
+    }
+
     #[inline(always)]
     fn record(&mut self, ts: Timestamp) {
         self.equity_time.push(ts);

@@ -52,6 +52,47 @@ impl TimeIndex {
         }
     }
 
+    /// Appends the time of every item of `items` (read by `time`), as many [`TimeIndex::push`]
+    /// calls would: while the times continue the current run, each costs one compare and one
+    /// add, and the run's length is written once.
+    pub fn extend_by<T>(&mut self, items: &[T], time: impl Fn(&T) -> Timestamp) {
+        let mut i = 0;
+        while i < items.len() {
+            if let Some(run) = self.runs.last_mut()
+                && run.len >= 2
+            {
+                let (step, first) = (run.step, i);
+                let mut next = self.next;
+                // Four at a time while all four continue the run, then one at a time.
+                let (s2, s3, s4) =
+                    (step.wrapping_mul(2), step.wrapping_mul(3), step.wrapping_mul(4));
+                while let Some([a, b, c, d]) = items.get(i..i + 4) {
+                    let off = (time(a).0 ^ next)
+                        | (time(b).0 ^ next.wrapping_add(step))
+                        | (time(c).0 ^ next.wrapping_add(s2))
+                        | (time(d).0 ^ next.wrapping_add(s3));
+                    if off != 0 {
+                        break;
+                    }
+                    next = next.wrapping_add(s4);
+                    i += 4;
+                }
+                while i < items.len() && time(&items[i]).0 == next {
+                    next = next.wrapping_add(step);
+                    i += 1;
+                }
+                run.len += i - first;
+                self.len += i - first;
+                self.next = next;
+                if i == items.len() {
+                    break;
+                }
+            }
+            self.push(time(&items[i]));
+            i += 1;
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn push_slow(&mut self, t: Timestamp) {
@@ -172,6 +213,26 @@ mod tests {
 
     proptest! {
         #[test]
+        fn extend_by_matches_push_on_runs(
+            steps in proptest::collection::vec((1i64..4, 0usize..50), 1..8),
+        ) {
+            // Long regular runs with gaps between them: what bar data looks like.
+            let mut times = Vec::new();
+            let mut t = 0i64;
+            for (step, n) in steps {
+                for _ in 0..n {
+                    times.push(Timestamp(t));
+                    t += step;
+                }
+                t += 1000;
+            }
+            let pushed: TimeIndex = times.iter().copied().collect();
+            let mut ext = TimeIndex::new();
+            ext.extend_by(&times, |t| *t);
+            prop_assert_eq!(ext, pushed);
+        }
+
+        #[test]
         fn round_trips_any_sequence(v in proptest::collection::vec(-5i64..5, 0..200), big in any::<i64>()) {
             // Small steps (often repeating) and one arbitrary value, to reach runs, gaps,
             // duplicates, descending steps and wrap-around.
@@ -184,6 +245,14 @@ mod tests {
             for (i, t) in times.iter().enumerate() {
                 prop_assert_eq!(index.get(i), Some(*t));
             }
+            // `extend_by` builds the same index as pushing one at a time, from any start.
+            let split = times.len() / 3;
+            let mut ext: TimeIndex = times[..split].iter().copied().collect();
+            ext.extend_by(&times[split..], |t| *t);
+            prop_assert_eq!(&ext, &index);
+            let mut whole = TimeIndex::new();
+            whole.extend_by(&times, |t| *t);
+            prop_assert_eq!(&whole, &index);
         }
     }
 }

@@ -214,6 +214,7 @@ impl Matcher {
         }
     }
 
+    #[inline]
     fn reject(
         &mut self,
         ctx: &mut Context,
@@ -224,7 +225,9 @@ impl Matcher {
         out: &mut Reports,
     ) {
         self.rejected += 1;
-        tracing::debug!(order = order.id.0, submitted = %order.submitted, "order rejected: {why}");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            log_reject(order, why);
+        }
         let update = || OrderUpdate::Rejected(Rejection::new(rule, why));
         let status = OrderStatus::Rejected;
         out.finished(ctx, order.id, order.request.instrument, bar.ts, status, update);
@@ -232,6 +235,7 @@ impl Matcher {
 }
 
 impl Execution for SimulatedVenue {
+    #[inline(always)]
     fn command(&mut self, ctx: &mut Context, command: &Command, out: &mut Reports) {
         let now = ctx.now();
         let event = |order, instrument, update| OrderEvent { order, instrument, ts: now, update };
@@ -318,6 +322,14 @@ impl Execution for SimulatedVenue {
     }
 }
 
+/// The debug line for a refused order, out of the hot path (its formatting needs a large
+/// stack frame).
+#[cold]
+#[inline(never)]
+fn log_reject(order: &Order, why: &str) {
+    tracing::debug!(order = order.id.0, submitted = %order.submitted, "order rejected: {why}");
+}
+
 fn modify(o: &mut Order, change: &kairos_strategies::Modification) -> Result<(), Rejection> {
     let bad = |why: String| Err(Rejection::new(RejectRule::BadModification, why));
     if let Some(p) = change.price {
@@ -342,9 +354,14 @@ pub fn py_floor_div(a: f64, b: f64) -> f64 {
     // Fast path: CPython's result can differ from `floor(a / b)` only when the quotient lies
     // within a few ulps of a whole number, so far from one the plain floor is the same value.
     let q = a / b;
-    let f = q.floor();
-    if q.is_finite() && q - f > 1e-6 && f + 1.0 - q > 1e-6 {
-        return f;
+    // `floor` without the libm call (baseline x86-64 has no rounding instruction): truncate
+    // through an integer, which is exact below 2^52, and step down for negatives.
+    if q.abs() < 4.0e15 {
+        let t = q as i64 as f64;
+        let f = if t > q { t - 1.0 } else { t };
+        if q - f > 1e-6 && f + 1.0 - q > 1e-6 {
+            return f;
+        }
     }
     py_floor_div_exact(a, b)
 }
@@ -380,6 +397,9 @@ mod tests {
     fn fast_path_agrees_with_the_exact_algorithm() {
         let exact = super::py_floor_div_exact;
         let mut x = 0.123_456_789_f64;
+        for v in [-0.5, 2.5, -2.5, 1e15 + 0.5, -1e15 - 0.5, 0.3, -0.3, 4.1e15, f64::NAN] {
+            assert_eq!(py_floor_div(v, 1.0).to_bits(), exact(v, 1.0).to_bits(), "{v} // 1");
+        }
         for i in 0..100_000 {
             x = (x * 3.987_654_3 + 0.1).fract();
             let a = 1e5 * (1.0 + x) + i as f64;

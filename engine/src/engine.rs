@@ -134,7 +134,8 @@ impl<X: Execution, C: Clock> Engine<X, C> {
     /// orders at the close when the venue does.
     #[inline(never)]
     fn after_bar<S: Strategy + ?Sized>(&mut self, strategy: &mut S, bar: &Bar) {
-        self.settle(strategy);
+        // The settle loop written in here: after a bar, nearly always one order to hand over.
+        self.settle_inline(strategy);
         if self.close_phase && self.exec.has_working() {
             self.exec.on_bar(&mut self.ctx, bar, Phase::Close, &mut self.reports);
             self.settle(strategy);
@@ -364,6 +365,12 @@ impl<X: Execution, C: Clock> Engine<X, C> {
 
     #[inline(never)]
     fn settle_all<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
+        self.settle_inline(strategy);
+    }
+
+    /// [`Engine::settle_all`]'s body.
+    #[inline(always)]
+    fn settle_inline<S: Strategy + ?Sized>(&mut self, strategy: &mut S) {
         loop {
             if self.ctx.has_timer_changes() {
                 let (set, cancelled) = self.ctx.take_timers();
@@ -381,12 +388,13 @@ impl<X: Execution, C: Clock> Engine<X, C> {
                 continue;
             }
             if !self.ctx.has_commands() {
-                self.ctx.clear_asked();
                 break;
             }
             self.ctx.swap_commands(&mut self.commands);
+            let halts = self.ctx.any_halted();
             for command in &self.commands {
-                if let Command::Submit(order) = command
+                if halts
+                    && let Command::Submit(order) = command
                     && let Some(why) = self.ctx.halt_reason(order.request.instrument)
                 {
                     let reason = format!(
@@ -408,7 +416,15 @@ impl<X: Execution, C: Clock> Engine<X, C> {
                 self.exec.command(&mut self.ctx, command, &mut self.reports);
             }
             self.commands.clear();
+            // A venue that answers at once and a strategy that does not read the answers: done.
+            if !self.reports.is_pending()
+                && !self.ctx.has_commands()
+                && !self.ctx.has_timer_changes()
+            {
+                break;
+            }
         }
+        self.ctx.clear_asked();
         debug_assert!(!self.reports.is_pending());
         self.refresh_due();
     }

@@ -39,6 +39,8 @@ pub struct Context {
     next_timer_id: u64,
     books: Vec<OrderBook>,
     halted: Vec<Option<String>>,
+    /// How many instruments are halted.
+    halts: usize,
     /// Something was asked for (an order, cancel, modification or timer) since the runtime
     /// last looked.
     asked: bool,
@@ -112,6 +114,12 @@ impl Context {
         self.halted.get(instrument.index()).is_some_and(Option::is_none)
     }
 
+    /// Runtime: whether any instrument is halted (one flag for the hot path).
+    #[inline]
+    pub fn any_halted(&self) -> bool {
+        self.halts > 0
+    }
+
     /// Why `instrument` cannot be traded now, if it cannot.
     pub fn halt_reason(&self, instrument: InstrumentId) -> Option<&str> {
         self.halted.get(instrument.index()).and_then(|h| h.as_deref())
@@ -142,6 +150,7 @@ impl Context {
 
     /// Submits a market order that flattens the position in `instrument` when it fills.
     /// Returns `None` when the position is already flat.
+    #[inline]
     pub fn close_position(&mut self, instrument: InstrumentId) -> Option<OrderId> {
         let qty = self.position(instrument);
         if qty == 0.0 {
@@ -263,6 +272,7 @@ impl Context {
             next_timer_id: 1,
             books: vec![OrderBook::new(); n],
             halted: vec![None; n],
+            halts: 0,
             asked: false,
         }
     }
@@ -289,6 +299,7 @@ impl Context {
         if let Some(h) = self.halted.get_mut(instrument.index()) {
             *h = why;
         }
+        self.halts = self.halted.iter().filter(|h| h.is_some()).count();
     }
 
     /// Runtime: whether the strategy asked for anything (an order, a cancel, a modification,
@@ -365,7 +376,12 @@ impl Context {
             },
         };
         if status.is_final() {
-            self.orders.remove(i);
+            // `Vec::remove` of the last element still calls memmove (for nothing).
+            if i + 1 == self.orders.len() {
+                self.orders.pop();
+            } else {
+                self.orders.remove(i);
+            }
         } else {
             self.orders[i].status = status;
         }

@@ -197,6 +197,9 @@ impl Portfolio {
 
     /// Absolute value of all open positions at their marks (the margin they use at 1x).
     pub fn gross_exposure(&self) -> f64 {
+        if let [p] = self.positions.as_slice() {
+            return p.market_value().abs();
+        }
         self.positions.iter().map(|p| p.market_value().abs()).sum()
     }
 

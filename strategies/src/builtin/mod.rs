@@ -61,11 +61,12 @@ pub(crate) fn go(ctx: &mut Context, id: InstrumentId, long: bool, mode: Mode, si
     ctx.close_position(id);
     let size = OrderSize::EquityFraction(size);
     // The fraction is validated by the registry, so a refusal here cannot happen; ignoring
-    // the result keeps a hook from panicking whatever the parameters.
+    // the result keeps a hook from panicking whatever the parameters (`ok()` drops the error
+    // only when there is one).
     if long {
-        let _ = ctx.buy(id, size);
+        ctx.buy(id, size).ok();
     } else if mode == Mode::LongShort {
-        let _ = ctx.sell(id, size);
+        ctx.sell(id, size).ok();
     }
 }
 

@@ -138,7 +138,7 @@ impl PandasMeanPair {
         let q = [self.sum[0] / self.divisor[0], self.sum[1] / self.divisor[1]];
         // `is_common` of both lanes at once: `f64::min` returns the other operand when one is
         // NaN, so `!(min <= 0)` is exactly `!(q0 <= 0) & !(q1 <= 0)`, NaNs included.
-        if !((q[0].min(q[1]) <= 0.0) | (x < 0.0) | (run >= self.min_period)) {
+        if !((q[0] <= 0.0) | (q[1] <= 0.0) | (x < 0.0) | (run >= self.min_period)) {
             (q[0], q[1])
         } else {
             (
