@@ -9,11 +9,14 @@ use kairos_strategies::Timestamp;
 
 /// A sequence of timestamps, run-length coded: appending the next time of an evenly spaced
 /// run costs no memory. Indexing is `O(log runs)`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeIndex {
-    runs: Vec<Run>,
-    len: usize,
-    /// The time that would continue the last run.
+    /// The runs before the open one.
+    closed: Vec<Run>,
+    /// The run being appended to (`len` 0 while the index is empty), kept out of the vector so
+    /// that continuing it touches no heap memory.
+    open: Run,
+    /// The time that would continue the open run.
     next: i64,
 }
 
@@ -32,6 +35,19 @@ impl Run {
     }
 }
 
+impl Default for TimeIndex {
+    fn default() -> Self {
+        // An empty open run that starts where `next` points, with no step: the first push,
+        // whatever its time, either takes the fast path as exactly this run's first time or
+        // starts a run of its own.
+        Self {
+            closed: Vec::new(),
+            open: Run { first: 0, start: i64::MIN, step: 0, len: 0 },
+            next: i64::MIN,
+        }
+    }
+}
+
 impl TimeIndex {
     /// An empty index.
     pub fn new() -> Self {
@@ -41,93 +57,52 @@ impl TimeIndex {
     /// Appends `t`.
     #[inline(always)]
     pub fn push(&mut self, t: Timestamp) {
-        if t.0 == self.next
-            && let Some(run) = self.runs.last_mut()
-        {
-            run.len += 1;
-            self.next = t.0.wrapping_add(run.step);
-            self.len += 1;
+        if t.0 == self.next {
+            self.open.len += 1;
+            self.next = t.0.wrapping_add(self.open.step);
         } else {
             self.push_slow(t);
-        }
-    }
-
-    /// Appends the time of every item of `items` (read by `time`), as many [`TimeIndex::push`]
-    /// calls would: while the times continue the current run, each costs one compare and one
-    /// add, and the run's length is written once.
-    pub fn extend_by<T>(&mut self, items: &[T], time: impl Fn(&T) -> Timestamp) {
-        let mut i = 0;
-        while i < items.len() {
-            if let Some(run) = self.runs.last_mut()
-                && run.len >= 2
-            {
-                let (step, first) = (run.step, i);
-                let mut next = self.next;
-                // Four at a time while all four continue the run, then one at a time.
-                let (s2, s3, s4) =
-                    (step.wrapping_mul(2), step.wrapping_mul(3), step.wrapping_mul(4));
-                while let Some([a, b, c, d]) = items.get(i..i + 4) {
-                    let off = (time(a).0 ^ next)
-                        | (time(b).0 ^ next.wrapping_add(step))
-                        | (time(c).0 ^ next.wrapping_add(s2))
-                        | (time(d).0 ^ next.wrapping_add(s3));
-                    if off != 0 {
-                        break;
-                    }
-                    next = next.wrapping_add(s4);
-                    i += 4;
-                }
-                while i < items.len() && time(&items[i]).0 == next {
-                    next = next.wrapping_add(step);
-                    i += 1;
-                }
-                run.len += i - first;
-                self.len += i - first;
-                self.next = next;
-                if i == items.len() {
-                    break;
-                }
-            }
-            self.push(time(&items[i]));
-            i += 1;
         }
     }
 
     #[cold]
     #[inline(never)]
     fn push_slow(&mut self, t: Timestamp) {
-        match self.runs.last_mut() {
+        let open = &mut self.open;
+        if open.len == 1 {
             // A run of one takes its step from the second time.
-            Some(run) if run.len == 1 => {
-                run.step = t.0.wrapping_sub(run.start);
-                run.len = 2;
-                self.next = t.0.wrapping_add(run.step);
+            open.step = t.0.wrapping_sub(open.start);
+            open.len = 2;
+        } else {
+            let first = open.first + open.len;
+            if open.len > 0 {
+                self.closed.push(*open);
             }
-            _ => {
-                self.runs.push(Run { first: self.len, start: t.0, step: 0, len: 1 });
-                self.next = t.0;
-            }
+            *open = Run { first, start: t.0, step: 0, len: 1 };
         }
-        self.len += 1;
+        self.next = t.0.wrapping_add(self.open.step);
     }
 
     /// Number of timestamps.
     pub fn len(&self) -> usize {
-        self.len
+        self.open.first + self.open.len
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The `i`-th timestamp.
     pub fn get(&self, i: usize) -> Option<Timestamp> {
-        if i >= self.len {
+        if i >= self.len() {
             return None;
         }
-        let r = self.runs.partition_point(|r| r.first <= i) - 1;
-        let run = &self.runs[r];
+        if i >= self.open.first {
+            return Some(self.open.at(i - self.open.first));
+        }
+        let r = self.closed.partition_point(|r| r.first <= i) - 1;
+        let run = &self.closed[r];
         Some(run.at(i - run.first))
     }
 
@@ -138,24 +113,27 @@ impl TimeIndex {
 
     /// The last timestamp.
     pub fn last(&self) -> Option<Timestamp> {
-        self.len.checked_sub(1).and_then(|i| self.get(i))
+        self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
     /// The timestamps in order.
     pub fn iter(&self) -> impl Iterator<Item = Timestamp> + '_ {
-        self.runs.iter().flat_map(|run| (0..run.len).map(|k| run.at(k)))
+        self.closed
+            .iter()
+            .chain(std::iter::once(&self.open))
+            .flat_map(|run| (0..run.len).map(|k| run.at(k)))
     }
 
     /// The timestamps as a vector.
     pub fn to_vec(&self) -> Vec<Timestamp> {
-        let mut out = Vec::with_capacity(self.len);
+        let mut out = Vec::with_capacity(self.len());
         out.extend(self.iter());
         out
     }
 
     /// How many evenly spaced runs the times form.
     pub fn runs(&self) -> usize {
-        self.runs.len()
+        self.closed.len() + usize::from(self.open.len > 0)
     }
 }
 
@@ -171,7 +149,7 @@ impl FromIterator<Timestamp> for TimeIndex {
 
 impl PartialEq<[Timestamp]> for TimeIndex {
     fn eq(&self, other: &[Timestamp]) -> bool {
-        self.len == other.len() && self.iter().zip(other).all(|(a, b)| a == *b)
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == *b)
     }
 }
 
@@ -211,27 +189,24 @@ mod tests {
         assert_eq!(TimeIndex::new().first(), None);
     }
 
-    proptest! {
-        #[test]
-        fn extend_by_matches_push_on_runs(
-            steps in proptest::collection::vec((1i64..4, 0usize..50), 1..8),
-        ) {
-            // Long regular runs with gaps between them: what bar data looks like.
-            let mut times = Vec::new();
-            let mut t = 0i64;
-            for (step, n) in steps {
-                for _ in 0..n {
-                    times.push(Timestamp(t));
-                    t += step;
-                }
-                t += 1000;
-            }
-            let pushed: TimeIndex = times.iter().copied().collect();
-            let mut ext = TimeIndex::new();
-            ext.extend_by(&times, |t| *t);
-            prop_assert_eq!(ext, pushed);
+    #[test]
+    fn extreme_times_round_trip() {
+        // i64::MIN is where an empty index's open run points: it must start the run, not
+        // continue a run that does not exist.
+        for times in [
+            ts(&[i64::MIN, i64::MIN, 5]),
+            ts(&[i64::MIN, 0, i64::MAX]),
+            ts(&[7, i64::MIN, i64::MIN]),
+            ts(&[i64::MAX, i64::MIN]),
+        ] {
+            let index: TimeIndex = times.iter().copied().collect();
+            assert_eq!(index, times);
+            assert_eq!(index.len(), times.len());
+            assert_eq!(index.last(), times.last().copied());
         }
+    }
 
+    proptest! {
         #[test]
         fn round_trips_any_sequence(v in proptest::collection::vec(-5i64..5, 0..200), big in any::<i64>()) {
             // Small steps (often repeating) and one arbitrary value, to reach runs, gaps,
@@ -245,14 +220,6 @@ mod tests {
             for (i, t) in times.iter().enumerate() {
                 prop_assert_eq!(index.get(i), Some(*t));
             }
-            // `extend_by` builds the same index as pushing one at a time, from any start.
-            let split = times.len() / 3;
-            let mut ext: TimeIndex = times[..split].iter().copied().collect();
-            ext.extend_by(&times[split..], |t| *t);
-            prop_assert_eq!(&ext, &index);
-            let mut whole = TimeIndex::new();
-            whole.extend_by(&times, |t| *t);
-            prop_assert_eq!(&whole, &index);
         }
     }
 }
