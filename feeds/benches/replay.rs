@@ -145,9 +145,10 @@ fn replay(c: &mut Criterion) {
     json(c, &all);
 }
 
-/// serde_json (what `binance::parse` uses) against sonic-rs and simd-json, each deserializing
-/// into the same types through the same visitor, on every stream message of the recordings;
-/// they are first checked to give the same messages.
+/// serde_json (what `binance::parse` falls back to) against sonic-rs and simd-json, each
+/// deserializing into the same types through the same visitor, and Kairos's scanner for
+/// Binance's exact shapes (`binance::parse`), on every stream message of the recordings; they
+/// are first checked to give the same messages.
 fn json(c: &mut Criterion, all: &[Vec<String>]) {
     let msgs: Vec<&str> = all
         .iter()
@@ -169,13 +170,17 @@ fn json(c: &mut Criterion, all: &[Vec<String>]) {
     };
     let mut buf = Vec::new();
     for l in &msgs {
-        let reference = binance::parse(l).ok();
+        let reference = binance::parse_serde(l).ok();
+        assert_eq!(binance::parse(l).ok(), reference, "the scanner differs on {l}");
         assert_eq!(sonic(l), reference, "sonic-rs differs on {l}");
         assert_eq!(simd(l, &mut buf), reference, "simd-json differs on {l}");
     }
     let mut g = c.benchmark_group("json");
     g.throughput(Throughput::Elements(msgs.len() as u64));
     g.bench_function("serde_json", |b| {
+        b.iter(|| msgs.iter().filter(|l| binance::parse_serde(black_box(l)).is_ok()).count())
+    });
+    g.bench_function("scanner", |b| {
         b.iter(|| msgs.iter().filter(|l| binance::parse(black_box(l)).is_ok()).count())
     });
     g.bench_function("sonic_rs", |b| {
