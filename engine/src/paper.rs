@@ -25,8 +25,14 @@
 //! - Prices and sizes are rounded to the instrument's tick and lot size (buys down, sells up)
 //!   and matched as exact decimals.
 //!
-//! What it does not model: the market's reaction to our own orders (our fills do not remove
-//! liquidity from the book the feed reports), and margin (the risk engine checks exposure).
+//! - **Our own fills take liquidity.** What a taker fill (or a resting order the book moved
+//!   through) took from a level is gone from that level, for every later order, until the
+//!   feed next reports the level (its new size is the exchange's word) or sends a snapshot;
+//!   so two orders never both fill against the same displayed size.
+//!
+//! What it does not model: the rest of the market's reaction to our orders (a paper order is
+//! never seen by the exchange, so the feed never shows it), and margin (the risk engine checks
+//! exposure).
 //! While an instrument is halted (its book unsynchronised or its feed stale) new orders are
 //! rejected and resting ones do not match.
 
@@ -135,6 +141,47 @@ pub struct PaperVenue {
     working: Vec<Working>,
     positions: Vec<f64>,
     stats: PaperStats,
+    taken: Taken,
+}
+
+/// Liquidity our own fills took from levels of the book the feed shows, per level, until the
+/// feed next reports the level. Nearly always empty or a few levels: searched linearly.
+#[derive(Debug, Clone, Default)]
+struct Taken(Vec<(InstrumentId, BookSide, Fixed, Fixed)>);
+
+impl Taken {
+    /// What is left of a level of displayed `size` at `price`.
+    fn left(&self, instrument: InstrumentId, side: BookSide, price: Fixed, size: Fixed) -> Fixed {
+        let taken = self
+            .0
+            .iter()
+            .find(|t| t.0 == instrument && t.1 == side && t.2 == price)
+            .map_or(Fixed::ZERO, |t| t.3);
+        size.saturating_sub(taken)
+    }
+
+    fn take(&mut self, instrument: InstrumentId, side: BookSide, price: Fixed, qty: Fixed) {
+        match self.0.iter_mut().find(|t| t.0 == instrument && t.1 == side && t.2 == price) {
+            Some(t) => t.3 = t.3.checked_add(qty).unwrap_or(t.3),
+            None => self.0.push((instrument, side, price, qty)),
+        }
+    }
+
+    /// The feed reported these levels (or the whole book): their sizes are the exchange's
+    /// again.
+    fn reported(&mut self, update: &BookUpdate<'_>) {
+        if self.0.is_empty() {
+            return;
+        }
+        let named = |side: BookSide, price: Fixed| {
+            let levels = match side {
+                BookSide::Bid => update.bids,
+                BookSide::Ask => update.asks,
+            };
+            levels.iter().any(|l| l.0 == price)
+        };
+        self.0.retain(|t| t.0 != update.instrument || !(update.snapshot || named(t.1, t.2)));
+    }
 }
 
 impl PaperVenue {
@@ -264,6 +311,7 @@ impl PaperVenue {
     ) -> Fixed {
         let mut fills = Vec::new();
         let mut left = qty;
+        let opposite = book_side(side.opposite());
         {
             let book = ctx.book(instrument);
             let levels: Box<dyn Iterator<Item = (Fixed, Fixed)>> = match side {
@@ -279,12 +327,16 @@ impl PaperVenue {
                 if !ok || left.is_zero() {
                     break;
                 }
-                let q = left.min(size);
+                let q = left.min(self.taken.left(instrument, opposite, price, size));
+                if q.is_zero() {
+                    continue;
+                }
                 fills.push((q, price));
                 left = left.saturating_sub(q);
             }
         }
         for (q, p) in fills {
+            self.taken.take(instrument, opposite, p, q);
             self.fill(ctx, at, id, instrument, side, q, p, false, out);
         }
         qty.saturating_sub(left)
@@ -497,12 +549,26 @@ impl PaperVenue {
                 i += 1;
                 continue;
             }
+            // What the other side offers at or beyond our price, less what we took of it, best
+            // level first.
             let book = ctx.book(instrument);
-            let available: Fixed = match w.side {
-                Side::Buy => sum(book.asks().take_while(|(p, _)| *p <= price)),
-                Side::Sell => sum(book.bids().take_while(|(p, _)| *p >= price)),
+            let opposite = book_side(w.side.opposite());
+            let through: Vec<(Fixed, Fixed)> = match w.side {
+                Side::Buy => book.asks().take_while(|(p, _)| *p <= price).collect(),
+                Side::Sell => book.bids().take_while(|(p, _)| *p >= price).collect(),
             };
-            let take = w.remaining.min(available);
+            let mut take = Fixed::ZERO;
+            for (p, size) in through {
+                let q = w
+                    .remaining
+                    .saturating_sub(take)
+                    .min(self.taken.left(instrument, opposite, p, size));
+                if q.is_zero() {
+                    continue;
+                }
+                self.taken.take(instrument, opposite, p, q);
+                take = take.checked_add(q).unwrap_or(take);
+            }
             if take.is_zero() {
                 i += 1;
                 continue;
@@ -548,10 +614,6 @@ fn deliver(ctx: &mut Context, what: Outgoing, out: &mut Reports) {
         Outgoing::Fill(f) => out.fill(ctx, f),
         Outgoing::Order(e) => out.order(ctx, e),
     }
-}
-
-fn sum(levels: impl Iterator<Item = (Fixed, Fixed)>) -> Fixed {
-    levels.fold(Fixed::ZERO, |a, (_, q)| a.checked_add(q).unwrap_or(a))
 }
 
 fn expiry(tif: TimeInForce) -> Option<Timestamp> {
@@ -714,6 +776,7 @@ impl Execution for PaperVenue {
     }
 
     fn on_book(&mut self, ctx: &mut Context, update: &BookUpdate<'_>, out: &mut Reports) {
+        self.taken.reported(update);
         if self.working.is_empty() || !ctx.tradable(update.instrument) {
             return;
         }

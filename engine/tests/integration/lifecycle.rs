@@ -38,6 +38,60 @@ fn a_market_order_walks_the_book_level_by_level_and_pays_the_taker_fee() {
 }
 
 #[test]
+fn our_fills_take_the_liquidity_they_filled_against_until_the_feed_reports_the_level() {
+    let mut e = engine(instant());
+    let mut s = Script::default();
+    e.start(&mut s);
+    snapshot(&mut e, &mut s, ms(1), &[("99.00", "1")], &[("100.00", "1"), ("101.00", "5")]);
+    let buy = |q| OrderRequest::market(BTC, Side::Buy, OrderSize::Units(q));
+    s.send.push(buy(0.6));
+    send(&mut e, &mut s);
+    // The book the feed shows has not moved: the second order finds 0.4 left at 100.
+    s.send.push(buy(0.6));
+    send(&mut e, &mut s);
+    let fills: Vec<(f64, f64)> = s.fills.iter().map(|f| (f.price, f.quantity)).collect();
+    assert_eq!(fills, vec![(100.0, 0.6), (100.0, 0.4), (101.0, 0.2)]);
+    // A trade elsewhere changes nothing; the feed reporting the level restores it.
+    trade(&mut e, &mut s, ms(2), 99.0, 0.1, Side::Sell);
+    level(&mut e, &mut s, ms(3), Side::Sell, "100.00", "0.7");
+    s.send.push(buy(1.0));
+    send(&mut e, &mut s);
+    let fills: Vec<(f64, f64)> = s.fills[3..].iter().map(|f| (f.price, f.quantity)).collect();
+    assert_eq!(
+        fills,
+        vec![(100.0, 0.7), (101.0, 0.3)],
+        "100 at its reported size, 101 less the 0.2 taken"
+    );
+    // A snapshot is the exchange's whole word: everything is back.
+    snapshot(&mut e, &mut s, ms(4), &[("99.00", "1")], &[("101.00", "5")]);
+    s.send.push(buy(5.0));
+    send(&mut e, &mut s);
+    assert_eq!((s.fills[5].price, s.fills[5].quantity), (101.0, 5.0));
+}
+
+#[test]
+fn a_book_that_moves_through_a_resting_order_fills_it_once_per_displayed_size() {
+    let mut e = engine(instant());
+    let mut s = Script::default();
+    e.start(&mut s);
+    snapshot(&mut e, &mut s, ms(1), &[("98.00", "1")], &[("101.00", "1")]);
+    s.send.push(limit(Side::Buy, 1.0, 100.0));
+    send(&mut e, &mut s);
+    // An ask of 0.3 appears below our bid: we fill 0.3 of it...
+    level(&mut e, &mut s, ms(2), Side::Sell, "99.50", "0.3");
+    assert_eq!(s.fills.iter().map(|f| f.quantity).sum::<f64>(), 0.3);
+    // ...and other levels moving do not let us fill against the same 0.3 again.
+    level(&mut e, &mut s, ms(3), Side::Buy, "98.00", "2");
+    level(&mut e, &mut s, ms(4), Side::Sell, "101.00", "2");
+    assert_eq!(s.fills.len(), 1, "{:?}", s.fills);
+    // The exchange reports the level again (its size is its own word): it fills what it shows.
+    level(&mut e, &mut s, ms(5), Side::Sell, "99.50", "0.2");
+    let total: f64 = s.fills.iter().map(|f| f.quantity).sum();
+    assert!((total - 0.5).abs() < 1e-12, "{:?}", s.fills);
+    assert_eq!(e.ctx.order_status(s.sent[0]), Some(OrderStatus::PartiallyFilled));
+}
+
+#[test]
 fn what_the_book_cannot_fill_is_cancelled_and_an_empty_side_rejects() {
     let mut e = engine(instant());
     let mut s = Script::default();
@@ -97,8 +151,18 @@ fn a_marketable_limit_takes_then_rests_and_ioc_cancels_the_rest() {
     send(&mut e, &mut s);
     trade(&mut e, &mut s, ms(2), 100.0, 0.001, Side::Buy);
     assert_eq!(s.updates_of(s.sent[0]), vec!["Accepted", "PartiallyFilled"]);
-    assert_eq!(s.updates_of(s.sent[1]), vec!["Accepted", "PartiallyFilled", "Cancelled"]);
+    // The first took the 0.4 at 100: the immediate-or-cancel one finds nothing left there.
+    assert_eq!(s.updates_of(s.sent[1]), vec!["Accepted", "Cancelled"]);
+    assert_eq!(s.fills.len(), 1);
     assert_eq!(e.exec.working(), 1);
+    // The feed reports the level again: the resting order, there first, takes it as maker,
+    // and an immediate-or-cancel order sent after it again finds nothing.
+    level(&mut e, &mut s, ms(3), Side::Sell, "100.00", "0.4");
+    assert_eq!(s.updates_of(s.sent[0]), vec!["Accepted", "PartiallyFilled", "PartiallyFilled"]);
+    assert_eq!((s.fills.len(), s.fills[1].quantity), (2, 0.4));
+    s.send.push(limit(Side::Buy, 1.0, 100.0).with_tif(TimeInForce::Ioc));
+    send(&mut e, &mut s);
+    assert_eq!(s.updates_of(s.sent[2]), vec!["Accepted", "Cancelled"]);
 }
 
 #[test]
