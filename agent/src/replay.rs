@@ -11,8 +11,8 @@ use kairos_feeds::binance::{self, Message};
 use kairos_feeds::coinbase::Payload as CbPayload;
 use kairos_feeds::normalise::{BinanceNormaliser, CoinbaseNormaliser, Counts, Sink};
 use kairos_strategies::{
-    Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, MarketEvent, OrderEvent,
-    Quote, Strategy, Timer, Trade, TradingStatus,
+    Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, MarketEvent, OrderBook,
+    OrderEvent, Quote, Strategy, Timer, Timestamp, Trade, TradingStatus,
 };
 
 /// How fast to replay.
@@ -206,6 +206,12 @@ pub struct Drive<'a, S: Strategy + ?Sized, X: Execution, C: kairos_engine::Clock
 impl<S: Strategy + ?Sized, X: Execution, C: kairos_engine::Clock> Sink for Drive<'_, S, X, C> {
     fn book(&mut self, update: &BookUpdate<'_>) {
         self.engine.book(self.strategy, update);
+    }
+    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
+        self.engine.lend_book(self.strategy, instrument, ts)
+    }
+    fn book_applied(&mut self, update: &BookUpdate<'_>) {
+        self.engine.book_applied(self.strategy, update);
     }
     fn trade(&mut self, trade: &Trade) {
         self.engine.market(self.strategy, &MarketEvent::Trade(*trade));

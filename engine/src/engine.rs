@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use kairos_strategies::{
-    Bar, BookSide, BookUpdate, Command, Context, Data, Fixed, InstrumentId, MarketEvent,
+    Bar, BookSide, BookUpdate, Command, Context, Data, Fixed, InstrumentId, MarketEvent, OrderBook,
     OrderEvent, OrderUpdate, RejectRule, Rejection, Strategy, Timer, TimerId, Timestamp,
     TradingStatus,
 };
@@ -231,6 +231,42 @@ impl<X: Execution, C: Clock> Engine<X, C> {
             book.clear();
         }
         book.set_levels(update.bids, update.asks);
+        self.book_changed(strategy, update);
+    }
+
+    /// A book update its source has already applied to `ctx.book` (a replay's normaliser
+    /// keeps its levels there, so that each is applied once): shown to the venue, then to
+    /// `on_book`, as [`Engine::book`] does after applying it.
+    pub fn book_applied<S: Strategy + ?Sized>(
+        &mut self,
+        strategy: &mut S,
+        update: &BookUpdate<'_>,
+    ) {
+        self.at(strategy, update.ts);
+        self.book_changed(strategy, update);
+    }
+
+    /// The context's book of `instrument`, lent to a source that applies levels to it itself
+    /// (then [`Engine::book_applied`]), after doing what was due before `ts`, the time of the
+    /// message the levels come from, as [`Engine::book`] does before applying an update.
+    /// `None` for an instrument the run does not have.
+    pub fn lend_book<S: Strategy + ?Sized>(
+        &mut self,
+        strategy: &mut S,
+        instrument: InstrumentId,
+        ts: Timestamp,
+    ) -> Option<&mut OrderBook> {
+        if instrument.index() >= self.ctx.instruments().len() {
+            return None;
+        }
+        if self.next_due <= ts {
+            self.advance(strategy, ts);
+        }
+        Some(self.ctx.book_mut(instrument))
+    }
+
+    fn book_changed<S: Strategy + ?Sized>(&mut self, strategy: &mut S, update: &BookUpdate<'_>) {
+        let book = self.ctx.book(update.instrument);
         if let (Some((bid, _)), Some((ask, _))) = (book.best_bid(), book.best_ask()) {
             let mid = (bid.to_f64() + ask.to_f64()) / 2.0;
             self.ctx.portfolio_mut().mark(update.instrument, mid);

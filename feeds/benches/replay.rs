@@ -13,7 +13,7 @@ use kairos_feeds::binance::{self, DepthSync, Market, Message};
 use kairos_feeds::normalise::{BinanceNormaliser, Sink};
 use kairos_strategies::builtin::BookImbalance;
 use kairos_strategies::{
-    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, Timestamp, Trade,
+    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, OrderBook, Timestamp, Trade,
 };
 
 /// The normaliser's events into an engine (what `kairos replay` does).
@@ -25,6 +25,12 @@ struct Drive<'a> {
 impl Sink for Drive<'_> {
     fn book(&mut self, update: &BookUpdate<'_>) {
         self.engine.book(self.strategy, update);
+    }
+    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
+        self.engine.lend_book(self.strategy, instrument, ts)
+    }
+    fn book_applied(&mut self, update: &BookUpdate<'_>) {
+        self.engine.book_applied(self.strategy, update);
     }
     fn trade(&mut self, trade: &Trade) {
         self.engine.market(self.strategy, &MarketEvent::Trade(*trade));

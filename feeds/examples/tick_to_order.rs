@@ -12,7 +12,8 @@ use kairos_feeds::binance;
 use kairos_feeds::normalise::{BinanceNormaliser, Sink};
 use kairos_strategies::builtin::BookImbalance;
 use kairos_strategies::{
-    BookUpdate, Command, Context, Instrument, InstrumentId, MarketEvent, Timestamp, Trade,
+    BookUpdate, Command, Context, Instrument, InstrumentId, MarketEvent, OrderBook, Timestamp,
+    Trade,
 };
 
 /// The paper venue, noting when each new order reaches it.
@@ -59,6 +60,12 @@ struct Drive<'a> {
 impl Sink for Drive<'_> {
     fn book(&mut self, update: &BookUpdate<'_>) {
         self.engine.book(self.strategy, update);
+    }
+    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
+        self.engine.lend_book(self.strategy, instrument, ts)
+    }
+    fn book_applied(&mut self, update: &BookUpdate<'_>) {
+        self.engine.book_applied(self.strategy, update);
     }
     fn trade(&mut self, trade: &Trade) {
         self.engine.market(self.strategy, &MarketEvent::Trade(*trade));

@@ -430,7 +430,8 @@ impl DepthSync {
         }
     }
 
-    /// The book (meaningful only while [`DepthSync::is_synced`]).
+    /// The book (meaningful only while [`DepthSync::is_synced`], and empty when the levels are
+    /// kept elsewhere: [`DepthSync::on_diff_in`]).
     pub fn book(&self) -> &OrderBook {
         &self.book
     }
@@ -458,16 +459,55 @@ impl DepthSync {
     /// Takes a snapshot and applies the buffered diffs that follow it. Returns how many of
     /// the buffered diffs were applied.
     pub fn on_snapshot(&mut self, s: &Snapshot) -> usize {
-        self.book.clear();
-        self.book.set_levels(&s.bids, &s.asks);
-        self.at = s.last_update_id;
-        self.state = State::AwaitingFirst;
-        let buffered = std::mem::take(&mut self.buffer);
-        buffered.iter().filter(|d| self.on_diff(d) == Applied::Applied).count()
+        let mut book = std::mem::take(&mut self.book);
+        let n = self.on_snapshot_in(s, &mut book);
+        self.book = book;
+        n
     }
 
     /// Applies a diff if it follows the book.
     pub fn on_diff(&mut self, d: &DepthDiff) -> Applied {
+        let mut book = std::mem::take(&mut self.book);
+        let r = self.on_diff_in(d, &mut book);
+        self.book = book;
+        r
+    }
+
+    /// [`DepthSync::on_snapshot`] keeping the levels in `book` instead of its own (a replay
+    /// keeps them in the engine's book, so that each level is applied once). The same `book`
+    /// must be given every time.
+    pub fn on_snapshot_in(&mut self, s: &Snapshot, book: &mut OrderBook) -> usize {
+        book.clear();
+        book.set_levels(&s.bids, &s.asks);
+        self.at = s.last_update_id;
+        self.state = State::AwaitingFirst;
+        let buffered = std::mem::take(&mut self.buffer);
+        buffered.iter().filter(|d| self.on_diff_in(d, book) == Applied::Applied).count()
+    }
+
+    /// Whether [`DepthSync::on_diff`] would apply `d` to the book (rather than buffer it, drop
+    /// it as stale or find a gap before it); an applied diff can still leave the book crossed,
+    /// which is a gap.
+    pub fn would_apply(&self, d: &DepthDiff) -> bool {
+        match self.state {
+            State::AwaitingSnapshot => false,
+            State::AwaitingFirst => {
+                let (stale, first) = match self.market {
+                    Market::Spot => (d.last <= self.at, d.first <= self.at + 1),
+                    Market::UsdM => (d.last < self.at, d.first <= self.at),
+                };
+                !stale && first
+            }
+            State::Synced => match (self.market, d.prev) {
+                (Market::UsdM, Some(pu)) => pu == self.at,
+                _ if d.last <= self.at => false,
+                _ => d.first <= self.at + 1,
+            },
+        }
+    }
+
+    /// [`DepthSync::on_diff`] on the levels kept in `book` (see [`DepthSync::on_snapshot_in`]).
+    pub fn on_diff_in(&mut self, d: &DepthDiff, book: &mut OrderBook) -> Applied {
         match self.state {
             State::AwaitingSnapshot => {
                 if self.buffer.len() >= MAX_BUFFER {
@@ -484,7 +524,7 @@ impl DepthSync {
                 if stale {
                     Applied::Stale
                 } else if first {
-                    self.apply(d)
+                    self.apply(d, book)
                 } else {
                     // The snapshot is older than the oldest diff kept: take another.
                     self.lost(d)
@@ -496,15 +536,15 @@ impl DepthSync {
                     _ if d.last <= self.at => return Applied::Stale,
                     _ => d.first <= self.at + 1,
                 };
-                if follows { self.apply(d) } else { self.lost(d) }
+                if follows { self.apply(d, book) } else { self.lost(d) }
             }
         }
     }
 
-    fn apply(&mut self, d: &DepthDiff) -> Applied {
-        self.book.set_levels(&d.bids, &d.asks);
+    fn apply(&mut self, d: &DepthDiff, book: &mut OrderBook) -> Applied {
+        book.set_levels(&d.bids, &d.asks);
         self.at = d.last;
-        if !self.book.is_consistent() {
+        if !book.is_consistent() {
             // A crossed book cannot be right: some update was lost.
             return self.lost(d);
         }
@@ -630,6 +670,33 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// `would_apply` says exactly when `on_diff` applies a diff to the book, whatever the
+        /// state, market and ids.
+        #[test]
+        fn would_apply_predicts_on_diff(
+            futures in proptest::bool::ANY,
+            steps in proptest::collection::vec(
+                (0u8..6, 0u64..30, 0u64..4, proptest::option::of(0u64..30), 0u64..3),
+                1..60,
+            ),
+        ) {
+            let market = if futures { Market::UsdM } else { Market::Spot };
+            let mut s = DepthSync::new(market);
+            for (kind, first, len, prev, price) in steps {
+                if kind == 0 {
+                    s.on_snapshot(&snap(first));
+                    continue;
+                }
+                // Bids at 100..102 against asks at 200: never crossed, so every apply sticks.
+                let d = diff(first, first + len, prev, (&format!("{}", 100 + price), "1"));
+                let predicted = s.would_apply(&d);
+                let before = s.update_id();
+                let r = s.on_diff(&d);
+                let applied = r == Applied::Applied;
+                proptest::prop_assert_eq!(predicted, applied, "{:?} at {} -> {:?}", d, before, r);
+            }
+        }
 
         /// Any text, and any byte mutation of real messages, parses or is an error.
         #[test]

@@ -11,6 +11,25 @@ use crate::binance::{Applied, DepthSync, Market, Message};
 pub trait Sink {
     /// A book change (diff levels, or the whole book when `snapshot` is set).
     fn book(&mut self, update: &BookUpdate<'_>);
+    /// The book the [`BinanceNormaliser`] should keep `instrument`'s levels in, when the sink
+    /// holds one it can lend on every call (a replay's engine, whose context book it is):
+    /// each level is then applied once, there, and arrives through [`Sink::book_applied`]
+    /// instead of [`Sink::book`]. While the instrument is not synchronised, such a book holds
+    /// the normaliser's working state (a snapshot waiting for its first diff, or a book a gap
+    /// has made wrong); a sink without one keeps the last synchronised state. Either is only
+    /// to be read while the instrument is tradable.
+    ///
+    /// It is asked just before levels are applied to it, with the time of the message they
+    /// come from: an engine first does what was due before then (a delayed order reaching the
+    /// venue sees the book as it was), as [`Sink::book`] does before applying an update.
+    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
+        let _ = (instrument, ts);
+        None
+    }
+    /// A book change already applied to the [`Sink::shared_book`].
+    fn book_applied(&mut self, update: &BookUpdate<'_>) {
+        self.book(update);
+    }
     /// A trade print.
     fn trade(&mut self, trade: &Trade);
     /// The instrument's book became usable (`synced`) or stopped being so, and why.
@@ -157,7 +176,15 @@ impl BinanceNormaliser {
                 });
                 let sync = self.books[i].get_or_insert_with(|| DepthSync::new(market));
                 let was_synced = sync.is_synced();
-                match sync.on_diff(d) {
+                // A shared book is lent only for a diff that will be applied to it (the others
+                // touch no book, and must not move the engine's time: they never reach it).
+                let ts = Timestamp::from_millis(d.event_ms as i64);
+                let book = if sync.would_apply(d) { sink.shared_book(id, ts) } else { None };
+                let (applied, shared) = match book {
+                    Some(book) => (sync.on_diff_in(d, book), true),
+                    None => (sync.on_diff(d), false),
+                };
+                match applied {
                     Applied::Applied if !was_synced => {
                         // The first diff past a snapshot: the engine gets the whole book.
                         self.publish_full(id, sink);
@@ -172,7 +199,7 @@ impl BinanceNormaliser {
                             asks: &d.asks,
                             snapshot: false,
                         };
-                        sink.book(&u);
+                        if shared { sink.book_applied(&u) } else { sink.book(&u) }
                     }
                     Applied::Gap => {
                         self.counts.unsynced += 1;
@@ -236,7 +263,11 @@ impl BinanceNormaliser {
         let market = self.market.unwrap_or(Market::Spot);
         let sync = slot.get_or_insert_with(|| DepthSync::new(market));
         let buffered = sync.buffer_len() as u64;
-        let applied = sync.on_snapshot(s) as u64;
+        let ts = Timestamp::from_millis(self.last_ms[i] as i64);
+        let applied = match sink.shared_book(id, ts) {
+            Some(book) => sync.on_snapshot_in(s, book),
+            None => sync.on_snapshot(s),
+        } as u64;
         // The buffered diffs were counted as unsynced; those applied now were not.
         self.counts.unsynced = self.counts.unsynced.saturating_sub(applied.min(buffered));
         if sync.is_synced() {
@@ -250,8 +281,19 @@ impl BinanceNormaliser {
         let Some(sync) = self.books.get(i).and_then(Option::as_ref) else { return };
         self.bids.clear();
         self.asks.clear();
-        self.bids.extend(sync.book().bids());
-        self.asks.extend(sync.book().asks());
+        let ts = Timestamp::from_millis(self.last_ms[i] as i64);
+        let shared = match sink.shared_book(id, ts) {
+            Some(book) => {
+                self.bids.extend(book.bids());
+                self.asks.extend(book.asks());
+                true
+            }
+            None => {
+                self.bids.extend(sync.book().bids());
+                self.asks.extend(sync.book().asks());
+                false
+            }
+        };
         self.counts.books += 1;
         let u = BookUpdate {
             instrument: id,
@@ -261,7 +303,11 @@ impl BinanceNormaliser {
             asks: &self.asks,
             snapshot: true,
         };
-        sink.book(&u);
+        if shared {
+            sink.book_applied(&u)
+        } else {
+            sink.book(&u)
+        }
         sink.status(id, true, "book synchronised");
     }
 }
