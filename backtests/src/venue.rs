@@ -150,9 +150,18 @@ impl Matcher {
             }
             OrderSize::EquityFraction(f) => {
                 let f = if f >= 1.0 { 1.0 - f64::EPSILON } else { f };
-                let per_unit = price + self.commission(f, price) / f;
-                let lots = py_floor_div(margin_available * f, per_unit * lot);
-                (lots * lot, per_unit)
+                let budget = margin_available * f;
+                // A unit costs at least 90% of the price (the commission is above -10%, the
+                // fixed fee not negative): a budget short of one lot at that, with room for
+                // rounding, sizes to no lot, as the exact sizing below would, without its two
+                // divisions (all-in orders of an account that cannot pay one lot are common).
+                if budget < 0.9 * price * lot * (1.0 - 1e-9) {
+                    (0.0, price)
+                } else {
+                    let per_unit = price + self.commission(f, price) / f;
+                    let lots = py_floor_div(budget, per_unit * lot);
+                    (lots * lot, per_unit)
+                }
             }
         };
         if qty.is_nan() || qty <= 0.0 {
@@ -391,6 +400,30 @@ mod tests {
         assert_eq!(py_floor_div(-7.0, 2.0), -4.0);
         assert_eq!(py_floor_div(1.0, 0.1), 9.0); // Python: 1.0 // 0.1 == 9.0
         assert_eq!(py_floor_div(0.0, 3.0), 0.0);
+    }
+
+    proptest::proptest! {
+        /// Where the all-in sizing skips its arithmetic (a budget short of one lot at 90% of
+        /// the price), the arithmetic finds no lot, whatever the commission and fee in range.
+        #[test]
+        fn short_budgets_size_to_no_lot(
+            budget_frac in 0.0f64..1.0,
+            price in 1e-6f64..1e7,
+            lot_exp in -8i32..3,
+            commission in -0.0999f64..0.0999,
+            fixed_fee in 0.0f64..100.0,
+            f in 1e-6f64..1.0,
+        ) {
+            let lot = 10f64.powi(lot_exp);
+            let bound = 0.9 * price * lot * (1.0 - 1e-9);
+            let budget = bound * budget_frac;
+            let m = Matcher {
+                cfg: VenueConfig { commission, fixed_fee, ..VenueConfig::default() },
+                rejected: 0,
+            };
+            let per_unit = price + m.commission(f, price) / f;
+            proptest::prop_assert_eq!(py_floor_div(budget, per_unit * lot), 0.0);
+        }
     }
 
     #[test]
