@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use kairos_engine::Engine;
 use kairos_engine::paper::{PaperConfig, PaperVenue};
-use kairos_engine::{Engine, Execution};
 use kairos_feeds::binance::{self, Message};
 use kairos_feeds::coinbase::Payload as CbPayload;
-use kairos_feeds::normalise::{BinanceNormaliser, CoinbaseNormaliser, Counts, Sink};
+use kairos_feeds::normalise::{BinanceNormaliser, CoinbaseNormaliser, Counts, Drive};
 use kairos_strategies::{
-    Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, MarketEvent, OrderBook,
-    OrderEvent, Quote, Strategy, Timer, Timestamp, Trade, TradingStatus,
+    Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, OrderEvent, Quote,
+    Strategy, Timer, Trade, TradingStatus,
 };
 
 /// How fast to replay.
@@ -192,33 +192,6 @@ impl<S: Strategy> Strategy for Recorder<S> {
     }
     fn on_stop(&mut self, ctx: &mut Context) {
         self.inner.on_stop(ctx)
-    }
-}
-
-/// The normaliser's events, into an engine.
-pub struct Drive<'a, S: Strategy + ?Sized, X: Execution, C: kairos_engine::Clock> {
-    /// The engine.
-    pub engine: &'a mut Engine<X, C>,
-    /// Its strategy.
-    pub strategy: &'a mut S,
-}
-
-impl<S: Strategy + ?Sized, X: Execution, C: kairos_engine::Clock> Sink for Drive<'_, S, X, C> {
-    fn book(&mut self, update: &BookUpdate<'_>) {
-        self.engine.book(self.strategy, update);
-    }
-    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
-        self.engine.lend_book(self.strategy, instrument, ts)
-    }
-    fn book_applied(&mut self, update: &BookUpdate<'_>) {
-        self.engine.book_applied(self.strategy, update);
-    }
-    fn trade(&mut self, trade: &Trade) {
-        self.engine.market(self.strategy, &MarketEvent::Trade(*trade));
-    }
-    fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str) {
-        self.engine.status(self.strategy, instrument, synced, why);
-        tracing::info!(instrument = instrument.0, synced, "{why}");
     }
 }
 

@@ -10,35 +10,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kairos_engine::Engine;
 use kairos_engine::paper::{PaperConfig, PaperVenue};
 use kairos_feeds::binance::{self, DepthSync, Market, Message};
-use kairos_feeds::normalise::{BinanceNormaliser, Sink};
+use kairos_feeds::normalise::{BinanceNormaliser, Drive};
 use kairos_strategies::builtin::BookImbalance;
-use kairos_strategies::{
-    BookUpdate, Context, Instrument, InstrumentId, MarketEvent, OrderBook, Timestamp, Trade,
-};
-
-/// The normaliser's events into an engine (what `kairos replay` does).
-struct Drive<'a> {
-    engine: &'a mut Engine<PaperVenue>,
-    strategy: &'a mut BookImbalance,
-}
-
-impl Sink for Drive<'_> {
-    fn book(&mut self, update: &BookUpdate<'_>) {
-        self.engine.book(self.strategy, update);
-    }
-    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
-        self.engine.lend_book(self.strategy, instrument, ts)
-    }
-    fn book_applied(&mut self, update: &BookUpdate<'_>) {
-        self.engine.book_applied(self.strategy, update);
-    }
-    fn trade(&mut self, trade: &Trade) {
-        self.engine.market(self.strategy, &MarketEvent::Trade(*trade));
-    }
-    fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str) {
-        if synced { self.engine.resume(instrument) } else { self.engine.halt(instrument, why) }
-    }
-}
+use kairos_strategies::{Context, Instrument, InstrumentId, Timestamp};
 
 /// One file through parse, book, engine, `book_imbalance` and the paper venue; the fills.
 fn full(lines: &[String], symbol: &str) -> u64 {

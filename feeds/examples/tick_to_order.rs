@@ -9,12 +9,9 @@ use std::time::Instant;
 use kairos_engine::paper::{PaperConfig, PaperVenue};
 use kairos_engine::{Engine, Execution, Reports};
 use kairos_feeds::binance;
-use kairos_feeds::normalise::{BinanceNormaliser, Sink};
+use kairos_feeds::normalise::{BinanceNormaliser, Drive};
 use kairos_strategies::builtin::BookImbalance;
-use kairos_strategies::{
-    BookUpdate, Command, Context, Instrument, InstrumentId, MarketEvent, OrderBook, Timestamp,
-    Trade,
-};
+use kairos_strategies::{BookUpdate, Command, Context, Instrument, InstrumentId, Timestamp, Trade};
 
 /// The paper venue, noting when each new order reaches it.
 struct Timed {
@@ -49,29 +46,6 @@ impl Execution for Timed {
     }
     fn wake(&mut self, ctx: &mut Context, out: &mut Reports) {
         self.inner.wake(ctx, out)
-    }
-}
-
-struct Drive<'a> {
-    engine: &'a mut Engine<Timed>,
-    strategy: &'a mut BookImbalance,
-}
-
-impl Sink for Drive<'_> {
-    fn book(&mut self, update: &BookUpdate<'_>) {
-        self.engine.book(self.strategy, update);
-    }
-    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
-        self.engine.lend_book(self.strategy, instrument, ts)
-    }
-    fn book_applied(&mut self, update: &BookUpdate<'_>) {
-        self.engine.book_applied(self.strategy, update);
-    }
-    fn trade(&mut self, trade: &Trade) {
-        self.engine.market(self.strategy, &MarketEvent::Trade(*trade));
-    }
-    fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str) {
-        if synced { self.engine.resume(instrument) } else { self.engine.halt(instrument, why) }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Binance messages turned into the SDK's events, with one local book per symbol: what a
 //! replay and a live session hand to the engine, through the same code.
 
+use kairos_engine::{Clock, Engine, Execution};
 use kairos_strategies::{
-    BookSide, BookUpdate, Fixed, InstrumentId, OrderBook, Side, Timestamp, Trade,
+    BookSide, BookUpdate, Fixed, InstrumentId, MarketEvent, OrderBook, Side, Strategy, Timestamp,
+    Trade,
 };
 
 use crate::binance::{Applied, DepthSync, Market, Message};
@@ -34,6 +36,35 @@ pub trait Sink {
     fn trade(&mut self, trade: &Trade);
     /// The instrument's book became usable (`synced`) or stopped being so, and why.
     fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str);
+}
+
+/// A normaliser's events into an engine and its strategy: what a replay (and the benches)
+/// drive the engine with. It lends the engine's book to the Binance normaliser
+/// ([`Sink::shared_book`]), so that a replay applies each level once.
+pub struct Drive<'a, S: Strategy + ?Sized, X: Execution, C: Clock> {
+    /// The engine.
+    pub engine: &'a mut Engine<X, C>,
+    /// Its strategy.
+    pub strategy: &'a mut S,
+}
+
+impl<S: Strategy + ?Sized, X: Execution, C: Clock> Sink for Drive<'_, S, X, C> {
+    fn book(&mut self, update: &BookUpdate<'_>) {
+        self.engine.book(self.strategy, update);
+    }
+    fn shared_book(&mut self, instrument: InstrumentId, ts: Timestamp) -> Option<&mut OrderBook> {
+        self.engine.lend_book(self.strategy, instrument, ts)
+    }
+    fn book_applied(&mut self, update: &BookUpdate<'_>) {
+        self.engine.book_applied(self.strategy, update);
+    }
+    fn trade(&mut self, trade: &Trade) {
+        self.engine.market(self.strategy, &MarketEvent::Trade(*trade));
+    }
+    fn status(&mut self, instrument: InstrumentId, synced: bool, why: &str) {
+        self.engine.status(self.strategy, instrument, synced, why);
+        tracing::info!(instrument = instrument.0, synced, "{why}");
+    }
 }
 
 /// A Binance trade print as the SDK's event: at its trade time, the aggressor the side opposite
