@@ -86,13 +86,17 @@ pub struct SimulatedVenue {
 #[derive(Debug, Clone, Default)]
 struct Matcher {
     cfg: VenueConfig,
+    /// `slippage_bps / 10_000`, divided once (a fill multiplies it by the side's sign, which
+    /// is exact, so the price is the same as dividing each time).
+    slip: f64,
     rejected: u64,
 }
 
 impl SimulatedVenue {
     /// A venue with these costs.
     pub fn new(cfg: VenueConfig) -> Self {
-        Self { matcher: Matcher { cfg, rejected: 0 }, working: Vec::new() }
+        let slip = cfg.slippage_bps / 10_000.0;
+        Self { matcher: Matcher { cfg, slip, rejected: 0 }, working: Vec::new() }
     }
 }
 
@@ -133,7 +137,7 @@ impl Matcher {
     fn fill(&mut self, ctx: &mut Context, order: &Order, bar: &Bar, price: f64, out: &mut Reports) {
         let req = &order.request;
         let sign = req.side.sign();
-        let slip = 1.0 + sign * self.cfg.slippage_bps / 10_000.0;
+        let slip = 1.0 + sign * self.slip;
         let price = (price * slip).clamp(bar.low, bar.high);
         let lot = ctx.instrument(req.instrument).lot_size;
         let pf = ctx.portfolio();
@@ -419,6 +423,7 @@ mod tests {
             let budget = bound * budget_frac;
             let m = Matcher {
                 cfg: VenueConfig { commission, fixed_fee, ..VenueConfig::default() },
+                slip: 0.0,
                 rejected: 0,
             };
             let per_unit = price + m.commission(f, price) / f;
