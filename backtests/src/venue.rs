@@ -407,6 +407,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The slippage factor from the fraction divided once is the one dividing on each
+        /// fill gave, bit for bit, on both sides.
+        #[test]
+        fn slippage_divided_once_is_the_same(bps in 0.0f64..10_000.0) {
+            for sign in [1.0f64, -1.0] {
+                proptest::prop_assert_eq!(
+                    (1.0 + sign * (bps / 10_000.0)).to_bits(),
+                    (1.0 + sign * bps / 10_000.0).to_bits()
+                );
+            }
+        }
+
         /// Where the all-in sizing skips its arithmetic (a budget short of one lot at 90% of
         /// the price), the arithmetic finds no lot, whatever the commission and fee in range.
         #[test]
