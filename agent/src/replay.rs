@@ -78,21 +78,26 @@ impl Recording {
     }
 
     /// The symbols the recording's diffs and trades are about, with the finest price and
-    /// size steps their numbers use (both exchanges print every price on its tick grid).
+    /// size steps their numbers use (both exchanges print every price on its tick grid). A
+    /// step that fewer than one value in a thousand uses is taken for a stray (the spot BTC
+    /// recording has one level size with six decimals among 56,000 with five or fewer, and
+    /// Binance's lot for it is 0.00001); `--tick-size` and `--lot-size` override both.
     pub fn instruments(&self, venue: &str) -> Vec<Instrument> {
-        let mut found: Vec<(String, u32, u32)> = Vec::new();
+        // Per symbol: how many prices and sizes use each number of decimals.
+        type Counts = [u64; Fixed::DECIMALS as usize + 1];
+        let mut found: Vec<(String, Counts, Counts)> = Vec::new();
         let mut note = |sym: &str,
                         prices: &mut dyn Iterator<Item = Fixed>,
                         sizes: &mut dyn Iterator<Item = Fixed>| {
             let i = match found.iter().position(|f| f.0 == sym) {
                 Some(i) => i,
                 None => {
-                    found.push((sym.to_string(), 0, 0));
+                    found.push((sym.to_string(), Counts::default(), Counts::default()));
                     found.len() - 1
                 }
             };
-            found[i].1 = prices.fold(found[i].1, |d, p| d.max(decimals(p)));
-            found[i].2 = sizes.fold(found[i].2, |d, q| d.max(decimals(q)));
+            prices.for_each(|p| found[i].1[decimals(p) as usize] += 1);
+            sizes.for_each(|q| found[i].2[decimals(q) as usize] += 1);
         };
         for (_, json) in self.lines.iter().take(20_000) {
             if venue == "coinbase" {
@@ -129,11 +134,17 @@ impl Recording {
             .into_iter()
             .map(|(s, pd, qd)| {
                 Instrument::new(s, venue)
-                    .with_tick_size(10f64.powi(-(pd as i32)))
-                    .with_lot_size(10f64.powi(-(qd as i32)))
+                    .with_tick_size(10f64.powi(-(finest(&pd) as i32)))
+                    .with_lot_size(10f64.powi(-(finest(&qd) as i32)))
             })
             .collect()
     }
+}
+
+/// The most decimals that at least one value in a thousand uses (0 when there are none).
+fn finest(counts: &[u64]) -> u32 {
+    let total: u64 = counts.iter().sum();
+    counts.iter().rposition(|&n| n > 0 && n * 1000 >= total).unwrap_or(0) as u32
 }
 
 /// Fractional digits a decimal uses.
@@ -360,4 +371,19 @@ pub fn summary(r: &ReplayReport) -> String {
     }
     s.push_str(&format!("equity: {:.2} (started with {:.2})\n", r.equity, r.cash));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::finest;
+
+    #[test]
+    fn a_stray_finer_value_does_not_set_the_step() {
+        // The spot BTC recording's sizes: one value with six decimals among tens of thousands.
+        assert_eq!(finest(&[26_175, 50, 952, 379, 3_654, 24_962, 1, 0, 0]), 5);
+        // One in a thousand is enough, and a coarse series keeps its step.
+        assert_eq!(finest(&[999, 1, 0, 0, 0, 0, 0, 0, 0]), 1);
+        assert_eq!(finest(&[0, 0, 7, 0, 0, 0, 0, 0, 0]), 2);
+        assert_eq!(finest(&[0; 9]), 0);
+    }
 }
