@@ -38,8 +38,8 @@ Exit status:
      reverted and superseded ones, which it reports)
   1  failed, and nothing of this command is pending on chain (refused, reverted, bad input)
   2  the command line is wrong
-  3  BROADCAST, OUTCOME NOT KNOWN YET: do not send it again; run
-     `kairos tx status --wallet FILE --pending`, which tracks it to its end
+  3  BROADCAST, OUTCOME NOT KNOWN YET (timed out, or stopped by Ctrl-C or SIGTERM): do not
+     send it again; run `kairos tx status --wallet FILE --pending`, which tracks it to its end
   4  refused: an earlier transaction of this wallet is unsettled (see `kairos tx status
      --pending`, or pass --allow-pending)";
 
@@ -47,6 +47,9 @@ Exit status:
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<PendingRefusal>().is_some() {
         return EXIT_PENDING;
+    }
+    if e.downcast_ref::<Interrupted>().is_some() {
+        return EXIT_UNSETTLED;
     }
     match e.downcast_ref::<kairos_chain::Error>() {
         Some(kairos_chain::Error::Unsettled { .. }) => EXIT_UNSETTLED,
@@ -385,6 +388,44 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
+/// Runs an on-chain command's work unless SIGINT (Ctrl-C) or SIGTERM comes first. The work is
+/// then dropped at its next await: the journal is written between awaits, so it holds what a
+/// crash at that point would leave, and what was broadcast has an unknown outcome (exit
+/// status 3, as for a timeout).
+fn run_interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    runtime()?.block_on(async {
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        #[cfg(unix)]
+        let terminated = term.recv();
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<Option<()>>();
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(Interrupted("SIGINT").into()),
+            _ = terminated => Err(Interrupted("SIGTERM").into()),
+        }
+    })
+}
+
+/// An on-chain command stopped by a signal.
+#[derive(Debug)]
+pub struct Interrupted(&'static str);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted by {}: the outcome of anything this command broadcast is not known yet. \
+             Do not send it again: run `kairos tx status --wallet FILE --pending`, which tracks \
+             it to its end",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Runs `kairos tx send`.
 pub fn send(a: SendArgs) -> Result<()> {
     let w = WalletFile::load(&a.wallet)?;
@@ -400,7 +441,7 @@ pub fn send(a: SendArgs) -> Result<()> {
             _ => None,
         },
     };
-    runtime()?.block_on(async {
+    run_interruptible(async {
         let exec = w.executor(&a.password, None).await?;
         refuse_if_pending(&exec, a.allow_pending)?;
         let out = send_announced(&exec, "send", req).await?;
@@ -434,7 +475,7 @@ pub fn swap(a: SwapArgs) -> Result<()> {
         Venue::V3 { quoter, .. } => Some(quoter),
         Venue::V2 { .. } => None,
     };
-    runtime()?.block_on(async {
+    run_interruptible(async {
         let exec = w.executor(&a.password, v3_quoter).await?;
         refuse_if_pending(&exec, a.allow_pending)?;
         let me = exec.address();
@@ -507,7 +548,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
             .with_context(|| format!("{h:?} is not a transaction hash (0x and 64 hex digits)"))
     });
     let wanted = wanted.transpose()?;
-    runtime()?.block_on(async {
+    run_interruptible(async {
         let exec = w.executor(&a.password, None).await?;
         let journal = exec.journal();
         let mut todo = exec.resumable()?;
@@ -517,7 +558,12 @@ pub fn status(a: StatusArgs) -> Result<()> {
                 bail!("{hash} is not in the journal {}", journal.path().display());
             }
             for e in &events {
-                eprintln!("journal: {} {} {}", e.state, e.nonce.map_or("-".into(), |n| n.to_string()), e.detail);
+                eprintln!(
+                    "journal: {} {} {}",
+                    e.state,
+                    e.nonce.map_or("-".into(), |n| n.to_string()),
+                    e.detail
+                );
             }
             todo.retain(|s| s.hashes().contains(&hash));
             if todo.is_empty() {
@@ -552,9 +598,15 @@ pub fn status(a: StatusArgs) -> Result<()> {
                 );
             };
             match exec.wait(sub).await {
-                Ok(out) => line("confirmed", out.hash.to_string(), out.receipt.block_number, String::new()),
-                Err(e @ kairos_chain::Error::Reverted { .. }) => line("reverted", hash.to_string(), None, e.to_string()),
-                Err(e @ kairos_chain::Error::Superseded { .. }) => line("superseded", hash.to_string(), None, e.to_string()),
+                Ok(out) => {
+                    line("confirmed", out.hash.to_string(), out.receipt.block_number, String::new())
+                }
+                Err(e @ kairos_chain::Error::Reverted { .. }) => {
+                    line("reverted", hash.to_string(), None, e.to_string())
+                }
+                Err(e @ kairos_chain::Error::Superseded { .. }) => {
+                    line("superseded", hash.to_string(), None, e.to_string())
+                }
                 Err(e @ kairos_chain::Error::Unsettled { .. }) => {
                     line("unsettled", hash.to_string(), None, e.to_string());
                     unknown = Some(e);

@@ -471,3 +471,55 @@ async fn an_unknown_outcome_exits_3_and_status_resolves_it() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"confirmed\""), "{}", out(&o));
     assert_eq!(dev.get_transaction_count(cw.me).await.unwrap(), 1);
 }
+
+/// Stopped by SIGINT (what Ctrl-C sends) while it waits for its confirmation, `tx send` exits 3
+/// with the message not to send again, like a timeout; `tx status --pending` then finishes the
+/// job, and exactly one transaction was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_send_exits_3_and_status_resolves_it() {
+    use std::io::{BufRead, BufReader, Read};
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let uni = uniswap_v2(&anvil.url, e18(1_000), e18(1_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let cw = cli_wallet(&anvil.url, uni.router, [uni.token_a, uni.token_b], uni.token_a).await;
+    // Nothing is mined until the test says so: the send waits for its confirmation.
+    let _: () = dev.raw_request("evm_setAutomine".into(), (false,)).await.unwrap();
+    let (w, pw) = (cw.wallet(), cw.pw());
+    let friend = FRIEND.to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["tx", "send", "--wallet", &w, "--password-file", &pw, "--to", &friend])
+        .args(["--value", "5"])
+        .env_remove("KAIROS_KEYSTORE_PASSWORD")
+        .env_remove("KAIROS_WALLET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kairos");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("kairos ended before broadcasting: {:?}\n{seen}", child.wait().unwrap());
+        }
+        seen += &line;
+        if line.contains("broadcast") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    stderr.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(3), "{seen}");
+    assert!(
+        seen.contains("interrupted by SIGINT") && seen.contains("Do not send it again"),
+        "{seen}"
+    );
+    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
+    let o = kairos(&["tx", "status", "--wallet", &w, "--password-file", &pw, "--pending"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"confirmed\""), "{}", out(&o));
+    assert_eq!(dev.get_transaction_count(cw.me).await.unwrap(), 1);
+}
