@@ -189,9 +189,8 @@ impl Backtest {
         run.engine.start(strategy);
         if let [only] = series {
             // One instrument: every bar is its own timestamp, so the curve has exactly one
-            // point per bar, written in place (no capacity checks) while the bar is in cache.
-            // The times are the bars' own, run-length coded after the run (no memory for
-            // regular bars).
+            // point per bar, written in place (no capacity checks) while the bar is in cache,
+            // and the times go to the run-length-coded index (no memory for regular bars).
             let all = &only.bars;
             run.equity = run.single(all, only.interval_hint(), strategy);
         } else {

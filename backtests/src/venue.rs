@@ -227,7 +227,6 @@ impl Matcher {
         }
     }
 
-    #[inline]
     fn reject(
         &mut self,
         ctx: &mut Context,

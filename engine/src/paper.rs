@@ -167,6 +167,32 @@ impl Taken {
         }
     }
 
+    /// Takes up to `want` from `levels` (`(price, displayed size)`, best first) of `side`,
+    /// less what we took of each before; returns what it took at each price.
+    fn consume(
+        &mut self,
+        instrument: InstrumentId,
+        side: BookSide,
+        levels: impl Iterator<Item = (Fixed, Fixed)>,
+        want: Fixed,
+    ) -> Vec<(Fixed, Fixed)> {
+        let mut took = Vec::new();
+        let mut left = want;
+        for (price, size) in levels {
+            if left.is_zero() {
+                break;
+            }
+            let q = left.min(self.left(instrument, side, price, size));
+            if q.is_zero() {
+                continue;
+            }
+            self.take(instrument, side, price, q);
+            took.push((price, q));
+            left = left.saturating_sub(q);
+        }
+        took
+    }
+
     /// The feed reported these levels (or the whole book): their sizes are the exchange's
     /// again.
     fn reported(&mut self, update: &BookUpdate<'_>) {
@@ -309,37 +335,23 @@ impl PaperVenue {
         limit: Option<Fixed>,
         out: &mut Reports,
     ) -> Fixed {
-        let mut fills = Vec::new();
-        let mut left = qty;
-        let opposite = book_side(side.opposite());
-        {
-            let book = ctx.book(instrument);
-            let levels: Box<dyn Iterator<Item = (Fixed, Fixed)>> = match side {
-                Side::Buy => Box::new(book.asks()),
-                Side::Sell => Box::new(book.bids()),
-            };
-            for (price, size) in levels {
-                let ok = match (side, limit) {
-                    (_, None) => true,
-                    (Side::Buy, Some(l)) => price <= l,
-                    (Side::Sell, Some(l)) => price >= l,
-                };
-                if !ok || left.is_zero() {
-                    break;
-                }
-                let q = left.min(self.taken.left(instrument, opposite, price, size));
-                if q.is_zero() {
-                    continue;
-                }
-                fills.push((q, price));
-                left = left.saturating_sub(q);
-            }
-        }
-        for (q, p) in fills {
-            self.taken.take(instrument, opposite, p, q);
+        let book = ctx.book(instrument);
+        let levels: Box<dyn Iterator<Item = (Fixed, Fixed)>> = match side {
+            Side::Buy => Box::new(book.asks()),
+            Side::Sell => Box::new(book.bids()),
+        };
+        let within = levels.take_while(|&(price, _)| match (side, limit) {
+            (_, None) => true,
+            (Side::Buy, Some(l)) => price <= l,
+            (Side::Sell, Some(l)) => price >= l,
+        });
+        let fills = self.taken.consume(instrument, book_side(side.opposite()), within, qty);
+        let mut filled = Fixed::ZERO;
+        for (p, q) in fills {
+            filled = filled.checked_add(q).unwrap_or(filled);
             self.fill(ctx, at, id, instrument, side, q, p, false, out);
         }
-        qty.saturating_sub(left)
+        filled
     }
 
     fn arrive(&mut self, ctx: &mut Context, at: Timestamp, command: Command, out: &mut Reports) {
@@ -552,23 +564,13 @@ impl PaperVenue {
             // What the other side offers at or beyond our price, less what we took of it, best
             // level first.
             let book = ctx.book(instrument);
-            let opposite = book_side(w.side.opposite());
-            let through: Vec<(Fixed, Fixed)> = match w.side {
-                Side::Buy => book.asks().take_while(|(p, _)| *p <= price).collect(),
-                Side::Sell => book.bids().take_while(|(p, _)| *p >= price).collect(),
+            let through: Box<dyn Iterator<Item = (Fixed, Fixed)>> = match w.side {
+                Side::Buy => Box::new(book.asks().take_while(move |(p, _)| *p <= price)),
+                Side::Sell => Box::new(book.bids().take_while(move |(p, _)| *p >= price)),
             };
-            let mut take = Fixed::ZERO;
-            for (p, size) in through {
-                let q = w
-                    .remaining
-                    .saturating_sub(take)
-                    .min(self.taken.left(instrument, opposite, p, size));
-                if q.is_zero() {
-                    continue;
-                }
-                self.taken.take(instrument, opposite, p, q);
-                take = take.checked_add(q).unwrap_or(take);
-            }
+            let (side, remaining) = (book_side(w.side.opposite()), w.remaining);
+            let took = self.taken.consume(instrument, side, through, remaining);
+            let take = took.iter().fold(Fixed::ZERO, |a, (_, q)| a.checked_add(*q).unwrap_or(a));
             if take.is_zero() {
                 i += 1;
                 continue;

@@ -391,6 +391,19 @@ pub enum Applied {
     Gap,
 }
 
+/// What [`DepthSync`] does with a diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Keep it until a snapshot comes.
+    Buffer,
+    /// Drop it: the book is past it.
+    Stale,
+    /// Apply it.
+    Apply,
+    /// An update is missing before it: a gap.
+    Lost,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// No usable snapshot: diffs are buffered.
@@ -489,54 +502,48 @@ impl DepthSync {
     /// it as stale or find a gap before it); an applied diff can still leave the book crossed,
     /// which is a gap.
     pub fn would_apply(&self, d: &DepthDiff) -> bool {
-        match self.state {
-            State::AwaitingSnapshot => false,
-            State::AwaitingFirst => {
-                let (stale, first) = match self.market {
-                    Market::Spot => (d.last <= self.at, d.first <= self.at + 1),
-                    Market::UsdM => (d.last < self.at, d.first <= self.at),
-                };
-                !stale && first
-            }
-            State::Synced => match (self.market, d.prev) {
-                (Market::UsdM, Some(pu)) => pu == self.at,
-                _ if d.last <= self.at => false,
-                _ => d.first <= self.at + 1,
-            },
-        }
+        self.step(d) == Step::Apply
     }
 
     /// [`DepthSync::on_diff`] on the levels kept in `book` (see [`DepthSync::on_snapshot_in`]).
     pub fn on_diff_in(&mut self, d: &DepthDiff, book: &mut OrderBook) -> Applied {
-        match self.state {
-            State::AwaitingSnapshot => {
+        match self.step(d) {
+            Step::Buffer => {
                 if self.buffer.len() >= MAX_BUFFER {
                     self.buffer.pop_front();
                 }
                 self.buffer.push_back(d.clone());
                 Applied::Buffered
             }
+            Step::Stale => Applied::Stale,
+            Step::Apply => self.apply(d, book),
+            Step::Lost => self.lost(d),
+        }
+    }
+
+    /// What Binance's procedure does with `d` in the current state.
+    fn step(&self, d: &DepthDiff) -> Step {
+        match self.state {
+            State::AwaitingSnapshot => Step::Buffer,
             State::AwaitingFirst => {
                 let (stale, first) = match self.market {
                     Market::Spot => (d.last <= self.at, d.first <= self.at + 1),
                     Market::UsdM => (d.last < self.at, d.first <= self.at),
                 };
-                if stale {
-                    Applied::Stale
-                } else if first {
-                    self.apply(d, book)
-                } else {
+                match (stale, first) {
+                    (true, _) => Step::Stale,
+                    (false, true) => Step::Apply,
                     // The snapshot is older than the oldest diff kept: take another.
-                    self.lost(d)
+                    (false, false) => Step::Lost,
                 }
             }
             State::Synced => {
                 let follows = match (self.market, d.prev) {
                     (Market::UsdM, Some(pu)) => pu == self.at,
-                    _ if d.last <= self.at => return Applied::Stale,
+                    _ if d.last <= self.at => return Step::Stale,
                     _ => d.first <= self.at + 1,
                 };
-                if follows { self.apply(d, book) } else { self.lost(d) }
+                if follows { Step::Apply } else { Step::Lost }
             }
         }
     }

@@ -313,18 +313,12 @@ impl BinanceNormaliser {
         self.bids.clear();
         self.asks.clear();
         let ts = Timestamp::from_millis(self.last_ms[i] as i64);
-        let shared = match sink.shared_book(id, ts) {
-            Some(book) => {
-                self.bids.extend(book.bids());
-                self.asks.extend(book.asks());
-                true
-            }
-            None => {
-                self.bids.extend(sync.book().bids());
-                self.asks.extend(sync.book().asks());
-                false
-            }
+        let (book, shared) = match sink.shared_book(id, ts) {
+            Some(book) => (&*book, true),
+            None => (sync.book(), false),
         };
+        self.bids.extend(book.bids());
+        self.asks.extend(book.asks());
         self.counts.books += 1;
         let u = BookUpdate {
             instrument: id,
