@@ -465,6 +465,13 @@ async fn an_unknown_outcome_exits_3_and_status_resolves_it() {
         "{}",
         out(&o)
     );
+    mine_and_status_confirms_the_one(&dev, &cw).await;
+}
+
+/// Mines a block; `kairos tx status --pending` then confirms the wallet's transaction, and it
+/// made exactly one.
+async fn mine_and_status_confirms_the_one(dev: &impl Provider, cw: &CliWallet) {
+    let (w, pw) = (cw.wallet(), cw.pw());
     let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
     let o = kairos(&["tx", "status", "--wallet", &w, "--password-file", &pw, "--pending"]);
     assert!(o.status.success(), "{}", out(&o));
@@ -517,9 +524,5 @@ async fn an_interrupted_send_exits_3_and_status_resolves_it() {
         seen.contains("interrupted by SIGINT") && seen.contains("Do not send it again"),
         "{seen}"
     );
-    let _: String = dev.raw_request("evm_mine".into(), ()).await.unwrap();
-    let o = kairos(&["tx", "status", "--wallet", &w, "--password-file", &pw, "--pending"]);
-    assert!(o.status.success(), "{}", out(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("\"confirmed\""), "{}", out(&o));
-    assert_eq!(dev.get_transaction_count(cw.me).await.unwrap(), 1);
+    mine_and_status_confirms_the_one(&dev, &cw).await;
 }
