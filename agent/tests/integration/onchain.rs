@@ -479,11 +479,17 @@ async fn mine_and_status_confirms_the_one(dev: &impl Provider, cw: &CliWallet) {
     assert_eq!(dev.get_transaction_count(cw.me).await.unwrap(), 1);
 }
 
-/// Stopped by SIGINT (what Ctrl-C sends) while it waits for its confirmation, `tx send` exits 3
-/// with the message not to send again, like a timeout; `tx status --pending` then finishes the
-/// job, and exactly one transaction was made.
+/// Stopped by SIGINT (what Ctrl-C sends) or SIGTERM while it waits for its confirmation,
+/// `tx send` exits 3 with the message not to send again, like a timeout; `tx status --pending`
+/// then finishes the job, and exactly one transaction was made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_send_exits_3_and_status_resolves_it() {
+    for signal in ["INT", "TERM"] {
+        interrupted_send(signal).await;
+    }
+}
+
+async fn interrupted_send(signal: &str) {
     use std::io::{BufRead, BufReader, Read};
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000), e18(1_000)).await;
@@ -515,13 +521,14 @@ async fn an_interrupted_send_exits_3_and_status_resolves_it() {
         }
     }
     let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let killed = Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
     stderr.read_to_string(&mut seen).unwrap();
-    assert_eq!(status.code(), Some(3), "{seen}");
+    assert_eq!(status.code(), Some(3), "SIG{signal}: {seen}");
     assert!(
-        seen.contains("interrupted by SIGINT") && seen.contains("Do not send it again"),
+        seen.contains(&format!("interrupted by SIG{signal}"))
+            && seen.contains("Do not send it again"),
         "{seen}"
     );
     mine_and_status_confirms_the_one(&dev, &cw).await;
