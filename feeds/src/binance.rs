@@ -52,6 +52,13 @@ pub struct DepthDiff {
     pub asks: Vec<(Fixed, Fixed)>,
 }
 
+impl DepthDiff {
+    /// The market it comes from: only USD-M diffs carry the previous update id (`pu`).
+    pub fn market(&self) -> Market {
+        if self.prev.is_some() { Market::UsdM } else { Market::Spot }
+    }
+}
+
 /// A REST depth snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -420,7 +427,8 @@ const MAX_BUFFER: usize = 10_000;
 /// A symbol's local book, kept in sync with the diff stream.
 #[derive(Debug)]
 pub struct DepthSync {
-    market: Market,
+    /// `None` until the first diff says which (a recording's snapshot can precede every diff).
+    market: Option<Market>,
     book: OrderBook,
     state: State,
     /// The update id the book is at.
@@ -433,8 +441,14 @@ pub struct DepthSync {
 impl DepthSync {
     /// An unsynchronised book for `market`.
     pub fn new(market: Market) -> Self {
+        Self { market: Some(market), ..Self::for_either_market() }
+    }
+
+    /// An unsynchronised book whose market the first diff decides (a USD-M diff carries
+    /// `pu`, a spot one does not): for a recording, whose lines do not say which.
+    pub fn for_either_market() -> Self {
         Self {
-            market,
+            market: None,
             book: OrderBook::new(),
             state: State::AwaitingSnapshot,
             at: 0,
@@ -507,6 +521,7 @@ impl DepthSync {
 
     /// [`DepthSync::on_diff`] on the levels kept in `book` (see [`DepthSync::on_snapshot_in`]).
     pub fn on_diff_in(&mut self, d: &DepthDiff, book: &mut OrderBook) -> Applied {
+        self.market.get_or_insert(d.market());
         match self.step(d) {
             Step::Buffer => {
                 if self.buffer.len() >= MAX_BUFFER {
@@ -523,10 +538,11 @@ impl DepthSync {
 
     /// What Binance's procedure does with `d` in the current state.
     fn step(&self, d: &DepthDiff) -> Step {
+        let market = self.market.unwrap_or_else(|| d.market());
         match self.state {
             State::AwaitingSnapshot => Step::Buffer,
             State::AwaitingFirst => {
-                let (stale, first) = match self.market {
+                let (stale, first) = match market {
                     Market::Spot => (d.last <= self.at, d.first <= self.at + 1),
                     Market::UsdM => (d.last < self.at, d.first <= self.at),
                 };
@@ -538,7 +554,7 @@ impl DepthSync {
                 }
             }
             State::Synced => {
-                let follows = match (self.market, d.prev) {
+                let follows = match (market, d.prev) {
                     (Market::UsdM, Some(pu)) => pu == self.at,
                     _ if d.last <= self.at => return Step::Stale,
                     _ => d.first <= self.at + 1,
@@ -665,6 +681,27 @@ mod tests {
         assert_eq!(s.on_diff(&diff(16, 20, Some(15), ("102", "1"))), Applied::Applied);
         assert_eq!(s.on_diff(&diff(22, 25, Some(21), ("103", "1"))), Applied::Gap);
         assert!(s.needs_snapshot());
+    }
+
+    /// A snapshot before the symbol's first diff (a recording whose REST answer came back
+    /// before the stream's first message): the first diff decides the market's rules.
+    #[test]
+    fn a_snapshot_first_takes_the_market_of_the_first_diff() {
+        // USD-M: the diff 10..15 holds the snapshot at 12 (`U <= id <= u`), which the spot
+        // rule (`U <= id + 1 <= u`) would accept too; 12..12 tells them apart.
+        let mut s = DepthSync::for_either_market();
+        s.on_snapshot(&snap(12));
+        assert_eq!(s.on_diff(&diff(12, 12, Some(11), ("100", "1"))), Applied::Applied);
+        assert_eq!(s.on_diff(&diff(13, 20, Some(12), ("101", "1"))), Applied::Applied);
+        // Chained by `pu`: a `U` past `at + 1` is no gap on USD-M.
+        assert_eq!(s.on_diff(&diff(25, 30, Some(20), ("102", "1"))), Applied::Applied);
+        assert_eq!(s.gaps, 0);
+        // Spot: 12..12 is stale after a snapshot at 12; 13..14 is the first applied.
+        let mut s = DepthSync::for_either_market();
+        s.on_snapshot(&snap(12));
+        assert_eq!(s.on_diff(&diff(12, 12, None, ("100", "1"))), Applied::Stale);
+        assert_eq!(s.on_diff(&diff(13, 14, None, ("101", "1"))), Applied::Applied);
+        assert_eq!(s.on_diff(&diff(16, 17, None, ("102", "1"))), Applied::Gap);
     }
 
     #[test]

@@ -200,11 +200,7 @@ impl BinanceNormaliser {
                 };
                 let i = id.index();
                 self.last_ms[i] = self.last_ms[i].max(d.event_ms);
-                let market = self.market.unwrap_or(if d.prev.is_some() {
-                    Market::UsdM
-                } else {
-                    Market::Spot
-                });
+                let market = self.market.unwrap_or(d.market());
                 let sync = self.books[i].get_or_insert_with(|| DepthSync::new(market));
                 let was_synced = sync.is_synced();
                 // A shared book is lent only for a diff that will be applied to it (the others
@@ -291,8 +287,11 @@ impl BinanceNormaliser {
     ) {
         let i = id.index();
         let Some(slot) = self.books.get_mut(i) else { return };
-        let market = self.market.unwrap_or(Market::Spot);
-        let sync = slot.get_or_insert_with(|| DepthSync::new(market));
+        // Before the symbol's first diff, that diff decides the market (unless it is given).
+        let market = self.market;
+        let sync = slot.get_or_insert_with(|| {
+            market.map_or_else(DepthSync::for_either_market, DepthSync::new)
+        });
         let buffered = sync.buffer_len() as u64;
         let ts = Timestamp::from_millis(self.last_ms[i] as i64);
         let applied = match sink.shared_book(id, ts) {

@@ -23,7 +23,7 @@ use std::path::Path;
 use kairos_strategies::Fixed;
 
 use crate::Result;
-use crate::binance::{self, Applied, DepthSync, Market, Message, Top};
+use crate::binance::{self, Applied, DepthSync, Message, Top};
 
 /// What [`verify_book`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,8 +139,8 @@ pub fn verify_book(path: &Path) -> Result<BookCheck> {
                 j.settle(false, &mut check);
             }
             Ok(Message::Depth(d)) => {
-                let market = if d.prev.is_some() { Market::UsdM } else { Market::Spot };
-                let sync = books.entry(d.symbol.clone()).or_insert_with(|| DepthSync::new(market));
+                let sync =
+                    books.entry(d.symbol.clone()).or_insert_with(|| DepthSync::new(d.market()));
                 match sync.on_diff(&d) {
                     Applied::Applied => record_state(sync, &d.symbol, &mut judges, &mut check),
                     _ => check.unsynced += 1,
@@ -164,7 +164,9 @@ pub fn verify_book(path: &Path) -> Result<BookCheck> {
                     check.other += 1;
                     continue;
                 };
-                let Some(sync) = books.get_mut(symbol) else { continue };
+                // A snapshot can come before the symbol's first diff (the REST answer was
+                // quicker than the stream): the diffs after it are applied from it.
+                let sync = books.entry(symbol.clone()).or_insert_with(DepthSync::for_either_market);
                 let buffered = sync.buffer_len();
                 let applied = sync.on_snapshot(&s);
                 // The buffered diffs were counted as unsynced; those applied now were not.

@@ -136,3 +136,55 @@ fn the_check_catches_a_wrong_book_a_gap_and_skips_garbage() {
     assert!(verify_book(&plain).unwrap_err().to_string().contains("plain.gz"));
     assert!(verify_book(&tmp.path().join("nope.gz")).unwrap_err().to_string().contains("nope.gz"));
 }
+
+/// A recording whose REST snapshot comes before every diff (when recording, the REST answer
+/// can come back before the stream's first message): the book is synchronised from it, with
+/// the rules of the market the diffs come from, both by the check and by a strategy's replay.
+#[test]
+fn a_snapshot_before_every_diff_synchronises_the_book() {
+    let tmp = tempfile::tempdir().unwrap();
+    for path in recordings() {
+        let mut lines = lines_of(&path);
+        let snap = lines.iter().position(|l| l.contains("\"lastUpdateId\"")).expect("a snapshot");
+        assert!(
+            lines[..snap].iter().any(|l| l.contains("depthUpdate")),
+            "{}: the test needs diffs before the snapshot",
+            path.display()
+        );
+        // Named as `kairos record` writes it: a bare REST answer names no symbol, and before
+        // any diff there is no book waiting for it.
+        let (ts, body) = lines
+            .remove(snap)
+            .split_once(' ')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap();
+        let symbol = lines
+            .iter()
+            .find_map(|l| l.split_once("\"stream\":\"").and_then(|(_, r)| r.split_once('@')))
+            .unwrap()
+            .0
+            .to_string();
+        lines.insert(0, format!("{ts} {{\"stream\":\"{symbol}@snapshot\",\"data\":{body}}}"));
+        let file = gz(tmp.path(), "early.gz", &lines);
+        let check = verify_book(&file).unwrap();
+        assert_eq!((check.mismatched, check.gaps), (0, 0), "{}: {check:?}", path.display());
+        assert!(check.compared > 3_000, "{}: {check:?}", path.display());
+
+        let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(["replay", "--file", file.to_str().unwrap(), "--strategy", "book_imbalance"])
+            .output()
+            .unwrap();
+        let out =
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{}: {out}", path.display());
+        let line =
+            out.lines().find(|l| l.starts_with("replay: ")).unwrap_or_else(|| panic!("{out}"));
+        let before = |k: &str| -> u64 {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let i = w.iter().position(|x| x.trim_end_matches(',') == k).unwrap();
+            w[i - 1].parse().unwrap()
+        };
+        assert_eq!(before("gaps"), 0, "{}: {line}", path.display());
+        assert!(before("book") > 3_000, "{}: {line}", path.display());
+    }
+}
