@@ -75,11 +75,13 @@ impl Fixed {
             if d > 9 {
                 return None;
             }
-            v = v * 10 + i64::from(d);
-            i += 1;
-            if i - frac_start > Self::DECIMALS as usize {
+            // More fractional digits than the scale holds: before the multiply, which would
+            // overflow for ten integer digits.
+            if i - frac_start >= Self::DECIMALS as usize {
                 return Self::parse_checked(b);
             }
+            v = v * 10 + i64::from(d);
+            i += 1;
         }
         let frac_len = i - frac_start;
         if int_len == 0 && frac_len == 0 {
@@ -471,10 +473,21 @@ mod tests {
         assert!(b.is_consistent());
     }
 
+    /// Ten integer digits and more fractional digits than the scale: the unchecked parser hands
+    /// over to the checked one before it could overflow (it did, in a debug build).
+    #[test]
+    fn ten_integer_digits_and_nine_decimals_fall_back_without_overflow() {
+        for s in ["9223400000.000000000", "9999999999.999999999", "9223372036.854775807"] {
+            assert_eq!(Fixed::parse(s), Fixed::parse_checked(s.as_bytes()), "{s}");
+        }
+        assert_eq!(Fixed::parse("9223400000.000000000"), Fixed::parse("9223400000"));
+        assert_eq!(Fixed::parse("1.000000000"), Fixed::parse("1"));
+    }
+
     proptest! {
         #[test]
         fn parse_agrees_with_the_checked_parser(
-            s in "[0-9]{0,13}(\\.[0-9]{0,12})?|[0-9]{0,6}\\.[0-9]{8}|[0-9]{0,3}\\.[0-9/:]{8,9}|[0-9.+e -]{0,24}",
+            s in "[0-9]{0,13}(\\.[0-9]{0,12})?|[0-9]{0,6}\\.[0-9]{8}|[0-9]{9,11}\\.[0-9]{7,10}|[0-9]{0,3}\\.[0-9/:]{8,9}|[0-9.+e -]{0,24}",
         ) {
             prop_assert_eq!(Fixed::parse(&s), Fixed::parse_checked(s.as_bytes()), "{:?}", s);
         }
