@@ -88,22 +88,40 @@ impl<'a> Cursor<'a> {
     /// A decimal string, parsed exactly.
     #[inline]
     fn decimal(&mut self) -> Option<Fixed> {
+        // The digits read in place (one pass instead of finding the quote, then parsing); the
+        // string and `Fixed::parse` for anything else.
+        if self.peek() == Some(b'"')
+            && let Some((f, n)) = Fixed::parse_until_quote(&self.b[self.i + 1..])
+        {
+            self.i += n + 2;
+            return Some(f);
+        }
         Fixed::parse(self.string()?)
     }
 
     /// A JSON integer that fits a u64 (no sign, fraction, exponent or leading zero).
     #[inline]
     fn u64(&mut self) -> Option<u64> {
-        let start = self.i;
+        let (b, start) = (self.b, self.i);
+        let mut i = start;
         let mut v: u64 = 0;
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-            self.i += 1;
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            // Nineteen digits always fit, unchecked; longer ones are serde's to judge.
+            if i - start == 19 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+            i += 1;
         }
-        let digits = self.i - start;
-        if digits == 0 || (digits > 1 && self.b[start] == b'0') {
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && b[start] == b'0') {
             return None;
         }
+        self.i = i;
         // A number must end here: `1.5` or `1e3` is not an integer.
         match self.peek()? {
             b',' | b'}' | b']' => Some(v),
