@@ -226,13 +226,18 @@ impl WalletFile {
         }
     }
 
+    /// The key file the wallet names.
+    fn key_path(&self) -> Result<PathBuf> {
+        Ok(KeyDir::new(self.keystore_dir.clone().unwrap_or_else(KeyDir::default_dir))
+            .resolve("keystore", &self.keystore)?)
+    }
+
     async fn executor(
         &self,
         password: &PasswordArg,
         v3_quoter: Option<Address>,
     ) -> Result<Executor> {
-        let path = KeyDir::new(self.keystore_dir.clone().unwrap_or_else(KeyDir::default_dir))
-            .resolve("keystore", &self.keystore)?;
+        let path = self.key_path()?;
         let signer = keys::unlock_file(&path, &password.read(false)?)?;
         let guard = Guard::new(self.guardrails.clone())?;
         let journal = Journal::open(&self.journal)?;
@@ -538,6 +543,48 @@ pub fn swap(a: SwapArgs) -> Result<()> {
     })
 }
 
+/// Prints the journal's history of `hash` (an error when the journal does not hold it).
+fn print_history(
+    journal: &Journal,
+    hash: kairos_chain::alloy::primitives::B256,
+) -> Result<Vec<kairos_chain::journal::TxEvent>> {
+    let events = journal.hash_events(hash)?;
+    if events.is_empty() {
+        bail!("{hash} is not in the journal {}", journal.path().display());
+    }
+    for e in &events {
+        eprintln!(
+            "journal: {} {} {}",
+            e.state,
+            e.nonce.map_or("-".into(), |n| n.to_string()),
+            e.detail
+        );
+    }
+    Ok(events)
+}
+
+/// `tx status HASH` for a transaction with nothing left to track: its journal history, and one
+/// JSON line with its last state there and its receipt on chain.
+async fn settled_status(
+    journal: &Journal,
+    rpc: &kairos_chain::alloy::providers::RootProvider,
+    hash: kairos_chain::alloy::primitives::B256,
+) -> Result<()> {
+    let events = print_history(journal, hash)?;
+    let receipt = rpc.get_transaction_receipt(hash).await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "order": events.iter().find_map(|e| e.order),
+            "hash": hash.to_string(),
+            "state": events.last().map(|e| e.state.clone()),
+            "on_chain": receipt.as_ref().map(|r| if r.status() { "success" } else { "reverted" }),
+            "block": receipt.and_then(|r| r.block_number),
+        })
+    );
+    Ok(())
+}
+
 /// Runs `kairos tx status`: every unsettled transaction (or the one named) tracked to its end
 /// from the journal and the chain. Prints one JSON line per transaction.
 pub fn status(a: StatusArgs) -> Result<()> {
@@ -549,37 +596,35 @@ pub fn status(a: StatusArgs) -> Result<()> {
     });
     let wanted = wanted.transpose()?;
     run_interruptible(async {
+        // Without the key first: the key file declares its address, and with nothing of it to
+        // track (nothing unsettled, or the hash asked for settled) no password is asked for.
+        // Only tracking, which may re-sign a fee bump, unlocks the key, and then the key's own
+        // address is the one used.
+        if let Some(address) = keys::declared_address(&w.key_path()?) {
+            let journal = Journal::open(&w.journal)?;
+            let unsettled = journal.unsettled(address)?;
+            let tracked = |h| unsettled.iter().any(|u| u.versions.iter().any(|v: &_| v.hash == h));
+            match wanted {
+                None if unsettled.is_empty() => {
+                    eprintln!("no unsettled transactions for {address}");
+                    return Ok(());
+                }
+                Some(hash) if !tracked(hash) => {
+                    let rpc = executor::provider(&w.rpc_url)?;
+                    return settled_status(&journal, &rpc, hash).await;
+                }
+                // The journal is held by one handle at a time: closed before the executor's.
+                _ => drop(journal),
+            }
+        }
         let exec = w.executor(&a.password, None).await?;
-        let journal = exec.journal();
         let mut todo = exec.resumable()?;
         if let Some(hash) = wanted {
-            let events = journal.hash_events(hash)?;
-            if events.is_empty() {
-                bail!("{hash} is not in the journal {}", journal.path().display());
-            }
-            for e in &events {
-                eprintln!(
-                    "journal: {} {} {}",
-                    e.state,
-                    e.nonce.map_or("-".into(), |n| n.to_string()),
-                    e.detail
-                );
-            }
             todo.retain(|s| s.hashes().contains(&hash));
             if todo.is_empty() {
-                let receipt = exec.provider().get_transaction_receipt(hash).await?;
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "order": events.iter().find_map(|e| e.order),
-                        "hash": hash.to_string(),
-                        "state": events.last().map(|e| e.state.clone()),
-                        "on_chain": receipt.as_ref().map(|r| if r.status() { "success" } else { "reverted" }),
-                        "block": receipt.and_then(|r| r.block_number),
-                    })
-                );
-                return Ok(());
+                return settled_status(exec.journal(), exec.provider(), hash).await;
             }
+            print_history(exec.journal(), hash)?;
         } else if todo.is_empty() {
             eprintln!("no unsettled transactions for {}", exec.address());
             return Ok(());

@@ -160,7 +160,8 @@ pub enum TxCommand {
     #[command(after_help = crate::onchain::EXIT_CODES)]
     Send(Box<crate::onchain::SendArgs>),
     /// Track the wallet's unsettled transactions (or one) to their end, from the journal and
-    /// the chain.
+    /// the chain. The password is asked for only when there is something to track (tracking
+    /// may sign a fee bump).
     #[command(after_help = crate::onchain::EXIT_CODES)]
     Status(Box<crate::onchain::StatusArgs>),
 }

@@ -376,6 +376,10 @@ async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
                 "{}",
                 out(&o)
             );
+            // Tracking needs the key: without a password, refused, and still unsettled.
+            let o = kairos(&["tx", "status", "--wallet", w, "--pending"]);
+            assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+            assert!(out(&o).contains("no password"), "{}", out(&o));
             // Tracked to its end.
             let o = kairos(&status);
             assert!(o.status.success(), "{point}: {}", out(&o));
@@ -390,8 +394,8 @@ async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
             );
             let (signed, last) = last_order(&journal, me);
             assert_eq!((signed, last.as_str()), (1, "confirmed"), "{point}");
-            // Nothing left to track; the next order goes through.
-            let o = kairos(&status);
+            // Nothing left to track (which needs no password); the next order goes through.
+            let o = kairos(&["tx", "status", "--wallet", w, "--pending"]);
             assert!(o.status.success() && out(&o).contains("no unsettled"), "{}", out(&o));
         }
         if txs == 2 {
@@ -407,14 +411,17 @@ async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
     assert!(o.status.success(), "{}", out(&o));
     let sent: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let hash = sent["hash"].as_str().unwrap();
-    let o = kairos(&["tx", "status", "--wallet", w, "--password-file", pw, hash]);
-    assert!(o.status.success(), "{}", out(&o));
-    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(
-        (st["state"].as_str(), st["on_chain"].as_str()),
-        (Some("confirmed"), Some("success"))
-    );
-    assert_eq!(st["order"], sent["order"]);
+    // With the password, and without it (a settled transaction needs no key).
+    for args in [&["--password-file", pw, hash][..], &[hash]] {
+        let o = kairos(&[&["tx", "status", "--wallet", w][..], args].concat());
+        assert!(o.status.success(), "{}", out(&o));
+        let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (st["state"].as_str(), st["on_chain"].as_str()),
+            (Some("confirmed"), Some("success"))
+        );
+        assert_eq!(st["order"], sent["order"]);
+    }
     // A hash the journal does not hold, and one that is not a hash.
     let o = kairos(&[
         "tx",

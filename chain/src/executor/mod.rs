@@ -206,7 +206,9 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn provider(url: &str) -> Result<RootProvider> {
+/// An HTTP client of the node at `url` (for reading the chain without an executor); a URL
+/// that does not parse is an error naming it, credentials redacted.
+pub fn provider(url: &str) -> Result<RootProvider> {
     let parsed = url
         .parse()
         .map_err(|e| Error::Rpc { endpoint: redact(url), reason: format!("not a URL ({e})") })?;
