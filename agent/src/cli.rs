@@ -299,6 +299,12 @@ fn replay(registry: &Registry, a: ReplayArgs) -> Result<()> {
         check.gaps
     );
     println!("{}", check.line());
+    if check.compared == 0 {
+        eprintln!(
+            "warning: nothing was compared: the recording has no bookTicker message after a \
+             synchronised book (a depth snapshot followed by the diffs that reach past it)"
+        );
+    }
     if check.mismatched > 0 {
         bail!(
             "{} of {} book states differ from the exchange's bookTicker",

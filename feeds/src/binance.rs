@@ -543,7 +543,7 @@ impl DepthSync {
             State::AwaitingSnapshot => Step::Buffer,
             State::AwaitingFirst => {
                 let (stale, first) = match market {
-                    Market::Spot => (d.last <= self.at, d.first <= self.at + 1),
+                    Market::Spot => (d.last <= self.at, d.first <= self.at.saturating_add(1)),
                     Market::UsdM => (d.last < self.at, d.first <= self.at),
                 };
                 match (stale, first) {
@@ -557,7 +557,7 @@ impl DepthSync {
                 let follows = match (market, d.prev) {
                     (Market::UsdM, Some(pu)) => pu == self.at,
                     _ if d.last <= self.at => return Step::Stale,
-                    _ => d.first <= self.at + 1,
+                    _ => d.first <= self.at.saturating_add(1),
                 };
                 if follows { Step::Apply } else { Step::Lost }
             }
@@ -702,6 +702,21 @@ mod tests {
         assert_eq!(s.on_diff(&diff(12, 12, None, ("100", "1"))), Applied::Stale);
         assert_eq!(s.on_diff(&diff(13, 14, None, ("101", "1"))), Applied::Applied);
         assert_eq!(s.on_diff(&diff(16, 17, None, ("102", "1"))), Applied::Gap);
+    }
+
+    /// Update ids at the top of the range (a hostile or corrupt snapshot) do not overflow.
+    #[test]
+    fn update_ids_at_u64_max_do_not_overflow() {
+        for market in [Market::Spot, Market::UsdM] {
+            let mut s = DepthSync::new(market);
+            s.on_snapshot(&snap(u64::MAX));
+            let prev = (market == Market::UsdM).then_some(u64::MAX - 1);
+            assert_eq!(s.on_diff(&diff(5, 9, prev, ("100", "1"))), Applied::Stale);
+            let r = s.on_diff(&diff(u64::MAX, u64::MAX, prev, ("100", "1")));
+            assert_eq!(r, if market == Market::Spot { Applied::Stale } else { Applied::Applied });
+            // Synced at the last id: anything after it is stale or chained.
+            let _ = s.on_diff(&diff(u64::MAX, u64::MAX, Some(u64::MAX), ("100", "1")));
+        }
     }
 
     #[test]

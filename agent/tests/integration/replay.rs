@@ -130,6 +130,15 @@ fn the_check_catches_a_wrong_book_a_gap_and_skips_garbage() {
     assert_eq!(check.malformed, 5, "{check:?}");
     assert_eq!((check.compared, check.mismatched), (clean.compared, 0));
 
+    // A recording with nothing to compare: not a failure, but said.
+    let empty = gz(tmp.path(), "empty.gz", &[]);
+    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["replay", "--file", empty.to_str().unwrap(), "--verify-book"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("nothing was compared"), "{err}");
+
     // Not a gzip file, and a missing one: errors naming the file.
     let plain = tmp.path().join("plain.gz");
     std::fs::write(&plain, "hello").unwrap();
