@@ -210,6 +210,8 @@ impl AgentFile {
                 );
             }
         }
+        // Each instrument's increments, before anything starts.
+        self.instrument_table()?;
         Ok(())
     }
 
@@ -259,10 +261,10 @@ impl AgentFile {
                 } else {
                     "binance"
                 };
-                let i = Instrument::new(s, venue)
+                let i = Instrument::new(s.clone(), venue)
                     .with_tick_size(spec.tick_size)
                     .with_lot_size(spec.lot_size);
-                i.validate()?;
+                i.validate().map_err(|e| anyhow::anyhow!("[instruments.{s}]: {e}"))?;
                 Ok(i)
             })
             .collect()
@@ -589,6 +591,21 @@ mod tests {
             let cfg: AgentFile = toml::from_str(&text).unwrap();
             let e = cfg.check().unwrap_err().to_string();
             assert!(e.contains(key), "{e}");
+        }
+    }
+
+    /// Every instrument's increments are checked with the rest of the file, before the
+    /// session starts, and the error names the section.
+    #[test]
+    fn bad_increments_are_refused_at_load_naming_the_instrument() {
+        let base = example();
+        let (at, _) = base.split_once("tick_size = ").unwrap();
+        let section = at.rsplit_once("[instruments.").unwrap().1.split_once(']').unwrap().0;
+        for bad in ["0", "-0.01", "nan"] {
+            let text = base.replacen("tick_size = ", &format!("tick_size = {bad} # "), 1);
+            let cfg: AgentFile = toml::from_str(&text).unwrap();
+            let e = cfg.check().unwrap_err().to_string();
+            assert!(e.contains(&format!("[instruments.{section}]")) && e.contains("tick"), "{e}");
         }
     }
 }
