@@ -77,8 +77,8 @@ impl Recording {
         if kairos_feeds::recording::is_coinbase(jsons) { "coinbase" } else { "binance" }
     }
 
-    /// The symbols the recording's diffs and trades are about, with the finest price and
-    /// size steps their numbers use (both exchanges print every price on its tick grid). A
+    /// The symbols the recording's diffs and trades are about (anywhere in the file), with
+    /// the finest price and size steps their first 20,000 messages use (both exchanges print every price on its tick grid). A
     /// step that fewer than one value in a thousand uses is taken for a stray (the spot BTC
     /// recording has one level size with six decimals among 56,000 with five or fewer, and
     /// Binance's lot for it is 0.00001); `--tick-size` and `--lot-size` override both.
@@ -99,11 +99,34 @@ impl Recording {
             prices.for_each(|p| found[i].1[decimals(p) as usize] += 1);
             sizes.for_each(|q| found[i].2[decimals(q) as usize] += 1);
         };
-        for (_, json) in self.lines.iter().take(20_000) {
+        // A symbol's steps are read from its first 20,000 messages; every line is looked at,
+        // so that a symbol first seen late in the file is an instrument too. A Binance line's
+        // symbol is read from its stream name without parsing it.
+        const ENOUGH: u32 = 20_000;
+        let mut parsed: Vec<(String, u32)> = Vec::new();
+        for (_, json) in &self.lines {
+            let done =
+                |sym: &str| parsed.iter().any(|(s, n)| *n >= ENOUGH && s.eq_ignore_ascii_case(sym));
+            let skip = if venue == "coinbase" {
+                let mut products = json
+                    .match_indices("\"product_id\":\"")
+                    .filter_map(|(i, k)| json[i + k.len()..].split_once('"').map(|(p, _)| p));
+                products.next().is_some_and(&done) && products.all(&done)
+            } else {
+                stream_symbol(json).is_some_and(done)
+            };
+            if skip {
+                continue;
+            }
+            let mut seen = |sym: &str| match parsed.iter_mut().find(|(s, _)| s == sym) {
+                Some((_, n)) => *n += 1,
+                None => parsed.push((sym.to_string(), 1)),
+            };
             if venue == "coinbase" {
                 match kairos_feeds::coinbase::parse(json).map(|m| m.payload) {
                     Ok(CbPayload::Book(events)) => {
                         for e in events {
+                            seen(&e.product);
                             let (p, q): (Vec<Fixed>, Vec<Fixed>) =
                                 e.levels.iter().map(|l| (l.1, l.2)).unzip();
                             note(&e.product, &mut p.into_iter(), &mut q.into_iter());
@@ -111,6 +134,7 @@ impl Recording {
                     }
                     Ok(CbPayload::Trades(trades)) => {
                         for t in trades {
+                            seen(&t.product);
                             let (p, q) = (std::iter::once(t.price), std::iter::once(t.size));
                             note(&t.product, &mut p.into_iter(), &mut q.into_iter());
                         }
@@ -121,10 +145,12 @@ impl Recording {
             }
             match binance::parse(json) {
                 Ok(Message::Depth(d)) => {
+                    seen(&d.symbol);
                     let levels = d.bids.iter().chain(&d.asks);
                     note(&d.symbol, &mut levels.clone().map(|l| l.0), &mut levels.map(|l| l.1));
                 }
                 Ok(Message::Trade(t)) => {
+                    seen(&t.symbol);
                     note(&t.symbol, &mut std::iter::once(t.price), &mut std::iter::once(t.qty))
                 }
                 _ => {}
@@ -139,6 +165,12 @@ impl Recording {
             })
             .collect()
     }
+}
+
+/// The symbol a Binance combined-stream line names (`{"stream":"btcusdt@depth@100ms",...`),
+/// lower case as written, without parsing the line.
+fn stream_symbol(json: &str) -> Option<&str> {
+    json.strip_prefix("{\"stream\":\"")?.split_once('@').map(|(s, _)| s)
 }
 
 /// The most decimals that at least one value in a thousand uses (0 when there are none).

@@ -197,3 +197,35 @@ fn a_snapshot_before_every_diff_synchronises_the_book() {
         assert!(before("book") > 3_000, "{}: {line}", path.display());
     }
 }
+
+/// A symbol whose first message comes late in the file (after the lines the steps are read
+/// from for the others) is still an instrument of the replay, with its own tick and lot.
+#[test]
+fn a_symbol_first_seen_late_is_an_instrument() {
+    let Some(path) = recordings().into_iter().find(|p| p.to_string_lossy().contains("spot")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lines = lines_of(&path);
+    assert!(lines.len() > 30_000, "the test needs a long recording");
+    let ts = lines[30_000].split_once(' ').unwrap().0.to_string();
+    for i in 0..50 {
+        lines.insert(
+            30_000 + i,
+            format!(
+                "{ts} {{\"stream\":\"ethusdt@trade\",\"data\":{{\"e\":\"trade\",\"E\":1723161300000,\"s\":\"ETHUSDT\",\"t\":{i},\"p\":\"2612.{:02}\",\"q\":\"0.{:04}\",\"T\":1723161300000,\"m\":true,\"M\":true}}}}",
+                i + 1,
+                i + 1
+            ),
+        );
+    }
+    let file = gz(tmp.path(), "late.gz", &lines);
+    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["replay", "--file", file.to_str().unwrap(), "--strategy", "book_imbalance"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("instrument: BTCUSDT tick 0.01 lot 0.00001"), "{err}");
+    assert!(err.contains("instrument: ETHUSDT tick 0.01 lot 0.0001"), "{err}");
+}
