@@ -78,10 +78,11 @@ impl Recording {
     }
 
     /// The symbols the recording's diffs and trades are about (anywhere in the file), with
-    /// the finest price and size steps their first 20,000 messages use (both exchanges print every price on its tick grid). A
-    /// step that fewer than one value in a thousand uses is taken for a stray (the spot BTC
-    /// recording has one level size with six decimals among 56,000 with five or fewer, and
-    /// Binance's lot for it is 0.00001); `--tick-size` and `--lot-size` override both.
+    /// the finest price and size steps their first 20,000 messages use (both exchanges print
+    /// every price on its tick grid). A step that fewer than one value in a thousand uses is
+    /// taken for a stray (the spot BTC recording has one level size with six decimals among
+    /// 56,000 with five or fewer, and Binance's lot for it is 0.00001); `--tick-size` and
+    /// `--lot-size` override both.
     pub fn instruments(&self, venue: &str) -> Vec<Instrument> {
         // Per symbol: how many prices and sizes use each number of decimals.
         type Counts = [u64; Fixed::DECIMALS as usize + 1];
