@@ -13,6 +13,11 @@ TOOLS=${KAIROS_SHARED_TOOLS:-../shared/tools}
 eval "$("$TOOLS/cuda-toolchain.sh")"
 cargo fetch --locked >/dev/null
 "$TOOLS/cuda-stubs.sh"
+# cudarc's build script adds the stub folder to the link search only if it existed when the
+# script last ran; a target folder whose script ran before the stubs were made would not link.
+# The C compiler driver (the linker Rust calls) searches LIBRARY_PATH too, which no cargo
+# fingerprint tracks, so this costs no rebuild.
+export LIBRARY_PATH="$CUDA_HOME/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
 if [ $# -eq 0 ]; then
   set -- build --release -p kairos-agent
 fi
