@@ -288,8 +288,25 @@ impl Books {
     /// Applies a book event; updates to a book that has had no snapshot since the last gap
     /// are dropped. Returns whether the book is synchronised after it.
     pub fn apply(&mut self, e: &BookEvent) -> bool {
-        let (book, synced) =
+        self.apply_in(e, None)
+    }
+
+    /// Whether [`Books::apply`] would change the product's book: a snapshot, or an update to
+    /// a synchronised book.
+    pub fn would_apply(&self, e: &BookEvent) -> bool {
+        e.snapshot || self.books.get(&e.product).is_some_and(|b| b.1)
+    }
+
+    /// [`Books::apply`] on the levels kept in `shared` when given (a replay keeps them in the
+    /// engine's book, so that each level is applied once; the same book must be given every
+    /// time, and [`Books::book`] then stays empty).
+    pub fn apply_in(&mut self, e: &BookEvent, shared: Option<&mut OrderBook>) -> bool {
+        let (own, synced) =
             self.books.entry(e.product.clone()).or_insert_with(|| (OrderBook::new(), false));
+        let book = match shared {
+            Some(b) => b,
+            None => own,
+        };
         if e.snapshot {
             book.clear();
             *synced = true;

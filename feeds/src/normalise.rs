@@ -13,7 +13,7 @@ use crate::binance::{Applied, DepthSync, Market, Message};
 pub trait Sink {
     /// A book change (diff levels, or the whole book when `snapshot` is set).
     fn book(&mut self, update: &BookUpdate<'_>);
-    /// The book the [`BinanceNormaliser`] should keep `instrument`'s levels in, when the sink
+    /// The book a normaliser should keep `instrument`'s levels in, when the sink
     /// holds one it can lend on every call (a replay's engine, whose context book it is):
     /// each level is then applied once, there, and arrives through [`Sink::book_applied`]
     /// instead of [`Sink::book`]. While the instrument is not synchronised, such a book holds
@@ -39,7 +39,7 @@ pub trait Sink {
 }
 
 /// A normaliser's events into an engine and its strategy: what a replay (and the benches)
-/// drive the engine with. It lends the engine's book to the Binance normaliser
+/// drive the engine with. It lends the engine's book to the normalisers
 /// ([`Sink::shared_book`]), so that a replay applies each level once.
 pub struct Drive<'a, S: Strategy + ?Sized, X: Execution, C: Clock> {
     /// The engine.
@@ -381,7 +381,8 @@ impl CoinbaseNormaliser {
         self.products.get(id.index()).map(String::as_str)
     }
 
-    /// A product's book, while it is synchronised.
+    /// A product's book, while it is synchronised (empty when its levels are kept in the
+    /// sink's [`Sink::shared_book`]).
     pub fn book(&self, id: InstrumentId) -> Option<&OrderBook> {
         self.books.book(self.product(id)?)
     }
@@ -431,23 +432,35 @@ impl CoinbaseNormaliser {
                         continue;
                     };
                     let i = id.index();
-                    let ok = self.books.apply(e);
+                    let ts = Timestamp(m.ts_ns);
+                    // A shared book (a replay's engine's) is lent only for an event that
+                    // changes it, as for Binance.
+                    let shared =
+                        if self.books.would_apply(e) { sink.shared_book(id, ts) } else { None };
+                    let lent = shared.is_some();
+                    let ok = self.books.apply_in(e, shared);
                     let was = std::mem::replace(&mut self.synced[i], ok);
-                    let Some(book) = self.books.book(&e.product) else {
+                    if !ok {
                         self.counts.unsynced += 1;
                         if was {
                             sink.status(id, false, "crossed or without a snapshot");
                         }
                         continue;
-                    };
+                    }
                     self.bids.clear();
                     self.asks.clear();
                     // The engine gets the whole book when it has just become usable (or on a
                     // snapshot), the changed levels after that.
                     let full = !was || e.snapshot;
                     if full {
-                        self.bids.extend(book.bids());
-                        self.asks.extend(book.asks());
+                        let book = match lent {
+                            true => sink.shared_book(id, ts).map(|b| &*b),
+                            false => self.books.book(&e.product),
+                        };
+                        if let Some(book) = book {
+                            self.bids.extend(book.bids());
+                            self.asks.extend(book.asks());
+                        }
                     } else {
                         for &(side, p, q) in &e.levels {
                             match side {
@@ -465,7 +478,11 @@ impl CoinbaseNormaliser {
                         asks: &self.asks,
                         snapshot: full,
                     };
-                    sink.book(&u);
+                    if lent {
+                        sink.book_applied(&u)
+                    } else {
+                        sink.book(&u)
+                    }
                     if !was {
                         sink.status(id, true, "synchronised from a snapshot");
                     }
