@@ -88,9 +88,7 @@ impl Fixed {
         if int_len == 0 && frac_len == 0 {
             return None;
         }
-        const POW10: [i64; 9] =
-            [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
-        Some(Self(v * POW10[frac_len]))
+        Some(Self(v * FRAC_SCALE[frac_len]))
     }
 
     /// A decimal at the start of `b` that ends at a `"` (a JSON string's contents read in
@@ -139,9 +137,7 @@ impl Fixed {
         if b.get(i) != Some(&b'"') || int_len + frac_len == 0 {
             return None;
         }
-        const POW10: [i64; 9] =
-            [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
-        Some((Self(v * POW10[frac_len]), i))
+        Some((Self(v * FRAC_SCALE[frac_len]), i))
     }
 
     /// [`Fixed::parse`] with every step checked (long inputs: more than 10 integer digits, or
@@ -261,6 +257,11 @@ impl<'de> serde::Deserialize<'de> for Fixed {
         d.deserialize_str(V)
     }
 }
+
+/// `FRAC_SCALE[k]`: what a value read with `k` fractional digits is multiplied by to be in
+/// units of 10^-8.
+const FRAC_SCALE: [i64; 9] =
+    [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
 
 /// The value of eight ASCII digits, if all eight are digits: one 64-bit load and three
 /// multiplications instead of eight steps (the technique of simdjson's
