@@ -11,8 +11,8 @@
 //! slower than with an ordered map (criterion, `kairos-feeds` bench `replay/parse_and_book`);
 //! chunks bound the moves, and two short binary searches find a level with fewer pointer hops
 //! than the map's. A diff's levels, which come in price order, are searched from where the
-//! previous one went (its chunk, then a galloping search within it). A property test checks the book's levels, best levels and order against an
-//! ordered map under random updates.
+//! previous one went (its chunk, then a galloping search within it). A property test checks
+//! the book's levels, best levels and order against an ordered map under random updates.
 
 use std::fmt;
 
