@@ -13,19 +13,76 @@ use kairos_backtests::venue::FillAt;
 use kairos_strategies::Registry;
 
 use crate::config::BacktestFile;
+use kairos_backtests::data::{LoadOptions, TimeFormat};
+
+/// `--fill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FillArg {
+    /// The next bar's open.
+    NextOpen,
+    /// The signal bar's close.
+    Close,
+}
 
 /// Kairos: autonomous trading agents. Write a strategy once; backtest it, paper trade it, run it.
 #[derive(Debug, Parser)]
 #[command(name = "kairos", version, about, long_about = None)]
 pub struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_parser = ["human", "json"], default_value = "human", env = "KAIROS_LOG_FORMAT")]
-    log_format: String,
+    /// Log format on stderr (progress notes too).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "KAIROS_LOG_FORMAT", help_heading = "Global options")]
+    log_format: LogFormat,
     /// More logging (-v debug, -vv trace); `RUST_LOG` overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How stderr is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Plain lines.
+    Human,
+    /// One JSON object a line (the `tracing` JSON layout), progress notes included.
+    Json,
+}
+
+/// Whether stderr carries JSON lines (`--log-format json`).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A progress note on stderr: a plain line, or with `--log-format json` a JSON object in the
+/// layout of the log lines (`timestamp`, `level`, `fields.message`, `target`).
+pub(crate) fn note(message: &str) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let level = if message.starts_with("warning:") {
+            "WARN"
+        } else if message.starts_with("error:") {
+            "ERROR"
+        } else {
+            "INFO"
+        };
+        let line = serde_json::json!({
+            "timestamp": chrono::DateTime::from_timestamp_nanos(now_ns())
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": level,
+            "fields": { "message": message },
+            "target": "kairos",
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("{message}");
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// `eprintln!` through [`note`].
+macro_rules! say {
+    ($($t:tt)*) => { $crate::cli::note(&format!($($t)*)) };
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,11 +122,15 @@ enum Command {
     Paper(PaperArgs),
     /// Record a live feed to a file `kairos replay` reads (`<receive ns> <raw JSON>` a line).
     Record(RecordArgs),
-    /// Load and validate data files; print what they hold.
+    /// Load and validate data files; print what they hold and how their timestamps read.
     Data {
         /// Files or `sim:SEED[:BARS]`.
         #[arg(required = true)]
         sources: Vec<String>,
+        /// The timestamps' format, where detection cannot tell: iso, iso-date, mdy, dmy, ymd,
+        /// ymdhms, s, ms, us, ns [default: detected from every row].
+        #[arg(long)]
+        time_format: Option<TimeFormat>,
     },
 }
 
@@ -82,20 +143,26 @@ struct BacktestArgs {
     /// several instruments.
     #[arg(long, env = "KAIROS_DATA", value_delimiter = ',')]
     data: Vec<String>,
-    /// Resample the data to this interval first (`5m`, `1h`, `1d`).
+    /// Resample the data to this interval first (`30s`, `5m`, `1h`, `1d`, `1w`: weeks start
+    /// on Monday).
     #[arg(long)]
     resample: Option<String>,
+    /// The timestamps' format, where detection cannot tell: iso, iso-date, mdy, dmy, ymd,
+    /// ymdhms, s, ms, us, ns [default: detected from every row].
+    #[arg(long)]
+    time_format: Option<TimeFormat>,
     /// Strategy name (`kairos strategies` lists them).
     #[arg(long)]
     strategy: Option<String>,
     /// Strategy parameter `name=value`; repeat for several.
     #[arg(long = "param", short = 'p')]
     params: Vec<String>,
-    /// Starting cash [default: 100000].
-    #[arg(long, env = "KAIROS_CASH", allow_negative_numbers = true)]
+    /// Starting cash (also `KAIROS_CASH`) [default: 100000].
+    #[arg(long, allow_negative_numbers = true)]
     cash: Option<f64>,
-    /// Commission as a fraction of traded value (0.0002 = 2 bps) [default: 0].
-    #[arg(long, env = "KAIROS_COMMISSION", allow_negative_numbers = true)]
+    /// Commission as a fraction of traded value (0.0002 = 2 bps; down to -0.0005, a maker
+    /// rebate), also `KAIROS_COMMISSION` [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
     commission: Option<f64>,
     /// Fixed fee per fill [default: 0].
     #[arg(long, allow_negative_numbers = true)]
@@ -103,11 +170,12 @@ struct BacktestArgs {
     /// Slippage per fill in basis points [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     slippage_bps: Option<f64>,
-    /// When market orders fill: `next-open` (default) or `close` (the signal bar's close).
-    #[arg(long)]
-    fill: Option<String>,
+    /// When market orders fill: at the next bar's open, or at the signal bar's close
+    /// [default: next-open].
+    #[arg(long, value_enum)]
+    fill: Option<FillArg>,
     /// Lot size for every instrument (orders trade whole lots) [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lot_size: Option<f64>,
     /// Folder for summary.json, trades.csv and equity.csv.
     #[arg(long, env = "KAIROS_OUT")]
@@ -127,11 +195,12 @@ pub fn main() -> ExitCode {
 /// strategies).
 pub fn main_with(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format, cli.verbose);
+    JSON_LOGS.store(cli.log_format == LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
+    init_logging(cli.log_format, cli.verbose);
     let result = match cli.command {
         Command::Backtest(args) => backtest(&registry, *args),
         Command::Strategies { name } => strategies(&registry, name.as_deref()),
-        Command::Data { sources } => data_info(&sources),
+        Command::Data { sources, time_format } => data_info(&sources, time_format),
         Command::Replay(a) => replay(&registry, a),
         Command::Paper(a) => paper(&registry, a),
         Command::Record(a) => record(a),
@@ -147,7 +216,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             ExitCode::from(crate::onchain::exit_code(&e))
         }
     }
@@ -161,7 +230,7 @@ struct EmbedArgs {
     #[arg(long, env = "KAIROS_EMBED_MODEL")]
     model: String,
     /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::ml::parse_device)]
     device: String,
     /// Weight precision: f32, or f16/bf16 (half the memory; on a GPU, its tensor cores).
     #[arg(long, default_value = "f32")]
@@ -210,7 +279,7 @@ struct RecordArgs {
     #[arg(long)]
     out: PathBuf,
     /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     duration_s: Option<f64>,
     /// Stop after this many stream messages (snapshots not counted).
     #[arg(long)]
@@ -229,7 +298,7 @@ struct PaperArgs {
     #[arg(long, env = "KAIROS_AGENT_CONFIG")]
     config: PathBuf,
     /// Stop after this many seconds (overrides `duration_s`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     duration_s: Option<f64>,
     /// Folder for fills.csv and orders.csv (overrides `out`).
     #[arg(long)]
@@ -255,7 +324,7 @@ struct ReplayArgs {
     #[arg(long, default_value = "max")]
     speed: String,
     /// Starting cash in the quote currency.
-    #[arg(long, default_value_t = 100_000.0)]
+    #[arg(long, default_value_t = 100_000.0, allow_negative_numbers = true)]
     cash: f64,
     /// Paper fee on resting fills, a fraction of notional (negative: a rebate).
     #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
@@ -264,16 +333,16 @@ struct ReplayArgs {
     #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     taker_fee: f64,
     /// Microseconds from an order leaving the strategy to the venue acting on it.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     entry_latency_us: i64,
     /// Microseconds from the venue's answer to the strategy hearing it.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     response_latency_us: i64,
     /// Price step of every instrument [default: the finest the recording's prices use].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     tick_size: Option<f64>,
     /// Size step of every instrument [default: the finest the recording's sizes use].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lot_size: Option<f64>,
     /// Folder for fills.csv and orders.csv.
     #[arg(long)]
@@ -287,9 +356,9 @@ fn replay(registry: &Registry, a: ReplayArgs) -> Result<()> {
     let started = Instant::now();
     let check = kairos_feeds::recording::verify_book(&a.file)?;
     for e in &check.examples {
-        eprintln!("mismatch: {e}");
+        say!("mismatch: {e}");
     }
-    eprintln!(
+    say!(
         "{}: {} lines in {:.2} s, {} malformed, {} not used, {} gaps",
         a.file.display(),
         check.lines,
@@ -300,7 +369,7 @@ fn replay(registry: &Registry, a: ReplayArgs) -> Result<()> {
     );
     println!("{}", check.line());
     if check.compared == 0 {
-        eprintln!(
+        say!(
             "warning: nothing was compared: the recording has no bookTicker message after a \
              synchronised book (a depth snapshot followed by the diffs that reach past it)"
         );
@@ -338,8 +407,8 @@ fn stop_signal(duration_s: Option<f64>) -> tokio::sync::watch::Receiver<bool> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => eprintln!("stopping (Ctrl-C)"),
-            _ = term => eprintln!("stopping (SIGTERM)"),
+            _ = tokio::signal::ctrl_c() => say!("stopping (Ctrl-C)"),
+            _ = term => say!("stopping (SIGTERM)"),
             _ = timeout => {}
         }
         let _ = stop_tx.send(true);
@@ -383,7 +452,7 @@ fn record(a: RecordArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let stats = rt.block_on(async {
         let stop = stop_signal(a.duration_s);
-        eprintln!("recording {} {} into {}", a.venue, a.symbols.join(","), a.out.display());
+        say!("recording {} {} into {}", a.venue, a.symbols.join(","), a.out.display());
         record(target, &a.out, a.max_messages, stop).await
     })?;
     println!(
@@ -407,7 +476,7 @@ fn paper(registry: &Registry, a: PaperArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let report = rt.block_on(async {
         let stop = stop_signal(None);
-        eprintln!(
+        say!(
             "paper: {} on {} (fees maker {} taker {}, latency {} + {} µs)",
             cfg.strategy,
             cfg.symbols().join(", "),
@@ -421,7 +490,7 @@ fn paper(registry: &Registry, a: PaperArgs) -> Result<()> {
     print!("{}", crate::replay::summary(&report).replacen("replay:", "paper:", 1));
     if let Some(dir) = &cfg.out {
         crate::replay::write_report(dir, &report)?;
-        eprintln!("wrote {}/fills.csv and orders.csv", dir.display());
+        say!("wrote {}/fills.csv and orders.csv", dir.display());
     }
     Ok(())
 }
@@ -448,7 +517,7 @@ fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {
         }
     }
     for i in &instruments {
-        eprintln!("instrument: {} tick {} lot {}", i.symbol, i.tick_size, i.lot_size);
+        say!("instrument: {} tick {} lot {}", i.symbol, i.tick_size, i.lot_size);
     }
     if !(a.cash.is_finite() && a.cash > 0.0) {
         bail!("--cash {} is not a positive amount", a.cash);
@@ -460,7 +529,7 @@ fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {
         response_latency_ns: a.response_latency_us.saturating_mul(1000),
     };
     let setup = replay::ReplaySetup { instruments, cash: a.cash, paper, speed };
-    eprintln!(
+    say!(
         "{}: {} lines read and decompressed in {:.3} s ({} malformed lines)",
         a.file.display(),
         rec.lines.len(),
@@ -471,12 +540,12 @@ fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {
     print!("{}", replay::summary(&report));
     if let Some(dir) = &a.out {
         replay::write_report(dir, &report)?;
-        eprintln!("wrote {}/fills.csv and orders.csv", dir.display());
+        say!("wrote {}/fills.csv and orders.csv", dir.display());
     }
     Ok(())
 }
 
-fn init_logging(format: &str, verbose: u8) {
+fn init_logging(format: LogFormat, verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -488,7 +557,7 @@ fn init_logging(format: &str, verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
+    if format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -508,12 +577,16 @@ fn strategies(registry: &Registry, name: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn load_sources(sources: &[String], resample: Option<&str>) -> Result<Vec<BarSeries>> {
+fn load_sources(
+    sources: &[String],
+    resample: Option<&str>,
+    opts: &LoadOptions,
+) -> Result<Vec<BarSeries>> {
     let interval = resample.map(data::parse_interval).transpose()?;
     sources
         .iter()
         .map(|s| {
-            let series = data::source(s)?;
+            let series = data::source_with(s, opts)?;
             Ok(match interval {
                 Some(i) => data::resample(&series, i)?,
                 None => series,
@@ -524,21 +597,40 @@ fn load_sources(sources: &[String], resample: Option<&str>) -> Result<Vec<BarSer
 
 fn describe_series(s: &BarSeries) -> String {
     let (a, b) = s.span().map(|(a, b)| (a.to_iso(), b.to_iso())).unwrap_or_default();
-    format!(
-        "{} ({}): {} bars, {} .. {}, every {}s",
-        s.source,
-        s.instrument.symbol,
-        s.len(),
-        a,
-        b,
-        s.interval() / 1_000_000_000
-    )
+    let bars = if s.len() == 1 { "1 bar".to_string() } else { format!("{} bars", s.len()) };
+    let span = if s.len() == 1 {
+        a
+    } else {
+        format!("{a} .. {b}, every {}", format_interval(s.interval()))
+    };
+    let times =
+        s.time_format.map(|f| format!(", timestamps read as {}", f.describe())).unwrap_or_default();
+    format!("{} ({}): {bars}, {span}{times}", s.source, s.instrument.symbol)
 }
 
-fn data_info(sources: &[String]) -> Result<()> {
+/// Nanoseconds as the largest whole unit: `1m`, `4h`, `1d`, `90s`, `250ms`.
+fn format_interval(ns: i64) -> String {
+    const UNITS: [(i64, &str); 6] = [
+        (7 * 86_400_000_000_000, "w"),
+        (86_400_000_000_000, "d"),
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+    ];
+    for (unit, name) in UNITS {
+        if ns >= unit && ns % unit == 0 {
+            return format!("{}{name}", ns / unit);
+        }
+    }
+    format!("{ns}ns")
+}
+
+fn data_info(sources: &[String], time_format: Option<TimeFormat>) -> Result<()> {
     let mut failed = 0;
+    let opts = LoadOptions { time_format };
     for src in sources {
-        match data::source(src) {
+        match data::source_with(src, &opts) {
             Ok(s) => println!("ok   {}", describe_series(&s)),
             Err(e) => {
                 failed += 1;
@@ -550,6 +642,20 @@ fn data_info(sources: &[String]) -> Result<()> {
         bail!("{failed} of {} sources failed validation", sources.len());
     }
     Ok(())
+}
+
+/// A number from the environment, the error naming the variable (not a flag the user did not
+/// pass).
+fn env_f64(name: &str) -> Result<Option<f64>> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("environment variable {name}={v:?} is not a number")),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("environment variable {name} is not UTF-8"),
+    }
 }
 
 fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
@@ -565,6 +671,16 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     if sources.is_empty() {
         bail!("no data: pass --data FILE (or sim:SEED) or set `data` in the config file");
     }
+    for (i, a) in sources.iter().enumerate() {
+        if let Some(j) = sources[..i].iter().position(|b| same_source(a, b)) {
+            bail!(
+                "data source {} (`{a}`) is the same as source {} (`{}`): each instrument once",
+                i + 1,
+                j + 1,
+                sources[j]
+            );
+        }
+    }
     let strategy_name = args
         .strategy
         .clone()
@@ -577,10 +693,13 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         params.push((k, v));
     }
     let mut cfg = file.backtest.unwrap_or_default();
-    if let Some(v) = args.cash {
+    // Flags win over the environment, which wins over the file.
+    if let Some(v) = args.cash.map_or_else(|| env_f64("KAIROS_CASH"), |v| Ok(Some(v)))? {
         cfg.cash = v;
     }
-    if let Some(v) = args.commission {
+    if let Some(v) =
+        args.commission.map_or_else(|| env_f64("KAIROS_COMMISSION"), |v| Ok(Some(v)))?
+    {
         cfg.commission = v;
     }
     if let Some(v) = args.fixed_fee {
@@ -589,29 +708,75 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     if let Some(v) = args.slippage_bps {
         cfg.slippage_bps = v;
     }
-    if let Some(v) = &args.fill {
-        cfg.fill = v.parse::<FillAt>()?;
+    if let Some(v) = args.fill {
+        cfg.fill = match v {
+            FillArg::NextOpen => FillAt::NextOpen,
+            FillArg::Close => FillAt::Close,
+        };
     }
     if let Some(v) = args.lot_size {
         cfg.lot_size = Some(v);
     }
     cfg.validate()?;
     let mut strategy = registry.build(&strategy_name, &params)?;
+    let out = args.out.clone().or(file.out.clone());
+    if let Some(dir) = &out {
+        report::check_out_dir(dir)?;
+    }
+    let time_format = match (args.time_format, &file.time_format) {
+        (Some(f), _) => Some(f),
+        (None, Some(t)) => Some(
+            t.parse::<TimeFormat>()
+                .map_err(|e| anyhow::anyhow!("config key `time_format`: {e}"))?,
+        ),
+        (None, None) => None,
+    };
     let resample = args.resample.as_deref().or(file.resample.as_deref());
-    let series = load_sources(&sources, resample)?;
+    let series = load_sources(&sources, resample, &LoadOptions { time_format })?;
+    let mut warnings = Vec::new();
     for s in &series {
-        eprintln!("data: {}", describe_series(s));
+        say!("data: {}", describe_series(s));
         if s.simulated {
-            eprintln!(
+            say!(
                 "note: {} is SIMULATED data from the built-in market simulator, not market history",
                 s.source
             );
         }
+        let warmup = strategy.warmup_bars();
+        if warmup >= s.len() {
+            warnings.push(format!(
+                "{strategy_name} needs {warmup} bars before its first decision and {} has {}: \
+                 it cannot trade",
+                s.source,
+                s.len()
+            ));
+        }
+    }
+    let spans: Vec<_> = series.iter().filter_map(|s| s.span().map(|sp| (s, sp))).collect();
+    for (i, (a, (a0, a1))) in spans.iter().enumerate() {
+        for (b, (b0, b1)) in &spans[i + 1..] {
+            if a1 < b0 || b1 < a0 {
+                warnings.push(format!(
+                    "{} ({} .. {}) and {} ({} .. {}) do not overlap in time: positions on the \
+                     first stay open while the second trades",
+                    a.source,
+                    a0.to_iso(),
+                    a1.to_iso(),
+                    b.source,
+                    b0.to_iso(),
+                    b1.to_iso()
+                ));
+            }
+        }
+    }
+    for w in &warnings {
+        say!("warning: {w}");
     }
     let started = Instant::now();
     let result = Backtest::new(cfg).run(&series, &mut strategy)?;
     let elapsed = started.elapsed();
-    let summary = result.summary();
+    let mut summary = result.summary();
+    summary.warnings.splice(0..0, warnings);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -621,15 +786,27 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         );
         print!("{}", report::table(&summary));
     }
-    eprintln!(
-        "replayed {} bars in {:.3} s ({:.1} M bars/s)",
+    say!(
+        "replayed {} bar{} in {:.3} s ({:.1} M bars/s)",
         result.bars,
+        if result.bars == 1 { "" } else { "s" },
         elapsed.as_secs_f64(),
         result.bars as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
     );
-    if let Some(out) = args.out.clone().or(file.out.clone()) {
-        report::write(&out, &result, &summary)?;
-        eprintln!("wrote {}/summary.json, trades.csv, equity.csv", out.display());
+    if let Some(out) = &out {
+        report::write(out, &result, &summary)?;
+        say!("wrote {}/summary.json, trades.csv, equity.csv", out.display());
     }
     Ok(())
+}
+
+/// Whether two data sources name the same data: the same text, or paths to the same file.
+fn same_source(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }

@@ -36,8 +36,11 @@ impl DataList {
 pub struct BacktestFile {
     /// Data sources: paths (relative to the config file) or `sim:SEED[:BARS]`.
     pub data: Option<DataList>,
-    /// Resample every source to this interval (`5m`, `1h`, `1d`).
+    /// Resample every source to this interval (`5m`, `1h`, `1d`, `1w`).
     pub resample: Option<String>,
+    /// The timestamps' format where detection cannot tell (`dmy`, `mdy`, `ymd`, ...; see
+    /// `kairos backtest --help`).
+    pub time_format: Option<String>,
     /// Strategy name.
     pub strategy: Option<String>,
     /// Strategy parameters.

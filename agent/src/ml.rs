@@ -9,11 +9,29 @@ use kairos_backtests::data;
 use kairos_models::features::{Target, TargetKind};
 use kairos_models::forecast::{self, Arch, EvalReport, Forecaster, Progress, TrainOptions};
 
+/// `--device`: `cpu`, `cuda` or `cuda:N`, checked as the flag is read.
+pub(crate) fn parse_device(s: &str) -> std::result::Result<String, String> {
+    let ok = s == "cpu"
+        || s == "cuda"
+        || s.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+    if ok { Ok(s.to_string()) } else { Err(format!("`{s}` is not cpu, cuda or cuda:N")) }
+}
+
+/// `--split TRAIN,VALIDATION`: two fractions, as the default is written.
+fn parse_split(s: &str) -> std::result::Result<(f64, f64), String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [a, b] = parts.as_slice() else {
+        return Err(format!("`{s}` is not two fractions like 0.7,0.15"));
+    };
+    let num = |t: &str| t.parse::<f64>().map_err(|_| format!("`{t}` is not a number"));
+    Ok((num(a)?, num(b)?))
+}
+
 /// What to train: shared by `kairos train` and `kairos walkforward`.
 #[derive(Debug, Clone, Args)]
 pub struct ModelOpts {
     /// `mlp` (current bar's features) or `seq` (a GRU over the last bars).
-    #[arg(long, default_value = "mlp")]
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "seq", "gru"])]
     model: String,
     /// `return` (regress the next-N-bar log return) or `sign` (classify its direction).
     #[arg(long, default_value = "return")]
@@ -31,10 +49,10 @@ pub struct ModelOpts {
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f64,
     /// AdamW weight decay.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
     weight_decay: f64,
     /// Seed for initialisation and shuffling.
     #[arg(long, default_value_t = 42)]
@@ -46,7 +64,7 @@ pub struct ModelOpts {
     #[arg(long)]
     seq_len: Option<usize>,
     /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: String,
 }
 
@@ -101,8 +119,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     opts: ModelOpts,
     /// Fractions of the bars for training and validation (the rest is the test split).
-    #[arg(long, default_value = "0.7,0.15", value_delimiter = ',', num_args = 2)]
-    split: Vec<f64>,
+    #[arg(long, default_value = "0.7,0.15", value_parser = parse_split)]
+    split: (f64, f64),
     /// Folder to write model.safetensors and config.json to.
     #[arg(long)]
     out: PathBuf,
@@ -124,7 +142,7 @@ pub struct EvaluateArgs {
     #[arg(long)]
     resample: Option<String>,
     /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: String,
     /// Print the report as JSON.
     #[arg(long)]
@@ -144,8 +162,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let device = kairos_models::device(&a.opts.device)?;
     let bars = load_series(&a.data, a.resample.as_deref())?.bars;
     let mut opts = a.opts.options()?;
-    opts.train_fraction = a.split[0];
-    opts.validation_fraction = a.split[1];
+    (opts.train_fraction, opts.validation_fraction) = a.split;
     let (model, report) = train_with_progress(&bars, &a.data, &opts, &device, "")?;
     model.save(&a.out).with_context(|| format!("saving to {}", a.out.display()))?;
     if a.json {
@@ -255,10 +272,10 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
     /// 0 for greedy decoding.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f64,
     /// Nucleus sampling probability mass (with --temperature above 0).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     top_p: Option<f64>,
     /// Sampling seed.
     #[arg(long, default_value_t = 299_792_458)]
@@ -274,7 +291,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     decision: bool,
     /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: String,
     /// Print timings (prefill, decode tokens/s) on standard error.
     #[arg(long)]
@@ -345,13 +362,13 @@ pub struct WalkForwardArgs {
     #[arg(long = "param", short = 'p')]
     params: Vec<String>,
     /// Commission as a fraction of traded value.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     commission: f64,
     /// Lot size (orders trade whole lots).
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     lot_size: f64,
     /// Starting cash of each fold.
-    #[arg(long, default_value_t = 100_000.0)]
+    #[arg(long, default_value_t = 100_000.0, allow_negative_numbers = true)]
     cash: f64,
     /// Folder for each fold's model (`fold-1`, ...) and `walkforward.json`.
     #[arg(long)]

@@ -33,13 +33,19 @@ use crate::time_index::TimeIndex;
 use crate::venue::{FillAt, SimulatedVenue, VenueConfig};
 use crate::{Error, Result};
 
+/// The most negative commission accepted: a rebate of 5 bps of traded value. Venues' maker
+/// rebates are a fraction of that (Binance's best is 0.5 bps); anything beyond it is a typo
+/// that would compound into meaningless returns.
+pub const MAX_REBATE: f64 = -0.0005;
+
 /// Backtest settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BacktestConfig {
     /// Starting cash in the quote currency.
     pub cash: f64,
-    /// Commission as a fraction of traded value.
+    /// Commission as a fraction of traded value. Negative down to [`MAX_REBATE`]: a maker
+    /// rebate (paid to the trader on every fill).
     pub commission: f64,
     /// Fixed fee per fill.
     pub fixed_fee: f64,
@@ -72,11 +78,12 @@ impl BacktestConfig {
         if !(self.cash.is_finite() && self.cash > 0.0) {
             return bad("cash", format!("{} is not a positive amount", self.cash));
         }
-        if !(self.commission.is_finite() && (-0.1..0.1).contains(&self.commission)) {
+        if !(self.commission.is_finite() && (MAX_REBATE..0.1).contains(&self.commission)) {
             return bad(
                 "commission",
                 format!(
-                    "{} is outside [-0.1, 0.1) (it is a fraction: 0.001 = 0.1%)",
+                    "{} is outside [{MAX_REBATE}, 0.1) (a fraction of traded value: 0.001 = 0.1%; \
+                     a negative one is a maker rebate, and none is larger than 0.0005, 5 bps)",
                     self.commission
                 ),
             );

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    // The OS error is in the message and not also a `source`: printed as a chain, it would
+    // appear twice (`No such file or directory (os error 2): No such file ...`).
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file is not in a format Kairos reads, or its layout is wrong (missing columns, no rows).
     #[error("{path}: {reason}")]

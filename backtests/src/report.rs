@@ -10,21 +10,64 @@ use crate::engine::BacktestResult;
 use crate::stats::Summary;
 use crate::{Error, Result};
 
+/// Checks, before a run, that `dir` is a folder the reports can be written to (creating it if
+/// missing): a file, `/dev/null` or a folder without write permission is an error naming it,
+/// so a run never completes only to fail at its end.
+pub fn check_out_dir(dir: &Path) -> Result<()> {
+    let bad = |reason: String| Error::Format { path: dir.to_path_buf(), reason };
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad("the output folder is a file, not a folder".into()));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| bad(format!("cannot create the output folder: {e}")))?;
+    let probe = dir.join(".kairos-write-check");
+    std::fs::write(&probe, b"")
+        .map_err(|e| bad(format!("cannot write into the output folder: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Writes `summary.json`, `trades.csv` and `equity.csv` into `dir` (created if missing).
+///
+/// Each is written to a hidden temporary file first; only when all three are complete are they
+/// renamed into place, `summary.json` last. A failure removes the temporary files, so the
+/// folder never holds a partial set that looks like a finished run (earlier runs' files are
+/// left as they were).
 pub fn write(dir: &Path, result: &BacktestResult, summary: &Summary) -> Result<()> {
+    check_out_dir(dir)?;
+    let names = ["trades.csv", "equity.csv", "summary.json"];
+    let tmp = |name: &str| dir.join(format!(".{name}.tmp"));
+    let written = write_temporaries(result, summary, &tmp);
+    let renamed = written.and_then(|()| {
+        names.iter().try_for_each(|n| {
+            std::fs::rename(tmp(n), dir.join(n))
+                .map_err(|cause| Error::Io { path: dir.join(n), cause })
+        })
+    });
+    if renamed.is_err() {
+        for n in names {
+            let _ = std::fs::remove_file(tmp(n));
+        }
+    }
+    renamed
+}
+
+fn write_temporaries(
+    result: &BacktestResult,
+    summary: &Summary,
+    tmp: &dyn Fn(&str) -> std::path::PathBuf,
+) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |cause| Error::Io { path, cause }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-
-    let p = dir.join("summary.json");
+    let p = tmp("summary.json");
     let mut json = serde_json::to_string_pretty(summary)
         .map_err(|e| Error::Format { path: p.clone(), reason: e.to_string() })?;
     json.push('\n');
     std::fs::write(&p, json).map_err(io(&p))?;
 
-    let p = dir.join("trades.csv");
+    let p = tmp("trades.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&p).map_err(io(&p))?);
     let multi = result.instruments.len() > 1;
     let mut s = String::from(
@@ -60,7 +103,7 @@ pub fn write(dir: &Path, result: &BacktestResult, summary: &Summary) -> Result<(
     }
     out.write_all(s.as_bytes()).and_then(|_| out.flush()).map_err(io(&p))?;
 
-    let p = dir.join("equity.csv");
+    let p = tmp("equity.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&p).map_err(io(&p))?);
     let mut s = String::from("time,equity\n");
     for (t, e) in result.equity_time.iter().zip(&result.equity) {
@@ -74,7 +117,8 @@ pub fn write(dir: &Path, result: &BacktestResult, summary: &Summary) -> Result<(
     Ok(())
 }
 
-/// The summary as an aligned two-column table.
+/// The summary as an aligned two-column table, its warnings (figures that mean nothing for
+/// this run) after it, one a line.
 pub fn table(summary: &Summary) -> String {
     let v = serde_json::to_value(summary).unwrap_or_default();
     let mut s = String::new();
@@ -85,18 +129,36 @@ pub fn table(summary: &Summary) -> String {
                 serde_json::Value::Number(n) if k == "max_drawdown_duration" => {
                     format_duration(n.as_f64().unwrap_or(f64::NAN))
                 }
+                serde_json::Value::Number(n) if MONEY.contains(&k.as_str()) => {
+                    format_money(n.as_f64().unwrap_or(f64::NAN))
+                }
                 serde_json::Value::Number(n) => match n.as_f64() {
                     Some(f) if n.is_f64() => format_number(f),
                     _ => n.to_string(),
                 },
                 serde_json::Value::Null => "-".into(),
                 serde_json::Value::String(t) => t.clone(),
+                serde_json::Value::Array(_) => continue,
                 other => other.to_string(),
             };
             let _ = writeln!(s, "{k:<width$}  {text:>24}");
         }
     }
+    for w in &summary.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     s
+}
+
+/// Amounts of money, shown to the cent rather than to significant digits.
+const MONEY: [&str; 3] = ["equity_final", "equity_peak", "commissions"];
+
+fn format_money(f: f64) -> String {
+    if !f.is_finite() {
+        return "-".into();
+    }
+    let t = format!("{f:.2}");
+    if t == "-0.00" { "0.00".into() } else { t }
 }
 
 /// Seconds as `12d 03:04:05`, the way a trader reads a drawdown's length.
@@ -109,16 +171,32 @@ fn format_duration(secs: f64) -> String {
     format!("{d}d {h:02}:{m:02}:{sec:02}")
 }
 
+/// Four decimals (one form for every figure, so columns compare), scientific only beyond a
+/// trillion; never `-0.0000`.
 fn format_number(f: f64) -> String {
-    if f.abs() >= 1e6 || (f != 0.0 && f.abs() < 1e-3) {
-        format!("{f:.6e}")
+    let t = if f.abs() >= 1e12 { format!("{f:.4e}") } else { format!("{f:.4}") };
+    if t.trim_start_matches('-').bytes().all(|c| c == b'0' || c == b'.') {
+        t.trim_start_matches('-').to_string()
     } else {
-        format!("{f:.4}")
+        t
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_read_in_one_form() {
+        use super::{format_money, format_number};
+        assert_eq!(format_number(229_054.855_51), "229054.8555");
+        assert_eq!(format_number(75_368_430.0), "75368430.0000");
+        assert_eq!(format_number(-0.000_01), "0.0000");
+        assert_eq!(format_number(-0.0), "0.0000");
+        assert_eq!(format_number(5e16), "5.0000e16");
+        assert_eq!(format_money(99_751_010.234), "99751010.23");
+        assert_eq!(format_money(-0.001), "0.00");
+        assert_eq!(format_money(f64::NAN), "-");
+    }
+
     #[test]
     fn durations_read_as_days_and_time() {
         assert_eq!(super::format_duration(2_640_960.0), "30d 13:36:00");

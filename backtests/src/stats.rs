@@ -114,6 +114,10 @@ pub struct Summary {
     pub rejected_orders: u64,
     /// Whether the data was simulated.
     pub simulated: bool,
+    /// Figures above that are computed as backtesting.py computes them but mean nothing for
+    /// this run (annualised from a few days, a ratio over a volatility of almost nothing), each
+    /// naming the figures and why. Empty when every figure can be read as it stands.
+    pub warnings: Vec<String>,
 }
 
 /// backtesting.py's `geometric_mean`: 0 if any `1 + r <= 0`, NaN for no returns.
@@ -267,7 +271,7 @@ pub fn summarize(r: &BacktestResult) -> Summary {
     let losses: f64 = returns.iter().filter(|&&x| x < 0.0).sum();
     let buy_hold: Vec<f64> = r.buy_hold.iter().map(|(a, b)| (b - a) / a * 100.0).collect();
 
-    Summary {
+    let mut summary = Summary {
         return_pct: (last - first) / first * 100.0,
         buy_hold_return_pct: mean(&buy_hold),
         return_ann_pct: ann_return * 100.0,
@@ -304,7 +308,56 @@ pub fn summarize(r: &BacktestResult) -> Summary {
         open_trades: r.portfolio.positions().iter().map(|p| p.lots().len()).sum(),
         rejected_orders: r.rejected_orders,
         simulated: r.simulated,
+        warnings: Vec::new(),
+    };
+    summary.warnings = degenerate(&summary, day_returns.len(), period);
+    summary
+}
+
+/// The figures that are computed as backtesting.py computes them but mean nothing here, each
+/// with the reason: annual figures from almost no periods, ratios over a volatility or a
+/// drawdown of almost nothing, values no real strategy reaches.
+fn degenerate(s: &Summary, periods: usize, period: Period) -> Vec<String> {
+    let unit = match period {
+        Period::Day => "daily",
+        Period::Week => "weekly",
+        Period::Month => "monthly",
+        Period::Year => "yearly",
+    };
+    let mut w = Vec::new();
+    if periods < 30 && s.return_ann_pct.is_finite() {
+        w.push(format!(
+            "return_ann_pct, volatility_ann_pct, sharpe, sortino, calmar: annualised from {periods} \
+             {unit} return(s); below 30 they are extrapolation, not a measurement"
+        ));
     }
+    if s.volatility_ann_pct.is_finite() && s.volatility_ann_pct < 0.01 && s.sharpe.is_finite() {
+        w.push(format!(
+            "sharpe, sortino: the annual volatility is {:.3e}%, so the ratios divide by almost \
+             nothing",
+            s.volatility_ann_pct
+        ));
+    }
+    if s.sharpe.is_finite() && s.sharpe.abs() > 10.0 {
+        w.push(format!(
+            "sharpe {:.1}: beyond any real strategy's (above 10); check commissions, fills and \
+             the data",
+            s.sharpe
+        ));
+    }
+    if s.return_ann_pct.is_finite() && s.return_ann_pct.abs() > 10_000.0 {
+        w.push(format!("return_ann_pct {:.3e}%: beyond any real strategy's", s.return_ann_pct));
+    }
+    if s.calmar.is_finite() && s.max_drawdown_pct.abs() < 0.01 {
+        w.push(format!(
+            "calmar: the max drawdown is only {:.3e}%, so the ratio divides by almost nothing",
+            s.max_drawdown_pct.abs()
+        ));
+    }
+    if s.num_trades > 0 && s.num_trades < 10 && s.sqn.is_finite() {
+        w.push(format!("sqn, win_rate_pct, profit_factor: from {} trade(s) only", s.num_trades));
+    }
+    w
 }
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         ),
         (
             vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--fill", "later"],
-            vec!["`fill`", "later"],
+            vec!["'later'", "[possible values: next-open, close]"],
         ),
         (
             vec!["backtest", "--data", "sim:1:100", "--strategy", "sma_cross", "--resample", "5q"],
@@ -302,4 +302,199 @@ fn embed_from_an_unreachable_hub_says_what_failed() {
         stderr.contains("downloading config.json") && stderr.contains(&format!("127.0.0.1:{port}")),
         "{stderr}"
     );
+}
+
+/// Runs `kairos` with extra environment variables.
+fn kairos_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kairos"));
+    c.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run kairos")
+}
+
+/// The odd and hostile inputs a new user tries: each a clear error or a flagged warning, none
+/// an abort, a hang or a silent wrong answer.
+#[test]
+fn odd_input_is_refused_or_flagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let failing = |args: &[&str], env: &[(&str, &str)]| {
+        let o = kairos_env(args, env);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {out}{err}");
+        assert!(!err.contains("panicked") && !out.contains("return_pct"), "{args:?}: {out}{err}");
+        err
+    };
+    let bt = |extra: &[&str]| {
+        let mut v = vec!["backtest", "--strategy", "sma_cross"];
+        v.extend_from_slice(extra);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let v = bt(extra);
+        failing(&v.iter().map(String::as_str).collect::<Vec<_>>(), env)
+    };
+    // 1. Bar counts that cannot be allocated.
+    for n in ["sim:1:99999999999999", "sim:1:200000000"] {
+        let e = run(&["--data", n], &[]);
+        assert!(e.contains("more than the simulator makes"), "{e}");
+    }
+    // 2, 3. Day-first dates that also read month-first; compact dates.
+    let dmy = d.join("march.csv");
+    let mut body = String::from("date,open,high,low,close,volume\n");
+    for day in 1..=12 {
+        body.push_str(&format!("{day:02}/03/2021,1,2,0.5,1.5,10\n"));
+    }
+    std::fs::write(&dmy, &body).unwrap();
+    let o = kairos(&["data", dmy.to_str().unwrap()]);
+    let (out, _) = text(&o);
+    assert!(
+        !o.status.success() && out.contains("ambiguous") && out.contains("--time-format dmy"),
+        "{out}"
+    );
+    let (out, _) = text(&kairos(&["data", "--time-format", "dmy", dmy.to_str().unwrap()]));
+    assert!(out.contains("12 bars, 2021-03-01 00:00:00 .. 2021-03-12 00:00:00, every 1d"), "{out}");
+    assert!(out.contains("timestamps read as d/m/Y date"), "{out}");
+    let ymd = d.join("ymd.csv");
+    std::fs::write(&ymd, "date,open,high,low,close\n20210101,1,2,0.5,1.5\n20210104,1,2,0.5,1.5\n")
+        .unwrap();
+    let (out, _) = text(&kairos(&["data", ymd.to_str().unwrap()]));
+    assert!(
+        out.contains("2021-01-01 00:00:00 .. 2021-01-04 00:00:00") && out.contains("%Y%m%d"),
+        "{out}"
+    );
+    // 4. A commission no venue charges or pays.
+    let e = run(&["--data", "sim:1:500", "--commission", "-0.1"], &[]);
+    assert!(e.contains("`commission`") && e.contains("-0.1 is outside [-0.0005"), "{e}");
+    // 6. Outputs that cannot be written: refused before the run, nothing left behind.
+    let file = d.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for out in [file.to_str().unwrap(), "/dev/null"] {
+        let e = run(&["--data", "sim:1:500", "--out", out], &[]);
+        assert!(e.contains("is a file, not a folder"), "{e}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = d.join("read-only");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root writes anywhere; the check means something only when the folder refuses.
+        if std::fs::write(ro.join("probe"), "").is_err() {
+            let e = run(&["--data", "sim:1:500", "--out", ro.to_str().unwrap()], &[]);
+            assert!(e.contains("cannot write into the output folder"), "{e}");
+            assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0);
+        }
+    }
+    // The same file twice; a folder as data; a missing file said once; the environment named.
+    let e = run(&["--data", "sim:1:500", "--data", "sim:1:500"], &[]);
+    assert!(e.contains("is the same as source 1"), "{e}");
+    let e = run(
+        &[
+            "--data",
+            ymd.to_str().unwrap(),
+            "--data",
+            &format!("{}/../{}/ymd.csv", d.display(), d.file_name().unwrap().to_str().unwrap()),
+        ],
+        &[],
+    );
+    assert!(e.contains("is the same as source 1"), "{e}");
+    let e = run(&["--data", d.to_str().unwrap()], &[]);
+    assert!(e.contains("is a folder"), "{e}");
+    let e = run(&["--data", "/nonexistent/bars.csv"], &[]);
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+    let e = run(&["--data", "sim:1:500"], &[("KAIROS_CASH", "abc")]);
+    assert!(e.contains("KAIROS_CASH=\"abc\" is not a number") && !e.contains("--cash"), "{e}");
+    let e = run(&["--data", "sim:1:500", "--lot-size", "-1"], &[]);
+    assert!(e.contains("`lot_size`: -1 is not a positive number"), "{e}");
+}
+
+#[test]
+fn meaningless_figures_and_runs_that_cannot_trade_are_flagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    // 3,000 one-minute bars: every annual figure comes from two days.
+    let o = kairos(&[
+        "backtest",
+        "--data",
+        "sim:3:3000",
+        "--strategy",
+        "sma_cross",
+        "-p",
+        "fast=2",
+        "-p",
+        "slow=5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(stdout.contains("warning: return_ann_pct, volatility_ann_pct, sharpe"), "{stdout}");
+    assert!(!stdout.contains("-0.0000") && !stdout.contains("e7"), "{stdout}");
+    let equity = stdout.lines().find(|l| l.starts_with("equity_final")).unwrap();
+    assert_eq!(equity.trim().rsplit_once('.').unwrap().1.len(), 2, "money to the cent: {equity}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let warnings = summary["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w.as_str().unwrap().contains("annualised from")),
+        "{warnings:?}"
+    );
+    // No temporary file is left beside the reports.
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    // A warm-up longer than the data; instruments that never overlap.
+    let o = kairos(&["backtest", "--data", "sim:1:10", "--strategy", "sma_cross", "--json"]);
+    let (stdout, err) = text(&o);
+    assert!(err.contains("warning: sma_cross needs") && err.contains("it cannot trade"), "{err}");
+    assert!(stdout.contains("it cannot trade"), "{stdout}");
+    let a = tmp.path().join("a.json");
+    let b = tmp.path().join("b.json");
+    std::fs::write(&a, "[[1704067200000,1,2,0.5,1.5,1],[1704067260000,1,2,0.5,1.5,1]]").unwrap();
+    std::fs::write(&b, "[[1706745600000,1,2,0.5,1.5,1],[1706745660000,1,2,0.5,1.5,1]]").unwrap();
+    let o = kairos(&[
+        "backtest",
+        "--data",
+        a.to_str().unwrap(),
+        "--data",
+        b.to_str().unwrap(),
+        "--strategy",
+        "sma_cross",
+    ]);
+    let (_, err) = text(&o);
+    assert!(err.contains("do not overlap in time"), "{err}");
+    // JSON logs: every stderr line is a JSON object.
+    let o = kairos(&[
+        "backtest",
+        "--log-format",
+        "json",
+        "--data",
+        "sim:1:500",
+        "--strategy",
+        "sma_cross",
+    ]);
+    let (_, err) = text(&o);
+    for line in err.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(err.contains("replayed 500 bars"), "{err}");
+}
+
+#[test]
+fn help_lists_values_and_keeps_global_options_apart() {
+    let (help, _) = text(&kairos(&["backtest", "--help"]));
+    assert!(
+        help.contains("[possible values: next-open, close]") || help.contains("- next-open"),
+        "{help}"
+    );
+    let global = help.find("Global options:").expect("a Global options heading");
+    assert!(help[global..].contains("--log-format") && help[global..].contains("--verbose"));
+    assert!(!help[..global].contains("--log-format"), "{help}");
 }

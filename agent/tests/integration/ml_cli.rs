@@ -107,7 +107,14 @@ fn train_evaluate_backtest_and_walk_forward() {
     assert!(wf.join("walkforward.json").is_file());
 
     let e = err(&kairos(&["train", "--data", data, "--model", "transformer", "--out", m]));
-    assert!(e.contains("unknown model") && e.contains("mlp"), "{e}");
+    assert!(e.contains("transformer") && e.contains("[possible values: mlp, seq, gru]"), "{e}");
+    // Negative numbers reach the validation; the split reads as its default is written.
+    let e = err(&kairos(&["train", "--data", data, "--lr", "-1", "--out", m]));
+    assert!(e.contains("learning_rate") && e.contains("positive"), "{e}");
+    let e = err(&kairos(&["train", "--data", data, "--split", "0.7", "--out", m]));
+    assert!(e.contains("not two fractions like 0.7,0.15"), "{e}");
+    let e = err(&kairos(&["train", "--data", data, "--device", "gpu", "--out", m]));
+    assert!(e.contains("`gpu` is not cpu, cuda or cuda:N"), "{e}");
     let e = err(&kairos(&["train", "--data", "sim:1:150", "--out", m]));
     assert!(e.contains("too few"), "{e}");
     let e = err(&kairos(&["evaluate", "--model", tmp.path().to_str().unwrap(), "--data", data]));

@@ -11,19 +11,40 @@ use super::timestamps::TimeFormat;
 use super::{BarSeries, format_err, validate};
 use crate::{Error, Result};
 
+/// The extensions [`load`] reads, for messages.
+const EXTENSIONS: &str = ".csv, .csv.gz, .txt, .parquet, .pq, .feather, .arrow, .ipc or .json";
+
 /// Names a timestamp column may have (lower case); an empty name is a pandas index column.
 const TIME_NAMES: &[&str] =
     &["timestamp", "time", "date", "datetime", "open_time", "opentime", "ts", "index", ""];
 
+/// How to read a file where detection is not enough.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The timestamp column's format; `None` detects it from every row.
+    pub time_format: Option<TimeFormat>,
+}
+
 /// Loads and validates the bars in `path`; the format follows the extension (`.csv`,
-/// `.csv.gz`, `.parquet`, `.feather`/`.arrow`/`.ipc`, `.json`).
+/// `.csv.gz`, `.txt`, `.parquet`/`.pq`, `.feather`/`.arrow`/`.ipc`, `.json`).
 pub fn load(path: impl AsRef<Path>) -> Result<BarSeries> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] with options (a timestamp format given rather than detected).
+pub fn load_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<BarSeries> {
     let path = path.as_ref();
+    if path.is_dir() {
+        return Err(format_err(
+            path,
+            format!("is a folder; give a data file ({EXTENSIONS}) inside it"),
+        ));
+    }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |cause| Error::Io { path: path.to_path_buf(), cause };
     let columns = if name.ends_with(".json") {
         let text = std::fs::read_to_string(path).map_err(io)?;
-        json_columns(path, &text)?
+        json_columns(path, &text, opts)?
     } else {
         let df = if name.ends_with(".csv") || name.ends_with(".csv.gz") || name.ends_with(".txt") {
             let mut raw = Vec::new();
@@ -45,21 +66,20 @@ pub fn load(path: impl AsRef<Path>) -> Result<BarSeries> {
         } else if [".feather", ".arrow", ".ipc"].iter().any(|e| name.ends_with(e)) {
             IpcReader::new(File::open(path).map_err(io)?).finish()
         } else {
-            return Err(format_err(
-                path,
-                "unknown file type; expected .csv, .csv.gz, .parquet, .feather/.arrow/.ipc or .json",
-            ));
+            return Err(format_err(path, format!("unknown file type; expected {EXTENSIONS}")));
         };
         let df = df.map_err(|e| format_err(path, format!("cannot read: {e}")))?;
-        frame_columns(path, &df)?
+        frame_columns(path, &df, opts)?
     };
     let symbol = symbol_from_path(path);
+    let time_format = columns.time_format;
     let bars = columns.into_bars(path)?;
     let series = BarSeries {
         instrument: Instrument::new(symbol, "file"),
         bars,
         source: path.display().to_string(),
         simulated: false,
+        time_format,
     };
     validate(path, &series.bars)?;
     Ok(series)
@@ -82,6 +102,8 @@ struct Columns {
     ts: Vec<Option<i64>>,
     /// Raw text of each timestamp for error messages, when the source was text.
     ts_text: Option<Vec<Option<String>>>,
+    /// How the timestamps were written (`None`: a native datetime column).
+    time_format: Option<TimeFormat>,
     open: Vec<Option<f64>>,
     high: Vec<Option<f64>>,
     low: Vec<Option<f64>>,
@@ -133,7 +155,7 @@ fn find<'a>(names: &'a [String], wanted: &[&str]) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-fn frame_columns(path: &Path, df: &DataFrame) -> Result<Columns> {
+fn frame_columns(path: &Path, df: &DataFrame, opts: &LoadOptions) -> Result<Columns> {
     if df.height() == 0 {
         return Err(format_err(path, "no rows (only a header?)"));
     }
@@ -142,8 +164,8 @@ fn frame_columns(path: &Path, df: &DataFrame) -> Result<Columns> {
         format_err(path, format!("no {what} column; columns are: {}", names.join(", ")))
     };
     let time_col = find(&names, TIME_NAMES).ok_or_else(|| missing("timestamp"))?;
-    let (ts, ts_text) =
-        time_column(path, df.column(time_col).map_err(|e| format_err(path, e.to_string()))?)?;
+    let (ts, ts_text, time_format) =
+        time_column(path, df.column(time_col).map_err(|e| format_err(path, e.to_string()))?, opts)?;
     let num = |wanted: &[&str], what: &str, required: bool| -> Result<Vec<Option<f64>>> {
         match find(&names, wanted) {
             Some(name) => numeric_column(
@@ -158,6 +180,7 @@ fn frame_columns(path: &Path, df: &DataFrame) -> Result<Columns> {
     Ok(Columns {
         ts,
         ts_text,
+        time_format,
         open: num(&["open", "o"], "open", true)?,
         high: num(&["high", "h"], "high", true)?,
         low: num(&["low", "l"], "low", true)?,
@@ -194,27 +217,30 @@ fn numeric_column(path: &Path, col: &Column, name: &str) -> Result<Vec<Option<f6
     Ok(c.f64().map_err(|e| format_err(path, e.to_string()))?.iter().collect())
 }
 
-type TimeColumn = (Vec<Option<i64>>, Option<Vec<Option<String>>>);
+/// Timestamps in nanoseconds, their text (for messages) and the format read.
+type TimeColumn = (Vec<Option<i64>>, Option<Vec<Option<String>>>, Option<TimeFormat>);
 
-fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
+fn time_column(path: &Path, col: &Column, opts: &LoadOptions) -> Result<TimeColumn> {
     let err = |e: PolarsError| format_err(path, e.to_string());
     match col.dtype() {
         DataType::String => {
             let s = col.str().map_err(err)?;
-            let sample = s
-                .iter()
-                .flatten()
-                .next()
-                .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
-            let fmt = TimeFormat::detect_text(sample).ok_or_else(|| {
-                format_err(
-                    path,
-                    format!("cannot tell the timestamp format from `{sample}` (row 1)"),
-                )
-            })?;
+            let fmt = match opts.time_format {
+                Some(f) => f,
+                None => TimeFormat::detect_column(&s.iter().collect::<Vec<_>>())
+                    .map_err(|e| format_err(path, e))?,
+            };
             let text: Vec<Option<String>> = s.iter().map(|v| v.map(str::to_string)).collect();
-            let ts = text.iter().map(|v| v.as_deref().and_then(|t| fmt.parse(t))).collect();
-            Ok((ts, Some(text)))
+            let ts = text
+                .iter()
+                .map(|v| {
+                    v.as_deref().and_then(|t| match t.trim().parse::<i64>() {
+                        Ok(i) => fmt.parse_int(i),
+                        Err(_) => fmt.parse(t),
+                    })
+                })
+                .collect();
+            Ok((ts, Some(text), Some(fmt)))
         }
         DataType::Datetime(unit, _) => {
             let unit = match unit {
@@ -230,6 +256,7 @@ fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
                     .map(|v| v.and_then(|v| unit.epoch_to_nanos(v)))
                     .collect(),
                 None,
+                None,
             ))
         }
         DataType::Date => {
@@ -240,11 +267,12 @@ fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
                     .map(|d| d.and_then(|d| i64::from(d).checked_mul(86_400_000_000_000)))
                     .collect(),
                 None,
+                None,
             ))
         }
         dt if dt.is_integer() => {
             let phys = col.cast(&DataType::Int64).map_err(err)?;
-            epochs(path, phys.i64().map_err(err)?.iter().collect())
+            integers(path, phys.i64().map_err(err)?.iter().collect(), opts)
         }
         dt if dt.is_float() => {
             // Float epochs (as pandas writes integers with gaps): whole numbers only.
@@ -254,7 +282,7 @@ fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
                 .map_err(err)?
                 .iter()
                 .map(|x| x.filter(|x| x.is_finite() && x.fract() == 0.0).map(|x| x as i64));
-            epochs(path, whole.collect())
+            integers(path, whole.collect(), opts)
         }
         other => Err(format_err(
             path,
@@ -263,20 +291,18 @@ fn time_column(path: &Path, col: &Column) -> Result<TimeColumn> {
     }
 }
 
-/// Epoch integers in the unit their magnitude suggests (see [`TimeFormat::detect_epoch`]).
-fn epochs(path: &Path, values: Vec<Option<i64>>) -> Result<TimeColumn> {
-    let first = values
-        .iter()
-        .flatten()
-        .next()
-        .copied()
-        .ok_or_else(|| format_err(path, "timestamp column is empty"))?;
-    let unit = TimeFormat::detect_epoch(first);
-    Ok((values.into_iter().map(|x| x.and_then(|x| unit.epoch_to_nanos(x))).collect(), None))
+/// Integer timestamps: compact dates or epochs (see [`TimeFormat::detect_integers`]), or the
+/// format given.
+fn integers(path: &Path, values: Vec<Option<i64>>, opts: &LoadOptions) -> Result<TimeColumn> {
+    let fmt = match opts.time_format {
+        Some(f) => f,
+        None => TimeFormat::detect_integers(&values).map_err(|e| format_err(path, e))?,
+    };
+    Ok((values.into_iter().map(|x| x.and_then(|x| fmt.parse_int(x))).collect(), None, Some(fmt)))
 }
 
 /// `[[ms, open, high, low, close, volume], ...]`, as exchange REST APIs and freqtrade write.
-fn json_columns(path: &Path, text: &str) -> Result<Columns> {
+fn json_columns(path: &Path, text: &str, opts: &LoadOptions) -> Result<Columns> {
     let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(text).map_err(|e| {
         format_err(
             path,
@@ -284,16 +310,20 @@ fn json_columns(path: &Path, text: &str) -> Result<Columns> {
         )
     })?;
     let n = rows.len();
+    if n == 0 {
+        return Err(format_err(path, "no rows"));
+    }
     let mut c = Columns {
         ts: Vec::with_capacity(n),
         ts_text: None,
+        time_format: None,
         open: Vec::with_capacity(n),
         high: Vec::with_capacity(n),
         low: Vec::with_capacity(n),
         close: Vec::with_capacity(n),
         volume: Vec::with_capacity(n),
     };
-    let mut unit = None;
+    let mut raw_ts = Vec::with_capacity(n);
     for (i, row) in rows.iter().enumerate() {
         if row.len() < 5 {
             return Err(Error::BadRow {
@@ -316,14 +346,16 @@ fn json_columns(path: &Path, text: &str) -> Result<Columns> {
             serde_json::Value::String(s) => s.parse().ok(),
             _ => None,
         };
-        let u = *unit.get_or_insert_with(|| TimeFormat::detect_epoch(t.unwrap_or(0)));
-        c.ts.push(t.and_then(|t| u.epoch_to_nanos(t)));
+        raw_ts.push(t);
         c.open.push(num(&row[1]));
         c.high.push(num(&row[2]));
         c.low.push(num(&row[3]));
         c.close.push(num(&row[4]));
         c.volume.push(row.get(5).map_or(Some(0.0), num));
     }
+    let (ts, _, fmt) = integers(path, raw_ts, opts)?;
+    c.ts = ts;
+    c.time_format = fmt;
     Ok(c)
 }
 

@@ -4,8 +4,11 @@
 //! arrays `[[ms, open, high, low, close, volume], ...]`. Column names are matched without regard
 //! to case (`Open`, `open`, `o` ...); the timestamp column is the one named like a time
 //! (`timestamp`, `date`, `time`, `datetime`, `open_time`, or an unnamed first column) and its
-//! form is detected: ISO text, `m/d/Y` dates, epoch seconds/milliseconds/microseconds/
-//! nanoseconds, or a native datetime column. Every bar is validated (see [`validate`]); a bad
+//! form is detected from every row: ISO text, `m/d/Y` or `d/m/Y` dates (whichever some row's
+//! day field above 12 shows; an error when no row tells them apart), compact `%Y%m%d` and
+//! `%Y%m%d%H%M%S` dates, epoch seconds/milliseconds/microseconds/nanoseconds (refused when the
+//! unit guessed gives a time outside 1900..2200), or a native datetime column.
+//! [`LoadOptions::time_format`] sets the form instead. Every bar is validated (see [`validate`]); a bad
 //! row is an error naming the file, the row and the problem.
 //!
 //! [`source`] also accepts `sim:SEED[:BARS]`, a seeded market simulator ([`sim`]).
@@ -20,9 +23,9 @@ use std::path::Path;
 
 use kairos_strategies::{Bar, Instrument, Timestamp};
 
-pub use load::load;
+pub use load::{LoadOptions, load, load_with};
 pub use resample::{parse_interval, resample};
-pub use timestamps::TimeFormat;
+pub use timestamps::{TIME_FORMAT_NAMES, TimeFormat};
 pub use validate::validate;
 
 use crate::{Error, Result};
@@ -38,6 +41,9 @@ pub struct BarSeries {
     pub source: String,
     /// True for simulator output, so reports can say the data is not real.
     pub simulated: bool,
+    /// How the file's timestamps were written, as detected or given (`None`: generated, or a
+    /// native datetime column).
+    pub time_format: Option<TimeFormat>,
 }
 
 impl BarSeries {
@@ -81,9 +87,14 @@ impl BarSeries {
 
 /// Loads a data source: a file path (see [`load`]) or `sim:SEED[:BARS]` (see [`sim`]).
 pub fn source(spec: &str) -> Result<BarSeries> {
+    source_with(spec, &LoadOptions::default())
+}
+
+/// [`source`] with options for files.
+pub fn source_with(spec: &str, opts: &LoadOptions) -> Result<BarSeries> {
     match spec.strip_prefix("sim:") {
         Some(rest) => sim::SimConfig::parse(rest)?.generate(),
-        None => load(Path::new(spec)),
+        None => load_with(Path::new(spec), opts),
     }
 }
 

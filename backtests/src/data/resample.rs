@@ -30,8 +30,11 @@ pub fn parse_interval(s: &str) -> Result<i64> {
     n.checked_mul(unit_ns).ok_or_else(bad)
 }
 
+const DAY: i64 = 86_400_000_000_000;
+const WEEK: i64 = 7 * DAY;
+
 /// Aggregates bars into buckets of `interval` nanoseconds aligned to the Unix epoch (UTC
-/// midnight for days): open of the first bar, highest high, lowest low, close of the last bar,
+/// midnight for days; weeks start on Monday, 00:00 UTC): open of the first bar, highest high, lowest low, close of the last bar,
 /// summed volume; each new bar is labelled with its bucket's start. Asking for an interval
 /// finer than the data is an error.
 pub fn resample(series: &BarSeries, interval: i64) -> Result<BarSeries> {
@@ -46,8 +49,11 @@ pub fn resample(series: &BarSeries, interval: i64) -> Result<BarSeries> {
     }
     let mut out: Vec<Bar> =
         Vec::with_capacity(series.len() / (interval / source.max(1)).max(1) as usize + 1);
+    // Weeks start on Monday (pandas' `W-MON` labels, and the weeks the statistics end on
+    // Sunday): the epoch fell on a Thursday, four days after one.
+    let offset = if interval % WEEK == 0 { 4 * DAY } else { 0 };
     for b in &series.bars {
-        let bucket = Timestamp(b.ts.0.div_euclid(interval) * interval);
+        let bucket = Timestamp((b.ts.0 - offset).div_euclid(interval) * interval + offset);
         match out.last_mut() {
             Some(cur) if cur.ts == bucket => {
                 cur.high = cur.high.max(b.high);
@@ -68,6 +74,7 @@ impl BarSeries {
             bars: Vec::new(),
             source: self.source.clone(),
             simulated: self.simulated,
+            time_format: self.time_format,
         }
     }
 }
@@ -107,6 +114,7 @@ mod tests {
                 .collect(),
             source: "t".into(),
             simulated: false,
+            time_format: None,
         };
         let r = resample(&s, parse_interval("5m").unwrap()).unwrap();
         assert_eq!(r.bars.len(), 2);
@@ -116,6 +124,24 @@ mod tests {
         assert!(
             resample(&r, parse_interval("1m").unwrap()).unwrap_err().to_string().contains("finer")
         );
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        // Daily bars from Thursday 2024-01-04 to Wednesday 2024-01-17.
+        let day0 = 1_704_326_400_000_000_000 / 60_000_000_000;
+        let s = BarSeries {
+            instrument: Instrument::new("X", "t"),
+            bars: (0..14).map(|d| bar(day0 + d * 1440, 10.0, 11.0, 9.0, 10.0, 1.0)).collect(),
+            source: "t".into(),
+            simulated: false,
+            time_format: None,
+        };
+        let r = resample(&s, parse_interval("1w").unwrap()).unwrap();
+        let starts: Vec<String> = r.bars.iter().map(|b| b.ts.to_iso()).collect();
+        // Thursday..Sunday, Monday..Sunday, Monday..Wednesday.
+        assert_eq!(starts, ["2024-01-01 00:00:00", "2024-01-08 00:00:00", "2024-01-15 00:00:00"]);
+        assert_eq!(r.bars.iter().map(|b| b.volume).collect::<Vec<_>>(), [4.0, 7.0, 3.0]);
     }
 
     #[test]

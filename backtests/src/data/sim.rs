@@ -44,6 +44,10 @@ impl SimConfig {
         }
     }
 
+    /// The most bars one series may have: 50 million (2.8 GB of bars), five times the largest
+    /// benchmark, so that a mistyped count is an error and not an allocation that fails.
+    pub const MAX_BARS: usize = 50_000_000;
+
     /// Parses `SEED[:BARS]` (the part after `sim:`).
     pub fn parse(spec: &str) -> Result<Self> {
         let bad = |why: &str| {
@@ -58,6 +62,14 @@ impl SimConfig {
             cfg.bars = b.parse().map_err(|_| bad("the bar count is not a whole number"))?;
             if cfg.bars == 0 {
                 return Err(bad("the bar count must be at least 1"));
+            }
+            if cfg.bars > Self::MAX_BARS {
+                return Err(bad(&format!(
+                    "{} bars is more than the simulator makes ({}, {:.1} GB of bars)",
+                    cfg.bars,
+                    Self::MAX_BARS,
+                    (Self::MAX_BARS * std::mem::size_of::<Bar>()) as f64 / 1e9
+                )));
             }
         }
         if parts.next().is_some() {
@@ -115,6 +127,7 @@ impl SimConfig {
             bars,
             source,
             simulated: true,
+            time_format: None,
         })
     }
 }
@@ -136,9 +149,15 @@ mod tests {
 
     #[test]
     fn bad_specs_explain() {
-        for (spec, want) in
-            [("", "missing seed"), ("x", "seed"), ("1:0", "at least 1"), ("1:2:3", "too many")]
-        {
+        for (spec, want) in [
+            ("", "missing seed"),
+            ("x", "seed"),
+            ("1:0", "at least 1"),
+            ("1:2:3", "too many"),
+            ("1:99999999999999", "more than the simulator makes (50000000"),
+            ("1:200000000", "more than the simulator makes"),
+            ("1:99999999999999999999999", "not a whole number"),
+        ] {
             let e = SimConfig::parse(spec).unwrap_err().to_string();
             assert!(e.contains(want) && e.contains("sim:SEED"), "{spec}: {e}");
         }

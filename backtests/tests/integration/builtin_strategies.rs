@@ -27,6 +27,7 @@ fn series(closes: &[f64]) -> BarSeries {
         bars,
         source: "test".into(),
         simulated: false,
+        time_format: None,
     }
 }
 

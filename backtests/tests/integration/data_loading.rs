@@ -260,6 +260,133 @@ fn epoch_and_date_forms() {
     assert_eq!(iso(s.bars[1].ts), "2018-12-31 00:00:00");
 }
 
+/// Writes `body` as `name` in `dir` and loads it with `opts`.
+fn load_as(
+    dir: &Path,
+    name: &str,
+    body: &str,
+    opts: &data::LoadOptions,
+) -> kairos_backtests::Result<BarSeries> {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    data::load_with(&p, opts)
+}
+
+#[test]
+fn slash_dates_are_read_in_the_order_every_row_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let auto = data::LoadOptions::default();
+    let rows = |dates: &[String]| {
+        let mut s = String::from("date,open,high,low,close\n");
+        for d in dates {
+            s.push_str(&format!("{d},1,2,0.5,1.5\n"));
+        }
+        s
+    };
+    // Twelve March days written day first: every field is 12 or less, so no row tells d/m/Y
+    // from m/d/Y. Refused, pointing at --time-format; with it, twelve days.
+    let march: Vec<String> = (1..=12).map(|d| format!("{d:02}/03/2021")).collect();
+    let e = load_as(tmp.path(), "march.csv", &rows(&march), &auto).unwrap_err().to_string();
+    assert!(e.contains("ambiguous") && e.contains("--time-format dmy"), "{e}");
+    let dmy = data::LoadOptions { time_format: Some("dmy".parse().unwrap()) };
+    let s = load_as(tmp.path(), "march.csv", &rows(&march), &dmy).unwrap();
+    assert_eq!(iso(s.bars[0].ts), "2021-03-01 00:00:00");
+    assert_eq!(iso(s.bars[11].ts), "2021-03-12 00:00:00");
+    assert_eq!(s.time_format, Some(data::TimeFormat::DayFirstDate));
+    // A longer day-first file: row 13 shows the order, and every row is read so.
+    let long: Vec<String> = (1..=20).map(|d| format!("{d:02}/03/2021")).collect();
+    let s = load_as(tmp.path(), "long.csv", &rows(&long), &auto).unwrap();
+    assert_eq!((s.len(), iso(s.bars[19].ts).as_str()), (20, "2021-03-20 00:00:00"));
+    assert_eq!(s.time_format, Some(data::TimeFormat::DayFirstDate));
+    // Month first, shown by a day above 12 in the second field.
+    let us: Vec<String> = (1..=20).map(|d| format!("03/{d:02}/2021 09:30")).collect();
+    let s = load_as(tmp.path(), "us.csv", &rows(&us), &auto).unwrap();
+    assert_eq!(iso(s.bars[19].ts), "2021-03-20 09:30:00");
+    assert_eq!(s.time_format, Some(data::TimeFormat::UsDate));
+    // Both orders shown by different rows: neither fits.
+    let e =
+        load_as(tmp.path(), "mixed.csv", &rows(&["13/01/2021".into(), "01/14/2021".into()]), &auto)
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("fit neither") && e.contains("row 2") && e.contains("row 1"), "{e}");
+}
+
+#[test]
+fn compact_dates_are_dates_and_implausible_epochs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let auto = data::LoadOptions::default();
+    let s = load_as(
+        tmp.path(),
+        "ymd.csv",
+        "date,open,high,low,close\n20210101,1,2,0.5,1.5\n20210104,1,2,0.5,1.5\n",
+        &auto,
+    )
+    .unwrap();
+    assert_eq!(iso(s.bars[1].ts), "2021-01-04 00:00:00");
+    assert_eq!(s.time_format, Some(data::TimeFormat::CompactDate));
+    let s = load_as(
+        tmp.path(),
+        "ymdhms.csv",
+        "date,open,high,low,close\n20210101093000,1,2,0.5,1.5\n20210101093100,1,2,0.5,1.5\n",
+        &auto,
+    )
+    .unwrap();
+    assert_eq!(iso(s.bars[1].ts), "2021-01-01 09:31:00");
+    assert_eq!(s.time_format, Some(data::TimeFormat::CompactDateTime));
+    // In JSON too.
+    let s = load_as(
+        tmp.path(),
+        "ymd.json",
+        "[[20210101,1,2,0.5,1.5,1],[20210102,1,2,0.5,1.5,1]]",
+        &auto,
+    )
+    .unwrap();
+    assert_eq!(iso(s.bars[0].ts), "2021-01-01 00:00:00");
+    // Not all compact dates (20211332 is no date): epoch seconds in 1970, refused.
+    let e = load_as(
+        tmp.path(),
+        "bad.csv",
+        "date,open,high,low,close\n20210101,1,2,0.5,1.5\n20211332,1,2,0.5,1.5\n",
+        &auto,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("row 1") && e.contains("implausible as epoch seconds (1970-"), "{e}");
+    assert!(e.contains("--time-format"), "{e}");
+    // Milliseconds guessed from the first row, a later row in the year 2250.
+    let e = load_as(
+        tmp.path(),
+        "far.csv",
+        "ts,open,high,low,close\n1704067200000,1,2,0.5,1.5\n8836358400000,1,2,0.5,1.5\n",
+        &auto,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("row 2") && e.contains("outside 1900..2200") && e.contains("guessed from row 1"),
+        "{e}"
+    );
+    // Given explicitly, small epochs are the user's to choose.
+    let s = load_as(
+        tmp.path(),
+        "small.csv",
+        "ts,open,high,low,close\n60,1,2,0.5,1.5\n120,1,2,0.5,1.5\n",
+        &data::LoadOptions { time_format: Some("s".parse().unwrap()) },
+    )
+    .unwrap();
+    assert_eq!(s.bars[1].ts, Timestamp(120_000_000_000));
+    assert!("weekly".parse::<data::TimeFormat>().unwrap_err().contains("dmy (31/12/2021)"));
+}
+
+#[test]
+fn folders_and_extensions_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = data::load(tmp.path()).unwrap_err().to_string();
+    assert!(e.contains("is a folder"), "{e}");
+    let e = load_err("bars.xlsx", b"PK");
+    assert!(e.contains(".txt") && e.contains(".pq"), "{e}");
+}
+
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

@@ -47,6 +47,7 @@ fn series(bars: Vec<Bar>, symbol: &str) -> BarSeries {
         bars,
         source: symbol.into(),
         simulated: false,
+        time_format: None,
     }
 }
 
