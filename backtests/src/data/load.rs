@@ -56,11 +56,16 @@ pub fn load_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<BarSeries
                     .map_err(|e| format_err(path, format!("not a valid gzip file: {e}")))?;
                 raw = out;
             }
-            CsvReadOptions::default()
+            let read = CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(100_000))
-                .into_reader_with_file_handle(Cursor::new(raw))
-                .finish()
+                .into_reader_with_file_handle(Cursor::new(&raw))
+                .finish();
+            // polars' messages name no row: find it.
+            if let (Err(_), Some(why)) = (&read, csv_row_problem(&raw)) {
+                return Err(format_err(path, why));
+            }
+            read
         } else if name.ends_with(".parquet") || name.ends_with(".pq") {
             ParquetReader::new(File::open(path).map_err(io)?).finish()
         } else if [".feather", ".arrow", ".ipc"].iter().any(|e| name.ends_with(e)) {
@@ -83,6 +88,37 @@ pub fn load_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<BarSeries
     };
     validate(path, &series.bars)?;
     Ok(series)
+}
+
+/// The first row of a CSV that polars could not read, and why: a byte that is not UTF-8, or
+/// a row with more or fewer fields than the header (for files without quoted fields, whose
+/// commas are all separators). `None` when neither explains the failure.
+fn csv_row_problem(raw: &[u8]) -> Option<String> {
+    let row_of = |offset: usize| raw[..offset].iter().filter(|&&c| c == b'\n').count();
+    if let Err(e) = std::str::from_utf8(raw) {
+        let at = e.valid_up_to();
+        let line_start = raw[..at].iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+        return Some(match row_of(at) {
+            0 => format!("the header is not UTF-8 text (byte 0x{:02X})", raw[at]),
+            row => format!(
+                "row {row}: not UTF-8 text (byte 0x{:02X} at column {})",
+                raw[at],
+                at - line_start + 1
+            ),
+        });
+    }
+    if raw.contains(&b'"') {
+        return None;
+    }
+    let mut lines = raw.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let fields = |l: &[u8]| l.iter().filter(|&&c| c == b',').count() + 1;
+    let header = fields(lines.next()?);
+    for (i, l) in lines.enumerate() {
+        if !l.is_empty() && fields(l) != header {
+            return Some(format!("row {}: {} fields, the header has {header}", i + 1, fields(l)));
+        }
+    }
+    None
 }
 
 /// The file name without its data extensions: `EURUSD.csv.gz` gives `EURUSD`.

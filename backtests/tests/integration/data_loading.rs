@@ -198,6 +198,17 @@ fn malformed_inputs_are_named() {
             vec!["cannot tell the timestamp format from `soon`"],
         ),
         ("empty.csv", HEADER.as_bytes().to_vec(), vec!["empty.csv", "no rows"]),
+        (
+            "extra.csv",
+            csv("2024-01-01 00:01:00,10,11,9,10,1,7\n"),
+            vec!["extra.csv", "row 2: 7 fields, the header has 6"],
+        ),
+        (
+            "latin1.csv",
+            [HEADER.as_bytes(), ROW1.as_bytes(), b"2024-01-01 00:01:00,10,11\xff,9,10,1\n"]
+                .concat(),
+            vec!["latin1.csv", "row 2: not UTF-8 text (byte 0xFF at column 26)"],
+        ),
         ("bars.xlsx", b"PK".to_vec(), vec!["unknown file type"]),
         ("broken.csv.gz", vec![0x1f, 0x8b, 8, 0, 1, 2, 3], vec!["not a valid gzip file"]),
         ("broken.parquet", b"PAR1 not really".to_vec(), vec!["broken.parquet", "cannot read"]),
@@ -423,6 +434,42 @@ mod fuzz {
             let p = tmp.path().join("fuzz.csv");
             std::fs::write(&p, &body).unwrap();
             if let Ok(s) = data::load(&p) {
+                data::validate(&p, &s.bars).unwrap();
+            }
+        }
+
+        /// Valid CSV and JSON files with bytes replaced, inserted or removed: each load gives
+        /// valid bars or an error, never a panic.
+        #[test]
+        fn mutated_files_load_or_fail_cleanly(
+            json in any::<bool>(),
+            edits in prop::collection::vec((0usize..2000, 0u8..3, prop::sample::select(
+                b"0123456789.,:-/ \n\"[]{}eEnaTZ\xff\x00".to_vec())), 1..6),
+        ) {
+            let mut body = if json { String::from("[") } else { String::from(HEADER) };
+            for i in 0..20 {
+                let t = 1_704_067_200 + i * 60;
+                if json {
+                    body.push_str(&format!("{}[{}000,10,11,9,10.5,{i}]", if i > 0 { "," } else { "" }, t));
+                } else {
+                    body.push_str(&format!("{t},10,11,9,10.5,{i}\n"));
+                }
+            }
+            if json { body.push(']'); }
+            let mut bytes = body.into_bytes();
+            for (at, op, b) in edits {
+                let i = at % bytes.len();
+                match op {
+                    0 => bytes[i] = b,
+                    1 => bytes.insert(i, b),
+                    _ => { bytes.remove(i); }
+                }
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let p = tmp.path().join(if json { "m.json" } else { "m.csv" });
+            std::fs::write(&p, &bytes).unwrap();
+            if let Ok(s) = data::load(&p) {
+                prop_assert!(!s.is_empty());
                 data::validate(&p, &s.bars).unwrap();
             }
         }
