@@ -76,6 +76,7 @@ fn series<I: Indicator<Input = f64>>(
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn indicators_match_talib() {
     let Some(dir) = data_dir() else { return };
     let fixture: Value =

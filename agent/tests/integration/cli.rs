@@ -101,6 +101,7 @@ fn backtest_on_simulated_data_writes_reports() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn config_file_matches_flags() {
     let Some(dir) = bars_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
@@ -199,6 +200,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn lists_strategies_and_checks_data() {
     let o = kairos(&["strategies"]);
     let (stdout, _) = text(&o);
@@ -219,6 +221,7 @@ fn lists_strategies_and_checks_data() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn example_config_file_runs() {
     if bars_dir().is_none() {
         return;

@@ -39,6 +39,7 @@ fn btc() -> Option<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn train_evaluate_backtest_and_walk_forward() {
     let Some(data) = btc() else { return };
     let data = data.to_str().unwrap();

@@ -107,6 +107,7 @@ async fn cli_wallet(url: &str, router: Address, tokens: [Address; 2], fund: Addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn swap_and_send_through_the_cli() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
@@ -219,6 +220,7 @@ async fn swap_and_send_through_the_cli() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn swap_on_uniswap_v3_through_the_cli() {
     let Some(anvil) = Anvil::start(&["--disable-code-size-limit"]) else { return };
     let uni = uniswap_v3(&anvil.url, e18(1_000_000)).await;
@@ -324,6 +326,7 @@ fn last_order(journal: &std::path::Path, me: Address) -> (usize, String) {
 /// killed one is unsettled, and `kairos tx status --pending` ends with exactly one transaction
 /// on chain per order, the journal's last state `confirmed`, nothing signed twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
@@ -444,6 +447,7 @@ async fn a_send_or_swap_killed_at_any_step_ends_with_one_transaction() {
 /// A transaction that is broadcast but not mined before the timeout: exit status 3 and a
 /// message not to send it again; once it is mined, `kairos tx status --pending` exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn an_unknown_outcome_exits_3_and_status_resolves_it() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000), e18(1_000)).await;
@@ -490,6 +494,7 @@ async fn mine_and_status_confirms_the_one(dev: &impl Provider, cw: &CliWallet) {
 /// `tx send` exits 3 with the message not to send again, like a timeout; `tx status --pending`
 /// then finishes the job, and exactly one transaction was made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn an_interrupted_send_exits_3_and_status_resolves_it() {
     for signal in ["INT", "TERM"] {
         interrupted_send(signal).await;

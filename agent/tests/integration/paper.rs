@@ -73,6 +73,7 @@ fn first_event_ms(stream: &[String]) -> i64 {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn replay_and_live_paper_give_the_same_orders_and_fills() {
     let Some(path) = recording() else { return };
     let (stream, snapshot) = split(&path);
@@ -140,6 +141,7 @@ fn replay_and_live_paper_give_the_same_orders_and_fills() {
 /// `kairos record` from the same server writes a file that `kairos replay --verify-book`
 /// checks clean; killed with SIGKILL mid-recording, it leaves a file that still replays.
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn record_writes_a_replayable_file_even_when_killed() {
     let Some(path) = recording() else { return };
     let (stream, snapshot) = split(&path);

@@ -101,6 +101,7 @@ impl Strategy for Probe {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn faults_halt_the_instrument_until_resynchronised_and_only_then() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/binance-ws/spot/btcusdt_20240808.gz");

@@ -32,6 +32,7 @@ fn recordings() -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn every_recording_replays_with_a_book_equal_to_the_exchanges_top() {
     for path in recordings() {
         let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
@@ -82,6 +83,7 @@ fn lines_of(path: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn the_check_catches_a_wrong_book_a_gap_and_skips_garbage() {
     let Some(path) = recordings().into_iter().find(|p| p.to_string_lossy().contains("spot")) else {
         return;
@@ -150,6 +152,7 @@ fn the_check_catches_a_wrong_book_a_gap_and_skips_garbage() {
 /// can come back before the stream's first message): the book is synchronised from it, with
 /// the rules of the market the diffs come from, both by the check and by a strategy's replay.
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn a_snapshot_before_every_diff_synchronises_the_book() {
     let tmp = tempfile::tempdir().unwrap();
     for path in recordings() {
@@ -201,6 +204,7 @@ fn a_snapshot_before_every_diff_synchronises_the_book() {
 /// A symbol whose first message comes late in the file (after the lines the steps are read
 /// from for the others) is still an instrument of the replay, with its own tick and lot.
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn a_symbol_first_seen_late_is_an_instrument() {
     let Some(path) = recordings().into_iter().find(|p| p.to_string_lossy().contains("spot")) else {
         return;

@@ -23,6 +23,7 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn every_shared_bar_file_loads() {
     let Some(dir) = crate::common::bars_dir() else { return };
     let mut files = Vec::new();
@@ -42,6 +43,7 @@ fn every_shared_bar_file_loads() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn values_match_the_files() {
     let Some(dir) = crate::common::bars_dir() else { return };
     let eur = data::load(dir.join("EURUSD.csv")).unwrap();
@@ -84,6 +86,7 @@ fn frame(s: &BarSeries) -> DataFrame {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn parquet_and_ipc_round_trip() {
     let Some(dir) = crate::common::bars_dir() else { return };
     let src = data::load(dir.join("EURUSD.csv")).unwrap();
@@ -101,6 +104,7 @@ fn parquet_and_ipc_round_trip() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn resampling_real_minutes() {
     let Some(dir) = crate::common::bars_dir() else { return };
     let m1 = data::load(dir.join("btc-perp-20211231-20220201_1m.csv")).unwrap();

@@ -71,11 +71,13 @@ fn check(fixture: &str) {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn eurusd_hourly() {
     check(include_str!("../fixtures/backtesting_py/sma_cross_10_20_EURUSD.json"));
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn btc_perp_minutes() {
     check(include_str!(
         "../fixtures/backtesting_py/sma_cross_10_20_btc-perp-20211231-20220201_1m.json"
@@ -83,6 +85,7 @@ fn btc_perp_minutes() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn sp500_daily_gzipped() {
     check(include_str!("../fixtures/backtesting_py/sma_cross_10_20_sp500.json"));
 }

@@ -128,6 +128,7 @@ fn assert_no_gap_no_duplicate(got: &[(u64, alloy::primitives::B256)]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn fifty_concurrent_sends_leave_no_gap_or_duplicate() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let signer = funded(&anvil.url).await;
@@ -144,6 +145,7 @@ async fn fifty_concurrent_sends_leave_no_gap_or_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn faulty_rpc_still_gives_exactly_one_transaction_per_order() {
     let script = vec![
         Fault::Pass,
@@ -177,6 +179,7 @@ async fn faulty_rpc_still_gives_exactly_one_transaction_per_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_stuck_transaction_is_bumped_within_the_cap_then_confirmed() {
     let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
     let dev = dev_provider(&anvil.url);
@@ -246,6 +249,7 @@ async fn a_stuck_transaction_is_bumped_within_the_cap_then_confirmed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_restart_resends_the_journalled_bytes_not_a_new_order() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let signer = funded(&anvil.url).await;
@@ -284,6 +288,7 @@ async fn a_restart_resends_the_journalled_bytes_not_a_new_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn broadcasts_go_to_the_private_relay_when_one_is_set() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let signer = funded(&anvil.url).await;
@@ -312,6 +317,7 @@ async fn broadcasts_go_to_the_private_relay_when_one_is_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_reorg_before_finality_is_survived_without_a_second_order() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let signer = funded(&anvil.url).await;
@@ -371,6 +377,7 @@ async fn a_reorg_before_finality_is_survived_without_a_second_order() {
 /// was used and its receipt lagged four polls: with these faults, orders executed twice or
 /// were reported failed after they had executed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn forwarded_nonce_too_low_and_delayed_receipts_never_sign_an_order_twice() {
     let script = vec![
         Fault::Pass,
@@ -397,6 +404,7 @@ async fn forwarded_nonce_too_low_and_delayed_receipts_never_sign_an_order_twice(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_restart_after_the_broadcast_tracks_the_transaction_to_its_end() {
     let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
     let dev = dev_provider(&anvil.url);
@@ -444,6 +452,7 @@ async fn a_restart_after_the_broadcast_tracks_the_transaction_to_its_end() {
 /// ended the wait with an error while the transaction was live, and so did the first failed
 /// read: both invited a second order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_refused_bump_and_failing_reads_do_not_end_tracking() {
     let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
     let dev = dev_provider(&anvil.url);
@@ -495,6 +504,7 @@ async fn a_refused_bump_and_failing_reads_do_not_end_tracking() {
 /// mined: the chain shows that transaction in the block, so the order is reported superseded,
 /// not executed, and the next order takes the next nonce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_nonce_used_by_another_transaction_supersedes_the_order() {
     let Some(anvil) = Anvil::start(&["--no-mining"]) else { return };
     let dev = dev_provider(&anvil.url);

@@ -49,6 +49,7 @@ async fn pool_a_in_b(dev: &impl Provider, uni: &crate::common::UniswapV2) -> Poo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn v2_swaps_and_syncs_become_trades_and_quotes() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
@@ -106,6 +107,7 @@ async fn v2_swaps_and_syncs_become_trades_and_quotes() {
 /// fell 20 blocks behind reads them in chunks, halving its chunk on the refusal, and gets
 /// every event once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_capped_log_range_is_read_in_chunks() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;

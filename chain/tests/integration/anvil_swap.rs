@@ -30,6 +30,7 @@ fn config() -> ExecutorConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn fund_approve_swap_confirm_read_balances() {
     let Some(anvil) = Anvil::start(&[]) else { return };
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
@@ -227,6 +228,7 @@ async fn swap_in_a_later_block(
 
 /// The executor's next-block estimate has the gas for the pool's oracle write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn a_swap_that_lands_in_a_later_block_has_the_gas_for_the_pool_oracle() {
     let Some((out, written)) = swap_in_a_later_block(false).await else { return };
     out.unwrap();
@@ -236,6 +238,7 @@ async fn a_swap_that_lands_in_a_later_block_has_the_gas_for_the_pool_oracle() {
 /// A node that refuses block overrides: sends still work on the latest-block estimate (the
 /// approval), and a swap that then runs out of gas says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn without_block_overrides_the_latest_block_estimate_is_used() {
     let Some((out, written)) = swap_in_a_later_block(true).await else { return };
     let err = out.unwrap_err().to_string();

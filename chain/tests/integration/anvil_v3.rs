@@ -19,6 +19,7 @@ use kairos_chain::journal::Journal;
 use kairos_strategies::{InstrumentId, MarketEvent, Side};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
 async fn v3_exact_input_single_with_quoter_and_feed() {
     let Some(anvil) = Anvil::start(&["--disable-code-size-limit"]) else { return };
     let uni = uniswap_v3(&anvil.url, e18(1_000_000)).await;

@@ -93,6 +93,7 @@ fn python() -> Option<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(kairos_no_eth_python, ignore = "needs eth-account: run scripts/chain/setup.sh")]
 fn kairos_key_files_decrypt_in_eth_account() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();

@@ -97,6 +97,7 @@ fn assert_true_to_the_recording(rec: &Recording, run: &Run) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 async fn the_live_book_equals_the_recordings_book_at_every_update() {
     let Some(rec) = recording() else { return };
     let run = run_feed(&rec, Faults::default()).await;
@@ -110,6 +111,7 @@ async fn the_live_book_equals_the_recordings_book_at_every_update() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 async fn faults_are_detected_resynchronised_and_never_trusted_meanwhile() {
     let Some(rec) = recording() else { return };
     // A diff withheld: a gap, a new snapshot.

@@ -9,6 +9,7 @@ use kairos_models::features::{self, COUNT, FeatureState, Target, TargetKind};
 use kairos_models::forecast::{Arch, ForecastStream, Forecaster, TrainOptions, evaluate, train};
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn streaming_features_match_polars_on_every_btc_bar() {
     let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let ds = features::frame(&bars, 5).unwrap();
@@ -41,6 +42,7 @@ fn quick(arch: Arch, kind: TargetKind, horizon: usize) -> TrainOptions {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn mlp_trains_saves_loads_and_serves_the_same_numbers() {
     let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let opts = quick(Arch::mlp(), TargetKind::Return, 15);
@@ -103,6 +105,7 @@ fn mlp_trains_saves_loads_and_serves_the_same_numbers() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn direction_classifier_beats_the_baseline_out_of_sample() {
     let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let opts = TrainOptions::new(Arch::mlp(), Target { kind: TargetKind::Sign, horizon: 15 });
@@ -114,6 +117,7 @@ fn direction_classifier_beats_the_baseline_out_of_sample() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn gru_classifier_trains_and_its_fast_path_matches_candle() {
     let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     // A third of the file keeps the GRU's debug-build training short.
@@ -145,6 +149,7 @@ fn gru_classifier_trains_and_its_fast_path_matches_candle() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn bad_settings_and_short_data_are_named() {
     let Some(bars) = crate::common::btc().map(|s| s.bars) else { return };
     let mut o = quick(Arch::mlp(), TargetKind::Return, 0);

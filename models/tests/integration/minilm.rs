@@ -4,6 +4,7 @@
 use kairos_models::embed::{TextEncoder, cosine};
 
 #[test]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn related_headlines_are_closer_than_cooking_and_padding_changes_nothing() {
     let Some(dir) = crate::common::minilm() else { return };
     let enc = TextEncoder::load(&dir, &kairos_models::device("cpu").unwrap()).unwrap();
@@ -43,6 +44,7 @@ fn a_missing_model_folder_is_a_named_error() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn half_precision_weights_give_the_f32_embeddings() {
     let Some(dir) = crate::common::minilm() else { return };
     let cpu = candle_core::Device::Cpu;
@@ -65,6 +67,7 @@ fn half_precision_weights_give_the_f32_embeddings() {
 /// Kairos' BERT (fused attention projections, finite mask bias) computes what
 /// candle-transformers' BERT computes, in f32, padding included.
 #[test]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn the_encoder_matches_candle_transformers_bert() {
     use candle_core::{DType, Device, Tensor};
     let Some(dir) = crate::common::minilm() else { return };

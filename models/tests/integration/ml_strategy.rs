@@ -57,6 +57,7 @@ fn perturb(bars: &[Bar], k: usize) -> Vec<Bar> {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn predictions_use_only_bars_up_to_their_own() {
     let Some(full) = crate::common::btc() else { return };
     for (arch, kind) in
@@ -100,6 +101,7 @@ fn predictions_use_only_bars_up_to_their_own() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
 fn registry_builds_it_from_a_folder_and_shares_one_model() {
     let Some(full) = crate::common::btc() else { return };
     let dir = trained(&full, Arch::mlp(), TargetKind::Sign);

@@ -32,6 +32,7 @@ const BEARISH: &[&str] = &[
 ];
 
 #[test]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn held_out_headlines_score_on_the_right_side() {
     let Some(dir) = crate::common::minilm() else { return };
     let enc = kairos_models::cache::global().text_encoder(&dir, "cpu").unwrap();
@@ -48,6 +49,10 @@ fn held_out_headlines_score_on_the_right_side() {
 }
 
 #[test]
+#[cfg_attr(
+    any(kairos_no_shared_data, kairos_no_weights),
+    ignore = "needs ../shared/data and model weights: run scripts/models/fetch.sh"
+)]
 fn news_strategy_acts_only_after_a_headline_is_out() {
     let Some(dir) = crate::common::minilm() else { return };
     let csv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

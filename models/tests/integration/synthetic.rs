@@ -12,6 +12,7 @@ fn read_gguf(path: &std::path::Path) -> gguf_file::Content {
 }
 
 #[test]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn the_synthetic_gemma_file_has_the_real_file_s_tensors_and_generates_repeatably() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gemma.gguf");
