@@ -14,17 +14,22 @@ use crate::{Error, Result};
 /// missing): a file, `/dev/null` or a folder without write permission is an error naming it,
 /// so a run never completes only to fail at its end.
 pub fn check_out_dir(dir: &Path) -> Result<()> {
+    create_out_dir(dir)?;
     let bad = |reason: String| Error::Format { path: dir.to_path_buf(), reason };
-    if dir.exists() && !dir.is_dir() {
-        return Err(bad("the output folder is a file, not a folder".into()));
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| bad(format!("cannot create the output folder: {e}")))?;
     let probe = dir.join(".kairos-write-check");
     std::fs::write(&probe, b"")
         .map_err(|e| bad(format!("cannot write into the output folder: {e}")))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// `dir`, created if missing; an error naming it when it is a file.
+fn create_out_dir(dir: &Path) -> Result<()> {
+    let bad = |reason: String| Error::Format { path: dir.to_path_buf(), reason };
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad("the output folder is a file, not a folder".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create the output folder: {e}")))
 }
 
 /// Writes `summary.json`, `trades.csv` and `equity.csv` into `dir` (created if missing).
@@ -34,7 +39,8 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
 /// folder never holds a partial set that looks like a finished run (earlier runs' files are
 /// left as they were).
 pub fn write(dir: &Path, result: &BacktestResult, summary: &Summary) -> Result<()> {
-    check_out_dir(dir)?;
+    // No write probe here: the temporary files are the probe.
+    create_out_dir(dir)?;
     let names = ["trades.csv", "equity.csv", "summary.json"];
     let tmp = |name: &str| dir.join(format!(".{name}.tmp"));
     let written = write_temporaries(result, summary, &tmp);

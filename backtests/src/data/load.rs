@@ -267,15 +267,7 @@ fn time_column(path: &Path, col: &Column, opts: &LoadOptions) -> Result<TimeColu
                     .map_err(|e| format_err(path, e))?,
             };
             let text: Vec<Option<String>> = s.iter().map(|v| v.map(str::to_string)).collect();
-            let ts = text
-                .iter()
-                .map(|v| {
-                    v.as_deref().and_then(|t| match t.trim().parse::<i64>() {
-                        Ok(i) => fmt.parse_int(i),
-                        Err(_) => fmt.parse(t),
-                    })
-                })
-                .collect();
+            let ts = text.iter().map(|v| v.as_deref().and_then(|t| fmt.parse(t))).collect();
             Ok((ts, Some(text), Some(fmt)))
         }
         DataType::Datetime(unit, _) => {
@@ -350,7 +342,7 @@ fn json_columns(path: &Path, text: &str, opts: &LoadOptions) -> Result<Columns> 
         return Err(format_err(path, "no rows"));
     }
     let mut c = Columns {
-        ts: Vec::with_capacity(n),
+        ts: Vec::new(),
         ts_text: None,
         time_format: None,
         open: Vec::with_capacity(n),

@@ -97,19 +97,10 @@ impl TimeFormat {
         })?;
         match fmt {
             TimeFormat::UsDate => slash_order(values),
-            TimeFormat::CompactDate | TimeFormat::CompactDateTime => {
-                let all_compact = values.clone().flatten().all(|v| {
-                    let v = v.trim();
-                    v.len() == sample.len() && compact(v).is_some()
-                });
-                if all_compact {
-                    return Ok(fmt);
-                }
-                let ints: Vec<Option<i64>> =
-                    values.map(|v| v.and_then(|v| v.trim().parse().ok())).collect();
-                Self::detect_integers(&ints)
-            }
-            TimeFormat::EpochSeconds
+            // Integers as text: compact dates or epochs, decided as for an integer column.
+            TimeFormat::CompactDate
+            | TimeFormat::CompactDateTime
+            | TimeFormat::EpochSeconds
             | TimeFormat::EpochMillis
             | TimeFormat::EpochMicros
             | TimeFormat::EpochNanos => {
