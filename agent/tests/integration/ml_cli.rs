@@ -123,6 +123,7 @@ fn train_evaluate_backtest_and_walk_forward() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn generate_text_and_a_decision() {
     let gguf =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/gemma-3-270m-q4_k_m.gguf");
