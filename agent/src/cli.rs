@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches as _, Parser, Subcommand};
 use kairos_backtests::data::{self, BarSeries};
 use kairos_backtests::engine::Backtest;
 use kairos_backtests::report;
@@ -143,9 +143,9 @@ struct BacktestArgs {
     /// several instruments.
     #[arg(long, env = "KAIROS_DATA", value_delimiter = ',')]
     data: Vec<String>,
-    /// Resample the data to this interval first (`30s`, `5m`, `1h`, `1d`, `1w`: weeks start
-    /// on Monday).
-    #[arg(long)]
+    /// Resample the data to this interval first: a whole number and a unit, s, m, h, d or w
+    /// (`30s`, `5m`, `1h`, `1d`, `1w`; weeks start on Monday).
+    #[arg(long, value_parser = parse_resample)]
     resample: Option<String>,
     /// The timestamps' format, where detection cannot tell: iso, iso-date, mdy, dmy, ymd,
     /// ymdhms, s, ms, us, ns [default: detected from every row].
@@ -157,24 +157,23 @@ struct BacktestArgs {
     /// Strategy parameter `name=value`; repeat for several.
     #[arg(long = "param", short = 'p')]
     params: Vec<String>,
-    /// Starting cash (also `KAIROS_CASH`) [default: 100000].
+    /// Starting cash (also `KAIROS_CASH`).
     #[arg(long, allow_negative_numbers = true)]
     cash: Option<f64>,
     /// Commission as a fraction of traded value (0.0002 = 2 bps; down to -0.0005, a maker
-    /// rebate), also `KAIROS_COMMISSION` [default: 0].
+    /// rebate), also `KAIROS_COMMISSION`.
     #[arg(long, allow_negative_numbers = true)]
     commission: Option<f64>,
-    /// Fixed fee per fill [default: 0].
+    /// Fixed fee per fill.
     #[arg(long, allow_negative_numbers = true)]
     fixed_fee: Option<f64>,
-    /// Slippage per fill in basis points [default: 0].
+    /// Slippage per fill in basis points.
     #[arg(long, allow_negative_numbers = true)]
     slippage_bps: Option<f64>,
-    /// When market orders fill: at the next bar's open, or at the signal bar's close
-    /// [default: next-open].
+    /// When market orders fill: at the next bar's open, or at the signal bar's close.
     #[arg(long, value_enum)]
     fill: Option<FillArg>,
-    /// Lot size for every instrument (orders trade whole lots) [default: 1].
+    /// Lot size for every instrument (orders trade whole lots).
     #[arg(long, allow_negative_numbers = true)]
     lot_size: Option<f64>,
     /// Folder for summary.json, trades.csv and equity.csv.
@@ -183,6 +182,48 @@ struct BacktestArgs {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// `--resample`: checked when parsed, so that a bad interval is refused before any data loads.
+fn parse_resample(s: &str) -> Result<String, String> {
+    kairos_backtests::data::parse_interval(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+/// The `backtest` settings that are `Option`s (a config file fills what a flag leaves out)
+/// with the defaults `BacktestConfig::default()` gives them, as the help shows them.
+pub(crate) fn backtest_defaults() -> Vec<(&'static str, String)> {
+    let d = kairos_backtests::engine::BacktestConfig::default();
+    let fill = match d.fill {
+        FillAt::NextOpen => FillArg::NextOpen,
+        FillAt::Close => FillArg::Close,
+    };
+    let fill = clap::ValueEnum::to_possible_value(&fill).map(|v| v.get_name().to_string());
+    vec![
+        ("cash", d.cash.to_string()),
+        ("commission", d.commission.to_string()),
+        ("fixed_fee", d.fixed_fee.to_string()),
+        ("slippage_bps", d.slippage_bps.to_string()),
+        ("fill", fill.unwrap_or_default()),
+        (
+            "lot_size",
+            d.lot_size
+                .map_or_else(|| "the instruments' own (1 for files)".into(), |l| l.to_string()),
+        ),
+    ]
+}
+
+/// The command line, with the `backtest` defaults written into its help from the code.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    Cli::command().mut_subcommand("backtest", |mut c| {
+        for (id, value) in backtest_defaults() {
+            c = c.mut_arg(id, |a| {
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                a.help(format!("{help} [default: {value}]"))
+            });
+        }
+        c
+    })
 }
 
 /// Runs the CLI with the built-in rule strategies and the model strategies
@@ -194,7 +235,10 @@ pub fn main() -> ExitCode {
 /// Runs the CLI with a registry of your own (`kairos_models::strategies::registry()` plus your
 /// strategies).
 pub fn main_with(registry: Registry) -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     JSON_LOGS.store(cli.log_format == LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
     init_logging(cli.log_format, cli.verbose);
     let result = match cli.command {
@@ -355,6 +399,12 @@ fn replay(registry: &Registry, a: ReplayArgs) -> Result<()> {
     }
     let started = Instant::now();
     let check = kairos_feeds::recording::verify_book(&a.file)?;
+    if check.cut_off {
+        say!(
+            "warning: {}: the file ends in a cut-off gzip member (a recorder stopped mid-write); checking what precedes it",
+            a.file.display()
+        );
+    }
     for e in &check.examples {
         say!("mismatch: {e}");
     }

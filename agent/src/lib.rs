@@ -15,6 +15,7 @@
 //! });
 //! ```
 
+#[macro_use]
 pub mod cli;
 pub mod config;
 pub mod ml;

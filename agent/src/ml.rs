@@ -333,9 +333,13 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         g
     };
     if a.stats {
-        eprintln!(
+        say!(
             "prompt {} tokens, prefill {:.1} ms; {} new tokens at {:.1} tokens/s; stop: {:?}",
-            g.prompt_tokens, g.prefill_ms, g.tokens, g.decode_tokens_per_s, g.stop
+            g.prompt_tokens,
+            g.prefill_ms,
+            g.tokens,
+            g.decode_tokens_per_s,
+            g.stop
         );
     }
     Ok(())

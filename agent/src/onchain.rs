@@ -257,10 +257,7 @@ fn refuse_if_pending(exec: &Executor, allow: bool) -> Result<()> {
     let pending = exec.resumable()?;
     let Some(first) = pending.first() else { return Ok(()) };
     if allow {
-        eprintln!(
-            "note: {} earlier transaction(s) still unsettled (--allow-pending)",
-            pending.len()
-        );
+        say!("note: {} earlier transaction(s) still unsettled (--allow-pending)", pending.len());
         return Ok(());
     }
     Err(PendingRefusal(format!(
@@ -278,7 +275,7 @@ fn refuse_if_pending(exec: &Executor, allow: bool) -> Result<()> {
 
 /// Says on stderr, as soon as it is broadcast, which transaction is in flight.
 fn announce(what: &str, sub: &Submitted, confirmations: u64) {
-    eprintln!(
+    say!(
         "{what}: broadcast {} (journal order {}, nonce {}); waiting for {confirmations} \
          confirmation(s). If this command is interrupted, do not send again: run \
          `kairos tx status --pending`",
@@ -506,7 +503,7 @@ pub fn swap(a: SwapArgs) -> Result<()> {
             let input = IERC20::approveCall { spender: router, amount: amount_in }.abi_encode();
             let approve = Request { to: sell, input: input.into(), ..Request::default() };
             let out = send_announced(&exec, "approve", approve).await?;
-            eprintln!("approved exactly {} for the router in {}", a.amount, out.hash);
+            say!("approved exactly {} for the router in {}", a.amount, out.hash);
         }
         let before = IERC20::new(buy, p).balanceOf(me).call().await?;
         let head = p.get_block_by_number(Default::default()).await?.context("no latest block")?;
@@ -553,12 +550,7 @@ fn print_history(
         bail!("{hash} is not in the journal {}", journal.path().display());
     }
     for e in &events {
-        eprintln!(
-            "journal: {} {} {}",
-            e.state,
-            e.nonce.map_or("-".into(), |n| n.to_string()),
-            e.detail
-        );
+        say!("journal: {} {} {}", e.state, e.nonce.map_or("-".into(), |n| n.to_string()), e.detail);
     }
     Ok(events)
 }
@@ -606,7 +598,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
             let tracked = |h| unsettled.iter().any(|u| u.versions.iter().any(|v: &_| v.hash == h));
             match wanted {
                 None if unsettled.is_empty() => {
-                    eprintln!("no unsettled transactions for {address}");
+                    say!("no unsettled transactions for {address}");
                     return Ok(());
                 }
                 Some(hash) if !tracked(hash) => {
@@ -626,13 +618,13 @@ pub fn status(a: StatusArgs) -> Result<()> {
             }
             print_history(exec.journal(), hash)?;
         } else if todo.is_empty() {
-            eprintln!("no unsettled transactions for {}", exec.address());
+            say!("no unsettled transactions for {}", exec.address());
             return Ok(());
         }
         let mut unknown = None;
         for sub in todo {
             let (order, nonce, hash) = (sub.order, sub.nonce, sub.latest().hash);
-            eprintln!(
+            say!(
                 "tracking {hash} (journal order {}, nonce {nonce})",
                 order.map_or("?".into(), |o| o.to_string())
             );

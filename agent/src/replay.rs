@@ -54,8 +54,8 @@ impl Recording {
         let started = Instant::now();
         let (raw, cut) = kairos_feeds::record::read_lines(path)?;
         if cut {
-            eprintln!(
-                "{}: the file ends in a cut-off gzip member (a recorder stopped mid-write); replaying what precedes it",
+            say!(
+                "warning: {}: the file ends in a cut-off gzip member (a recorder stopped mid-write); replaying what precedes it",
                 path.display()
             );
         }

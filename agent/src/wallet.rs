@@ -213,7 +213,7 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
             let password = non_empty(a.password.read(true)?, a.allow_empty_password)?;
             let entry = dir.create(&password, a.kdf.params())?;
             println!("{}", entry.address);
-            eprintln!("stored in {}", entry.path.display());
+            say!("stored in {}", entry.path.display());
         }
         KeysCommand::Import(a) => {
             let dir = a.dir.dir();
@@ -228,7 +228,7 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
             let password = non_empty(password, a.allow_empty_password)?;
             let entry = dir.store(&signer, &password, a.kdf.params())?;
             println!("{}", entry.address);
-            eprintln!("stored in {}", entry.path.display());
+            say!("stored in {}", entry.path.display());
         }
         KeysCommand::List(d) => {
             let dir = d.dir();
@@ -241,7 +241,7 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
             }
             let all = dir.list()?;
             if all.is_empty() {
-                eprintln!("no keys in {}", dir.path().display());
+                say!("no keys in {}", dir.path().display());
             }
             for e in all {
                 println!("{}  {}", e.address, e.path.display());

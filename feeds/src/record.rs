@@ -167,8 +167,8 @@ pub async fn record(
 }
 
 /// Reads a recording's lines, plain or gzipped (several members), stopping at a cut-off last
-/// member (a recorder that was killed) with a warning rather than failing. Returns the lines
-/// and whether the end was cut off.
+/// member (a recorder that was killed) rather than failing. Returns the lines and whether the
+/// end was cut off, for the caller to say so.
 pub fn read_lines(path: &Path) -> Result<(Vec<String>, bool)> {
     let io = |reason: String| Error::Io { path: path.to_path_buf(), reason };
     let mut raw = Vec::new();
@@ -188,7 +188,6 @@ pub fn read_lines(path: &Path) -> Result<(Vec<String>, bool)> {
                 return Err(io(format!("not a readable gzip file: {e}")));
             }
             cut = true;
-            tracing::warn!(path = %path.display(), "the recording ends in a cut-off gzip member; replaying what precedes it");
         }
     } else {
         text = raw;

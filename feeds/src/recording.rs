@@ -44,6 +44,9 @@ pub struct BookCheck {
     pub gaps: u64,
     /// The first mismatches, described.
     pub examples: Vec<String>,
+    /// The file ends in a cut-off gzip member (a recorder stopped mid-write): what precedes
+    /// it was checked.
+    pub cut_off: bool,
 }
 
 impl BookCheck {
@@ -104,7 +107,7 @@ pub fn is_coinbase<'a>(messages: impl Iterator<Item = &'a str>) -> bool {
 /// Replays the recording at `path` through the parser and book and compares the book with
 /// the recording's `bookTicker` messages (see the module comment).
 pub fn verify_book(path: &Path) -> Result<BookCheck> {
-    let (lines, _cut) = crate::record::read_lines(path)?;
+    let (lines, cut_off) = crate::record::read_lines(path)?;
     if is_coinbase(lines.iter().map(String::as_str)) {
         return Err(crate::Error::Io {
             path: path.to_path_buf(),
@@ -114,7 +117,7 @@ pub fn verify_book(path: &Path) -> Result<BookCheck> {
                 .into(),
         });
     }
-    let mut check = BookCheck::default();
+    let mut check = BookCheck { cut_off, ..BookCheck::default() };
     let mut books: BTreeMap<String, DepthSync> = BTreeMap::new();
     let mut judges: BTreeMap<String, Judge> = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {

@@ -501,4 +501,23 @@ fn help_lists_values_and_keeps_global_options_apart() {
     let global = help.find("Global options:").expect("a Global options heading");
     assert!(help[global..].contains("--log-format") && help[global..].contains("--verbose"));
     assert!(!help[..global].contains("--log-format"), "{help}");
+    // The defaults shown are the ones the code uses.
+    let d = kairos_backtests::engine::BacktestConfig::default();
+    for (flag, value) in [
+        ("--cash", d.cash.to_string()),
+        ("--commission", d.commission.to_string()),
+        ("--fixed-fee", d.fixed_fee.to_string()),
+        ("--slippage-bps", d.slippage_bps.to_string()),
+    ] {
+        let at = help.find(&format!("{flag} <")).unwrap_or_else(|| panic!("{flag} in {help}"));
+        let entry = &help[at..];
+        let entry = &entry[..entry[2..].find("\n      --").map_or(entry.len(), |e| e + 2)];
+        assert!(entry.contains(&format!("[default: {value}]")), "{flag}: {entry}");
+    }
+    assert!(help.contains("[default: next-open]"), "{help}");
+    // A bad interval is refused when parsed, before any data is read.
+    let o = kairos(&["backtest", "--data", "/nonexistent.csv", "--resample", "7x"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("interval `7x`") && !err.contains("nonexistent"), "{err}");
 }

@@ -233,3 +233,65 @@ fn a_symbol_first_seen_late_is_an_instrument() {
     assert!(err.contains("instrument: BTCUSDT tick 0.01 lot 0.00001"), "{err}");
     assert!(err.contains("instrument: ETHUSDT tick 0.01 lot 0.0001"), "{err}");
 }
+
+/// A recording cut mid-member (a recorder killed mid-write): replay and the book check both
+/// say so, once, as a warning; with `--log-format json` every stderr line is a JSON object.
+#[test]
+fn a_cut_off_recording_is_flagged_once_and_json_logs_stay_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                "{} {{\"stream\":\"btcusdt@trade\",\"data\":{{\"e\":\"trade\",\"E\":{},\"s\":\"BTCUSDT\",\"t\":{},\"p\":\"{}.10\",\"q\":\"0.5\",\"T\":{},\"m\":true,\"M\":true}}}}",
+                1_704_067_200_000_000_000i64 + i * 1_000_000,
+                1_704_067_200_000i64 + i,
+                i + 1,
+                42_000 + i,
+                1_704_067_200_000i64 + i
+            )
+        })
+        .collect();
+    // Two members: the first whole, the second cut.
+    let first = gz(tmp.path(), "a.gz", &lines[..100]);
+    let second = gz(tmp.path(), "b.gz", &lines[100..]);
+    let mut bytes = std::fs::read(&first).unwrap();
+    let tail = std::fs::read(&second).unwrap();
+    bytes.extend_from_slice(&tail[..tail.len() - 12]);
+    let cut = tmp.path().join("cut.gz");
+    std::fs::write(&cut, bytes).unwrap();
+
+    for json in [false, true] {
+        let mut args = vec!["replay", "--file", cut.to_str().unwrap(), "--strategy", "sma_cross"];
+        if json {
+            args.splice(0..0, ["--log-format", "json"]);
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert_eq!(err.matches("cut-off gzip member").count(), 1, "{err}");
+        if json {
+            for line in err.lines() {
+                let v: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+                assert!(v["fields"]["message"].is_string(), "{line}");
+            }
+            assert!(err.contains("\"level\":\"WARN\""), "{err}");
+        } else {
+            assert!(err.contains("warning: "), "{err}");
+        }
+        let out = String::from_utf8_lossy(&o.stdout);
+        // At least the whole first member was replayed.
+        assert!(out.contains("replay: ") && !out.contains("replay: 0 messages"), "{out}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["replay", "--file", cut.to_str().unwrap(), "--verify-book"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("cut-off gzip member").count(), 1, "{err}");
+}
