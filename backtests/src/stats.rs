@@ -354,6 +354,17 @@ fn degenerate(s: &Summary, periods: usize, period: Period) -> Vec<String> {
             s.max_drawdown_pct.abs()
         ));
     }
+    if s.rejected_orders > 0 {
+        let what = if s.num_trades == 0 && s.open_trades == 0 {
+            "every order was rejected, so nothing traded"
+        } else {
+            "the figures cover only the orders that filled"
+        };
+        w.push(format!(
+            "{} order(s) rejected (a size under one lot, or more than the cash affords): {what}",
+            s.rejected_orders
+        ));
+    }
     if s.num_trades > 0 && s.num_trades < 10 && s.sqn.is_finite() {
         w.push(format!("sqn, win_rate_pct, profit_factor: from {} trade(s) only", s.num_trades));
     }

@@ -472,6 +472,24 @@ fn meaningless_figures_and_runs_that_cannot_trade_are_flagged() {
     ]);
     let (_, err) = text(&o);
     assert!(err.contains("do not overlap in time"), "{err}");
+    // Every order rejected (a lot bigger than the cash affords): flagged, not a quiet 0 trades.
+    let o = kairos(&[
+        "backtest",
+        "--data",
+        "sim:1:3000",
+        "--strategy",
+        "sma_cross",
+        "--lot-size",
+        "1e300",
+        "--json",
+    ]);
+    let (stdout, err) = text(&o);
+    let summary: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let warned = summary["warnings"].as_array().unwrap().iter().any(|w| {
+        w.as_str().is_some_and(|w| w.contains("rejected") && w.contains("nothing traded"))
+    });
+    assert!(warned, "{stdout}");
     // JSON logs: every stderr line is a JSON object.
     let o = kairos(&[
         "backtest",

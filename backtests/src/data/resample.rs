@@ -15,7 +15,14 @@ pub fn parse_interval(s: &str) -> Result<i64> {
             "interval `{s}`: expected a number and a unit s, m, h, d or w (like 5m or 1h)"
         ))
     };
-    let n: i64 = num.parse().map_err(|_| bad())?;
+    let too_long = || Error::Spec(format!("interval `{s}` is too long (at most 292 years)"));
+    let n: i64 = match num.parse() {
+        Ok(n) => n,
+        Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => {
+            return Err(too_long());
+        }
+        Err(_) => return Err(bad()),
+    };
     let unit_ns: i64 = match unit {
         "s" | "sec" => 1_000_000_000,
         "m" | "min" => 60_000_000_000,
@@ -27,15 +34,16 @@ pub fn parse_interval(s: &str) -> Result<i64> {
     if n <= 0 {
         return Err(bad());
     }
-    n.checked_mul(unit_ns).ok_or_else(bad)
+    n.checked_mul(unit_ns).ok_or_else(too_long)
 }
 
 const DAY: i64 = 86_400_000_000_000;
 const WEEK: i64 = 7 * DAY;
 
 /// Aggregates bars into buckets of `interval` nanoseconds aligned to the Unix epoch (UTC
-/// midnight for days; weeks start on Monday, 00:00 UTC): open of the first bar, highest high, lowest low, close of the last bar,
-/// summed volume; each new bar is labelled with its bucket's start. Asking for an interval
+/// midnight for days; weeks start on Monday, 00:00 UTC): open of the first bar, highest high,
+/// lowest low, close of the last bar, summed volume; each new bar is labelled with its
+/// bucket's start. Asking for an interval
 /// finer than the data is an error.
 pub fn resample(series: &BarSeries, interval: i64) -> Result<BarSeries> {
     let source = series.interval();
@@ -149,7 +157,12 @@ mod tests {
         assert_eq!(parse_interval("1h").unwrap(), 3_600_000_000_000);
         assert_eq!(parse_interval("1d").unwrap(), 86_400_000_000_000);
         for bad in ["", "h", "5x", "0m", "-1m"] {
-            assert!(parse_interval(bad).is_err(), "{bad}");
+            let e = parse_interval(bad).unwrap_err().to_string();
+            assert!(e.contains("expected a number and a unit"), "{bad}: {e}");
+        }
+        for long in ["99999999999w", "1000000000000000000000s"] {
+            let e = parse_interval(long).unwrap_err().to_string();
+            assert!(e.contains("too long"), "{long}: {e}");
         }
     }
 }
