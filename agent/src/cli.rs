@@ -586,8 +586,14 @@ fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {
         rec.read_s,
         rec.malformed_lines
     );
+    let warmup = strategy.warmup_bars();
     let report = replay::run(&rec, &setup, strategy)?;
     print!("{}", replay::summary(&report));
+    if report.events.is_empty() && warmup > 0 {
+        say!(
+            "warning: {name} placed no orders: it decides on bars (its warm-up is {warmup} bars),              and a recording carries trades, quotes and book updates, not bars              (a strategy that reads the book, such as book_imbalance, trades on them)"
+        );
+    }
     if let Some(dir) = &a.out {
         replay::write_report(dir, &report)?;
         say!("wrote {}/fills.csv and orders.csv", dir.display());

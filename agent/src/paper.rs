@@ -321,6 +321,9 @@ enum Source {
     Dex(MarketEvent),
 }
 
+/// How long a stopping session waits for its feeds to end, handling what they still hand on.
+const DRAIN: Duration = Duration::from_secs(5);
+
 /// Runs a paper session of the config's strategy until `duration_s`, Ctrl-C or SIGTERM (or
 /// `stop`).
 pub async fn run(
@@ -402,6 +405,10 @@ pub async fn run_with<S: Strategy>(
     let started = std::time::Instant::now();
     let (mut messages, mut malformed) = (0u64, 0u64);
     let mut counts = kairos_feeds::normalise::Counts::default();
+    // Once stopping: the feeds are told to stop, and what they already received is still
+    // handled (nothing that reached the agent is dropped) until every feed has ended, or for
+    // at most `DRAIN` when one does not.
+    let mut draining: Option<tokio::time::Instant> = None;
     loop {
         // Sleep until the strategy's next timer (wall clock), the deadline, or an event.
         let timer_in = engine.next_timer().and_then(|t| {
@@ -459,13 +466,23 @@ pub async fn run_with<S: Strategy>(
                 }
             }
             _ = sleep => engine.tick(&mut strategy),
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
-            _ = stop.changed() => break,
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if draining.is_none() => {
+                let _ = feed_stop_tx.send(true);
+                draining = Some(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = stop.changed(), if draining.is_none() => {
+                let _ = feed_stop_tx.send(true);
+                draining = Some(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = async { match draining { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                tracing::warn!("a feed did not stop within {} s; stopping without it", DRAIN.as_secs());
+                break;
+            }
         }
     }
     let _ = feed_stop_tx.send(true);
     for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        let _ = tokio::time::timeout(DRAIN, t).await;
     }
     engine.stop(&mut strategy);
     let (fills, _) = engine.take_history();

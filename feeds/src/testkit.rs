@@ -291,7 +291,14 @@ pub struct CoinbaseState {
     pub tops: Vec<TopOf>,
     /// Connections accepted.
     pub connections: usize,
+    /// Every update was sent, and the client answered a ping sent after the last: its reader
+    /// has taken in everything.
+    pub delivered: bool,
 }
+
+/// The payload of the ping a test server sends after its last message: its pong means the
+/// client has read everything before it.
+pub const DELIVERED: &[u8] = b"kairos-delivered";
 
 /// The exchange's clock: 2026-12-02T00:00:00Z plus a millisecond per update.
 const COINBASE_EPOCH_NS: i64 = 1_796_169_600_000_000_000;
@@ -366,6 +373,7 @@ pub async fn serve_coinbase(
         updates: 0,
         tops: vec![top],
         connections: 0,
+        delivered: false,
     }));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}", listener.local_addr()?);
@@ -383,8 +391,14 @@ pub async fn serve_coinbase(
                         _ => return,
                     }
                 }
-                let reader =
-                    tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+                let ex_r = ex.clone();
+                let reader = tokio::spawn(async move {
+                    while let Some(Ok(m)) = rx.next().await {
+                        if matches!(&m, WsMessage::Pong(p) if p.as_ref() == DELIVERED) {
+                            ex_r.lock().unwrap_or_else(|e| e.into_inner()).delivered = true;
+                        }
+                    }
+                });
                 let lock = || ex.lock().unwrap_or_else(|e| e.into_inner());
                 let first = {
                     let mut e = lock();
@@ -447,6 +461,7 @@ pub async fn serve_coinbase(
                     }
                     tokio::task::yield_now().await;
                 }
+                let _ = tx.send(WsMessage::Ping(DELIVERED.to_vec().into())).await;
                 let _ = reader.await;
                 drop(tx);
             });

@@ -6,8 +6,11 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::{SinkExt, StreamExt};
+use kairos_feeds::testkit::DELIVERED;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -44,12 +47,16 @@ fn split(path: &Path) -> (Vec<String>, String) {
     (stream, snapshot.expect("the recording holds a REST snapshot"))
 }
 
-/// Serves `stream` on a websocket (`/stream?...`) and `snapshot` on any HTTP GET.
-async fn serve(stream: Vec<String>, snapshot: String) -> (u16, u16) {
+/// Serves `stream` on a websocket (`/stream?...`) and `snapshot` on any HTTP GET. The flag
+/// turns true once the client has answered a ping sent after the last message: it has read
+/// them all.
+async fn serve(stream: Vec<String>, snapshot: String) -> (u16, u16, Arc<AtomicBool>) {
     let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ports = (ws.local_addr().unwrap().port(), serve_rest(snapshot).await);
+    let delivered = Arc::new(AtomicBool::new(false));
+    let ports = (ws.local_addr().unwrap().port(), serve_rest(snapshot).await, delivered.clone());
     tokio::spawn(async move {
-        // One connection: the whole recording, then silence (answering pings) until closed.
+        // One connection: the whole recording, a ping, then silence (answering pings) until
+        // closed.
         let Ok((tcp, _)) = ws.accept().await else { return };
         let Ok(mut sock) = tokio_tungstenite::accept_async(tcp).await else { return };
         for m in stream {
@@ -57,9 +64,45 @@ async fn serve(stream: Vec<String>, snapshot: String) -> (u16, u16) {
                 return;
             }
         }
-        while let Some(Ok(_)) = sock.next().await {}
+        if sock.send(WsMessage::Ping(DELIVERED.to_vec().into())).await.is_err() {
+            return;
+        }
+        while let Some(Ok(m)) = sock.next().await {
+            if matches!(&m, WsMessage::Pong(p) if p.as_ref() == DELIVERED) {
+                delivered.store(true, Ordering::SeqCst);
+            }
+        }
     });
     ports
+}
+
+/// Runs `kairos paper --config cfg` until `delivered()` (the server's messages have all been
+/// read), then stops it with SIGTERM: a stopping session still handles what it has received,
+/// so the result does not depend on the machine's speed. Five minutes without delivery is a
+/// hang, and fails.
+fn paper_until_delivered(cfg: &Path, delivered: impl Fn() -> bool) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["paper", "--config", cfg.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let since = std::time::Instant::now();
+    while !delivered() {
+        if child.try_wait().unwrap().is_some() || since.elapsed().as_secs() > 300 {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "kairos paper stopped or hung before the server's messages were delivered\n{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    child.wait_with_output().unwrap()
 }
 
 fn first_event_ms(stream: &[String]) -> i64 {
@@ -101,7 +144,7 @@ fn replay_and_live_paper_give_the_same_orders_and_fills() {
 
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (ws_port, rest_port) = rt.block_on(serve(stream, snapshot));
+    let (ws_port, rest_port, delivered) = rt.block_on(serve(stream, snapshot));
     let cfg = dir.path().join("agent.toml");
     let param_toml: String = params
         .iter()
@@ -113,17 +156,14 @@ fn replay_and_live_paper_give_the_same_orders_and_fills() {
     std::fs::write(
         &cfg,
         format!(
-            "strategy = \"book_imbalance\"\nduration_s = 20\nout = \"paper\"\n[params]\n{param_toml}\
+            "strategy = \"book_imbalance\"\nout = \"paper\"\n[params]\n{param_toml}\
              [instruments.BTCUSDT]\ntick_size = 0.01\nlot_size = 0.00001\n\
              [[binance]]\nmarket = \"spot\"\nsymbols = [\"BTCUSDT\"]\n\
              ws_url = \"ws://127.0.0.1:{ws_port}\"\nrest_url = \"http://127.0.0.1:{rest_port}\"\n"
         ),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args(["paper", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = paper_until_delivered(&cfg, || delivered.load(Ordering::SeqCst));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     drop(rt);
@@ -170,7 +210,7 @@ fn record_writes_a_replayable_file_even_when_killed() {
     };
 
     // A full recording.
-    let (ws, rest) = rt.block_on(serve(stream.clone(), snapshot.clone()));
+    let (ws, rest, _) = rt.block_on(serve(stream.clone(), snapshot.clone()));
     let file = dir.path().join("rec.gz");
     // Until every message is in (the deadline is only a guard against a hang).
     let max = n.to_string();
@@ -311,22 +351,19 @@ fn coinbase_record_replay_and_live_paper_agree() {
     let line = format!("replay: {total} messages (0 malformed)");
     assert!(stdout.starts_with(&line), "every recorded message read as Coinbase's: {stdout}");
 
-    let (url, _) = rt.block_on(serve_coinbase(market)).unwrap();
+    let (url, state) = rt.block_on(serve_coinbase(market)).unwrap();
     let cfg = dir.path().join("agent.toml");
     let param_toml: String = params.iter().map(|p| p.replacen('=', " = ", 1) + "\n").collect();
     std::fs::write(
         &cfg,
         format!(
-            "strategy = \"book_imbalance\"\nduration_s = 15\nout = \"paper\"\n[params]\n{param_toml}\
+            "strategy = \"book_imbalance\"\nout = \"paper\"\n[params]\n{param_toml}\
              [instruments.BTC-USD]\ntick_size = 0.01\nlot_size = 0.00000001\n\
              [[coinbase]]\nproducts = [\"BTC-USD\"]\nws_url = \"{url}\"\n"
         ),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args(["paper", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = paper_until_delivered(&cfg, || state.lock().unwrap().delivered);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     drop(rt);
 

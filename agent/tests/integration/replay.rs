@@ -273,6 +273,7 @@ fn a_cut_off_recording_is_flagged_once_and_json_logs_stay_json() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{err}");
         assert_eq!(err.matches("cut-off gzip member").count(), 1, "{err}");
+        assert_eq!(err.matches("placed no orders").count(), 1, "{err}");
         if json {
             for line in err.lines() {
                 let v: serde_json::Value =
@@ -283,6 +284,8 @@ fn a_cut_off_recording_is_flagged_once_and_json_logs_stay_json() {
         } else {
             assert!(err.contains("warning: "), "{err}");
         }
+        // A bar strategy on a recording (trades only, no bars): no orders, and it says why.
+        assert!(err.contains("sma_cross placed no orders: it decides on bars"), "{err}");
         let out = String::from_utf8_lossy(&o.stdout);
         // At least the whole first member was replayed.
         assert!(out.contains("replay: ") && !out.contains("replay: 0 messages"), "{out}");
