@@ -14,12 +14,14 @@
 //!
 //! Execution clients: the bar venue lives in `kairos-backtests` (it fills against bars, as
 //! backtesting.py does); [`paper::PaperVenue`] fills against a live or recorded L2 book with a
-//! queue-position model, latency and fees.
+//! queue-position model, latency and fees. [`risk::Risk`] wraps any of them with the
+//! pre-trade rules, the PnL breakers and the kill switch.
 
 mod clock;
 mod engine;
 mod execution;
 pub mod paper;
+pub mod risk;
 
 pub use clock::{Clock, HistoricalClock, LiveClock};
 pub use engine::Engine;

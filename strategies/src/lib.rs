@@ -47,7 +47,7 @@ pub use instrument::{Instrument, InstrumentId};
 pub use market::{Bar, BookDelta, BookSide, BookUpdate, MarketEvent, Quote, Side, Trade};
 pub use order::{
     Command, Fill, Modification, Order, OrderEvent, OrderId, OrderKind, OrderRequest, OrderSize,
-    OrderStatus, OrderUpdate, RejectRule, Rejection, TimeInForce,
+    OrderStatus, OrderUpdate, RejectRule, Rejection, RiskRule, TimeInForce,
 };
 pub use portfolio::{ClosedTrade, Lot, Portfolio, Position};
 pub use registry::{ParamKind, ParamSpec, ParamValue, Params, Registry, StrategyInfo};

@@ -166,8 +166,8 @@ pub enum RejectRule {
     NotWorking,
     /// The modification is not allowed (a market order's price, a size below what filled).
     BadModification,
-    /// A pre-trade risk rule.
-    Risk,
+    /// A pre-trade risk rule (the risk engine between strategies and venues).
+    Risk(RiskRule),
     /// The venue refused it for a reason of its own.
     Venue,
 }
@@ -182,10 +182,62 @@ impl RejectRule {
             Self::NoLiquidity => "no_liquidity",
             Self::NotWorking => "not_working",
             Self::BadModification => "bad_modification",
-            Self::Risk => "risk",
+            Self::Risk(r) => r.name(),
             Self::Venue => "venue",
         }
     }
+}
+
+/// The risk engine's rules, each refusing with its own name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskRule {
+    /// The order's value is above the maximum order notional.
+    MaxOrderNotional,
+    /// The position in the instrument, with its working orders and this one, would go past
+    /// its maximum.
+    MaxPosition,
+    /// The value of every position, with this order, would go past the maximum in total.
+    MaxTotalNotional,
+    /// The price is too far from the last trade or the mid (a fat finger), or there is no
+    /// price yet to check it against.
+    PriceBand,
+    /// Too many orders in the last second or minute.
+    OrderRate,
+    /// The trading state is REDUCING: only orders that shrink a position pass.
+    Reducing,
+    /// The trading state is HALTED (a breaker or the kill switch): no new orders.
+    Halted,
+    /// A size or price that is not a positive finite number.
+    InvalidOrder,
+}
+
+impl RiskRule {
+    /// The rule's name, as logs, reports and metrics print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::MaxOrderNotional => "max_order_notional",
+            Self::MaxPosition => "max_position",
+            Self::MaxTotalNotional => "max_total_notional",
+            Self::PriceBand => "price_band",
+            Self::OrderRate => "order_rate",
+            Self::Reducing => "reducing",
+            Self::Halted => "halted",
+            Self::InvalidOrder => "invalid_order",
+        }
+    }
+
+    /// Every rule, in the order the risk engine checks them.
+    pub const ALL: [RiskRule; 8] = [
+        Self::InvalidOrder,
+        Self::Halted,
+        Self::Reducing,
+        Self::OrderRate,
+        Self::PriceBand,
+        Self::MaxOrderNotional,
+        Self::MaxPosition,
+        Self::MaxTotalNotional,
+    ];
 }
 
 /// Why something was refused: the rule and a sentence naming the numbers.

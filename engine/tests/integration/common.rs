@@ -55,7 +55,7 @@ impl Strategy for Script {
 }
 
 /// Submits the script's pending orders and hands them to the venue.
-pub fn send(e: &mut Engine<PaperVenue>, s: &mut Script) {
+pub fn send(e: &mut Engine<impl kairos_engine::Execution>, s: &mut Script) {
     s.flush(&mut e.ctx);
     e.run_pending(s);
 }
@@ -71,7 +71,7 @@ pub fn instant() -> PaperConfig {
 }
 
 pub fn snapshot(
-    e: &mut Engine<PaperVenue>,
+    e: &mut Engine<impl kairos_engine::Execution>,
     s: &mut Script,
     ts: Timestamp,
     bids: &[(&str, &str)],
@@ -83,7 +83,7 @@ pub fn snapshot(
 }
 
 pub fn level(
-    e: &mut Engine<PaperVenue>,
+    e: &mut Engine<impl kairos_engine::Execution>,
     s: &mut Script,
     ts: Timestamp,
     side: Side,
@@ -99,7 +99,7 @@ pub fn level(
 }
 
 pub fn trade(
-    e: &mut Engine<PaperVenue>,
+    e: &mut Engine<impl kairos_engine::Execution>,
     s: &mut Script,
     ts: Timestamp,
     price: f64,
