@@ -388,6 +388,10 @@ struct ReplayArgs {
     /// Size step of every instrument [default: the finest the recording's sizes use].
     #[arg(long, allow_negative_numbers = true)]
     lot_size: Option<f64>,
+    /// A TOML file whose `[risk]` table sets the risk engine's limits and breakers (an
+    /// agent's config will do; see examples/agent.toml) [default: no limits].
+    #[arg(long)]
+    risk: Option<PathBuf>,
     /// Folder for fills.csv and orders.csv.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -578,7 +582,11 @@ fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {
         entry_latency_ns: a.entry_latency_us.saturating_mul(1000),
         response_latency_ns: a.response_latency_us.saturating_mul(1000),
     };
-    let setup = replay::ReplaySetup { instruments, cash: a.cash, paper, speed };
+    let risk = match &a.risk {
+        Some(p) => replay::risk_from_file(p)?,
+        None => Default::default(),
+    };
+    let setup = replay::ReplaySetup { instruments, cash: a.cash, paper, speed, risk };
     say!(
         "{}: {} lines read and decompressed in {:.3} s ({} malformed lines)",
         a.file.display(),

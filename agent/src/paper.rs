@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use kairos_engine::paper::{PaperConfig, PaperVenue};
+use kairos_engine::risk::{Risk, RiskLimits};
 use kairos_engine::{Engine, LiveClock, Reports};
 use kairos_feeds::binance::Market;
 use kairos_feeds::binance_live::{BinanceFeed, FeedEvent};
@@ -56,6 +57,9 @@ pub struct AgentFile {
     /// Uniswap pools.
     #[serde(default)]
     pub dex: Vec<DexSpec>,
+    /// The risk engine's limits and breakers (`kairos_engine::risk::RiskLimits`).
+    #[serde(default)]
+    pub risk: RiskLimits,
 }
 
 fn default_cash() -> f64 {
@@ -174,6 +178,9 @@ impl AgentFile {
             bail!("duration_s = {} is not a number of seconds", self.duration_s);
         }
         self.paper.validate().map_err(|e| anyhow::anyhow!("[paper] {e}"))?;
+        let symbols = self.symbols();
+        let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
+        self.risk.validate(&symbols).map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
         if self.binance.is_empty() && self.coinbase.is_empty() && self.dex.is_empty() {
             bail!("no feeds: add a [[binance]], [[coinbase]] or [[dex]] section");
         }
@@ -392,7 +399,9 @@ pub async fn run_with<S: Strategy>(
     }
     drop(tx);
     let ctx = Context::new(instruments.clone(), cfg.cash);
-    let mut engine = Engine::new(ctx, PaperVenue::new(cfg.paper), LiveClock, Reports::new(true));
+    let venue = Risk::new(PaperVenue::new(cfg.paper), cfg.risk.clone(), &ctx)
+        .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
+    let mut engine = Engine::new(ctx, venue, LiveClock, Reports::new(true));
     for s in cfg.book_symbols() {
         if let Some(id) = id_of(&s) {
             engine.halt(id, "book not synchronised yet");
@@ -488,6 +497,7 @@ pub async fn run_with<S: Strategy>(
     let (fills, _) = engine.take_history();
     let positions =
         (0..symbols.len()).map(|k| engine.ctx.position(InstrumentId(k as u32))).collect();
+    let (risk_state, risk_refused, risk_transitions) = ReplayReport::risk_of(&engine.exec);
     let report = ReplayReport {
         instruments,
         messages,
@@ -500,6 +510,9 @@ pub async fn run_with<S: Strategy>(
         cash: cfg.cash,
         positions,
         run_s: started.elapsed().as_secs_f64(),
+        risk_state,
+        risk_refused,
+        risk_transitions,
     };
     Ok((report, strategy.inner))
 }
@@ -598,6 +611,41 @@ mod tests {
         let cfg: AgentFile = toml::from_str(&all).unwrap_or_else(|e| panic!("{e}\n{all}"));
         cfg.check().unwrap();
         assert!(cfg.binance[0].backoff_max_s.is_some() && !cfg.dex.is_empty());
+    }
+
+    #[test]
+    fn bad_risk_settings_are_refused_at_load_by_name() {
+        let base = example();
+        for (line, key, says) in [
+            ("max_daily_loss = -5", "max_daily_loss", "not a positive number"),
+            ("max_drawdown_pct = 100", "max_drawdown_pct", "not below 100%"),
+            ("max_orders_per_s = 0", "max_orders_per_s", "refuse every order"),
+        ] {
+            let (k, _) = line.split_once(" = ").unwrap();
+            let text: String =
+                base.lines()
+                    .map(|l| {
+                        if l.starts_with(&format!("{k} ")) {
+                            line.to_string()
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            let cfg: AgentFile = toml::from_str(&text).unwrap();
+            let e = cfg.check().unwrap_err().to_string();
+            assert!(e.contains(&format!("[risk] risk setting `{key}`")) && e.contains(says), "{e}");
+        }
+        let text = base.replace("BTCUSDT = 0.05", "ETHUSDT = 0.05");
+        let e = toml::from_str::<AgentFile>(&text).unwrap().check().unwrap_err().to_string();
+        assert!(
+            e.contains("`max_position.ETHUSDT`") && e.contains("not one of the instruments"),
+            "{e}"
+        );
+        let text = base.replace("max_order_notional = 5000", "max_order_notinal = 5000");
+        let e = toml::from_str::<AgentFile>(&text).unwrap_err().to_string();
+        assert!(e.contains("max_order_notinal"), "{e}");
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use kairos_engine::Engine;
 use kairos_engine::paper::{PaperConfig, PaperVenue};
+use kairos_engine::risk::{Risk, RiskLimits, TradingState, Transition};
 use kairos_feeds::binance::{self, Message};
 use kairos_feeds::coinbase::Payload as CbPayload;
 use kairos_feeds::normalise::{BinanceNormaliser, CoinbaseNormaliser, Counts, Drive};
 use kairos_strategies::{
     Bar, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId, OrderEvent, Quote,
-    Strategy, Timer, Trade, TradingStatus,
+    RiskRule, Strategy, Timer, Trade, TradingStatus,
 };
 
 /// How fast to replay.
@@ -263,6 +264,37 @@ pub struct ReplayReport {
     pub positions: Vec<f64>,
     /// Seconds in the replay loop (parse, book, engine, strategy, paper venue).
     pub run_s: f64,
+    /// The risk engine's trading state at the end.
+    pub risk_state: TradingState,
+    /// Orders the risk engine refused, by rule (the rules that refused any).
+    pub risk_refused: Vec<(RiskRule, u64)>,
+    /// The risk engine's changes of trading state.
+    pub risk_transitions: Vec<Transition>,
+}
+
+impl ReplayReport {
+    /// The risk engine's part of the report, read from it at the end of a run.
+    pub(crate) fn risk_of<X: kairos_engine::Execution>(
+        risk: &Risk<X>,
+    ) -> (TradingState, Vec<(RiskRule, u64)>, Vec<Transition>) {
+        (
+            risk.trading_state(),
+            risk.refused().filter(|(_, n)| *n > 0).collect(),
+            risk.transitions().to_vec(),
+        )
+    }
+}
+
+/// The `[risk]` table of a TOML file (an agent's config, or a file holding only that table).
+pub fn risk_from_file(path: &std::path::Path) -> Result<RiskLimits> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read risk settings {}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("risk settings {}", path.display()))?;
+    let Some(risk) = table.remove("risk") else {
+        bail!("{}: no [risk] table", path.display());
+    };
+    risk.try_into().with_context(|| format!("{}: [risk]", path.display()))
 }
 
 /// Everything a replay needs.
@@ -275,6 +307,8 @@ pub struct ReplaySetup {
     pub paper: PaperConfig,
     /// Pace.
     pub speed: Speed,
+    /// The risk engine's limits and breakers.
+    pub risk: RiskLimits,
 }
 
 /// Replays `rec` through `strategy`.
@@ -291,7 +325,9 @@ pub fn run<S: Strategy>(rec: &Recording, setup: &ReplaySetup, strategy: S) -> Re
     let mut norm = BinanceNormaliser::new(&symbols, None);
     let mut cb = CoinbaseNormaliser::new(&symbols);
     let ctx = Context::new(setup.instruments.clone(), setup.cash);
-    let mut engine = Engine::historical(ctx, PaperVenue::new(setup.paper));
+    let venue = Risk::new(PaperVenue::new(setup.paper), setup.risk.clone(), &ctx)
+        .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
+    let mut engine = Engine::historical(ctx, venue);
     for k in 0..symbols.len() {
         engine.halt(InstrumentId(k as u32), "book not synchronised yet");
     }
@@ -330,6 +366,7 @@ pub fn run<S: Strategy>(rec: &Recording, setup: &ReplaySetup, strategy: S) -> Re
     let (fills, _) = engine.take_history();
     let positions =
         (0..symbols.len()).map(|k| engine.ctx.position(InstrumentId(k as u32))).collect();
+    let (risk_state, risk_refused, risk_transitions) = ReplayReport::risk_of(&engine.exec);
     Ok(ReplayReport {
         instruments: setup.instruments.clone(),
         messages,
@@ -342,6 +379,9 @@ pub fn run<S: Strategy>(rec: &Recording, setup: &ReplaySetup, strategy: S) -> Re
         cash: setup.cash,
         positions,
         run_s,
+        risk_state,
+        risk_refused,
+        risk_transitions,
     })
 }
 
@@ -403,6 +443,22 @@ pub fn summary(r: &ReplayReport) -> String {
         s.push_str(&format!("{}: position {p}\n", i.symbol));
     }
     s.push_str(&format!("equity: {:.2} (started with {:.2})\n", r.equity, r.cash));
+    let refused: Vec<String> =
+        r.risk_refused.iter().map(|(rule, n)| format!("{n} {}", rule.name())).collect();
+    s.push_str(&format!(
+        "risk: {}; refused {}\n",
+        r.risk_state.name(),
+        if refused.is_empty() { "none".to_string() } else { refused.join(", ") }
+    ));
+    for t in &r.risk_transitions {
+        s.push_str(&format!(
+            "risk: {} -> {} at {}: {}\n",
+            t.from.name(),
+            t.to.name(),
+            t.at.to_iso(),
+            t.why
+        ));
+    }
     s
 }
 

@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex};
 
 use kairos_strategies::{
     Bar, BookUpdate, Command, Context, InstrumentId, Modification, Order, OrderEvent, OrderId,
-    OrderKind, OrderRequest, OrderSize, OrderUpdate, Quote, RejectRule, Rejection, RiskRule, Side,
-    Timestamp, Trade,
+    OrderRequest, OrderSize, OrderUpdate, Quote, RejectRule, Rejection, RiskRule, Side, Timestamp,
+    Trade,
 };
 use serde::{Deserialize, Serialize};
 
@@ -781,14 +781,6 @@ impl<X: Execution> Execution for Risk<X> {
 /// `order` as `change` would leave it.
 fn modified(order: &Order, change: &Modification) -> Order {
     let mut o = *order;
-    if let Some(p) = change.price {
-        match &mut o.request.kind {
-            OrderKind::Limit { price } | OrderKind::Stop { price } => *price = p,
-            OrderKind::Market => {}
-        }
-    }
-    if let Some(q) = change.quantity {
-        o.request.size = OrderSize::Units(q);
-    }
+    o.apply_modification(change);
     o
 }

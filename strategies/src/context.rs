@@ -346,16 +346,7 @@ impl Context {
     pub fn apply_order_event(&mut self, ev: &OrderEvent) {
         if let crate::OrderUpdate::Modified(m) = &ev.update {
             let Some(i) = self.orders.iter().position(|o| o.id == ev.order) else { return };
-            let o = &mut self.orders[i];
-            if let Some(p) = m.price {
-                match &mut o.request.kind {
-                    OrderKind::Limit { price } | OrderKind::Stop { price } => *price = p,
-                    OrderKind::Market => {}
-                }
-            }
-            if let Some(q) = m.quantity {
-                o.request.size = OrderSize::Units(q);
-            }
+            self.orders[i].apply_modification(m);
         }
         if let Some(s) = ev.status() {
             self.set_order_status(ev.order, s);

@@ -146,6 +146,20 @@ impl Order {
     pub fn new(id: OrderId, submitted: Timestamp, request: OrderRequest) -> Self {
         Self { id, submitted, request, status: OrderStatus::Submitted, filled: 0.0 }
     }
+
+    /// Applies an accepted modification: the new limit or stop price (a market order has
+    /// none), the new total quantity.
+    pub fn apply_modification(&mut self, change: &Modification) {
+        if let Some(p) = change.price {
+            match &mut self.request.kind {
+                OrderKind::Limit { price } | OrderKind::Stop { price } => *price = p,
+                OrderKind::Market => {}
+            }
+        }
+        if let Some(q) = change.quantity {
+            self.request.size = OrderSize::Units(q);
+        }
+    }
 }
 
 /// The rule an order, cancel or modification broke.

@@ -298,3 +298,59 @@ fn a_cut_off_recording_is_flagged_once_and_json_logs_stay_json() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.matches("cut-off gzip member").count(), 1, "{err}");
 }
+
+/// The risk engine in a replay of the real spot recording: a position limit caps the position
+/// (working orders included) and refuses by name; a daily-loss breaker halts trading, no
+/// order is accepted until the next UTC day clears it; both show in the summary.
+#[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
+fn the_risk_engine_caps_positions_and_halts_on_a_daily_loss() {
+    let Some(path) = recordings().into_iter().find(|p| p.to_string_lossy().contains("spot")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |risk: &str, out: &Path| {
+        let file = out.with_extension("toml");
+        std::fs::write(&file, format!("[risk]\n{risk}")).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(["replay", "--file", path.to_str().unwrap(), "--strategy", "book_imbalance"])
+            .args(["-p", "levels=5", "-p", "threshold=0.3", "-p", "size=0.001"])
+            .args(["-p", "max_position=0.005", "--tick-size", "0.01", "--lot-size", "0.00001"])
+            .args(["--risk", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+        (stdout, std::fs::read_to_string(out.join("orders.csv")).unwrap())
+    };
+
+    // The strategy allows 0.005; the risk engine 0.002.
+    let (stdout, orders) = run("[risk.max_position]\nBTCUSDT = 0.002\n", &tmp.path().join("cap"));
+    assert!(
+        stdout.contains("risk: ACTIVE; refused ") && stdout.contains(" max_position"),
+        "{stdout}"
+    );
+    assert!(orders.contains("Risk(MaxPosition)"), "{orders}");
+    let position: f64 =
+        stdout.lines().find_map(|l| l.strip_prefix("BTCUSDT: position ")).unwrap().parse().unwrap();
+    assert!(position.abs() <= 0.002 + 1e-12, "{stdout}");
+
+    // A loss of a few cents for the day halts trading.
+    let (stdout, orders) = run("max_daily_loss = 0.05\n", &tmp.path().join("halt"));
+    assert!(stdout.contains("risk: ACTIVE -> HALTED at "), "{stdout}");
+    assert!(stdout.contains("max_daily_loss"), "{stdout}");
+    let ts = |l: &str| l.split(',').nth(1).unwrap().parse::<i64>().unwrap();
+    let halted = orders.lines().find(|l| l.contains("Risk(Halted)")).map(ts);
+    let halted = halted.unwrap_or_else(|| panic!("no order refused as halted\n{stdout}"));
+    // The recording runs past midnight UTC: the daily breaker clears when the next day begins.
+    const DAY: i64 = 86_400_000_000_000;
+    let next_day = (halted / DAY + 1) * DAY;
+    let late = orders
+        .lines()
+        .skip(1)
+        .filter(|l| l.ends_with(",Accepted") && (halted..next_day).contains(&ts(l)))
+        .count();
+    assert_eq!(late, 0, "orders accepted while halted\n{orders}");
+    assert!(stdout.contains("risk: HALTED -> ACTIVE at 2024-08-09 00:00:"), "{stdout}");
+    assert!(orders.lines().any(|l| l.ends_with(",Accepted") && ts(l) >= next_day), "{stdout}");
+}
