@@ -15,6 +15,7 @@
 //! });
 //! ```
 
+pub mod binance_rest;
 #[macro_use]
 pub mod cli;
 pub mod config;
