@@ -298,9 +298,12 @@ pub struct OrderReport {
     pub symbol: String,
     /// The exchange's id.
     pub order_id: u64,
-    /// Ours. (A cancel's answer carries the cancelled order's as `origClientOrderId`.)
-    #[serde(alias = "origClientOrderId")]
+    /// Ours; in a cancel's answer, the cancel request's own (the order's is then
+    /// `orig_client_order_id`): [`OrderReport::ours`] gives the order's in both.
     pub client_order_id: String,
+    /// In a cancel's answer: the cancelled order's client order id.
+    #[serde(default)]
+    pub orig_client_order_id: Option<String>,
     /// Limit price (`0` for market orders).
     #[serde(deserialize_with = "fixed")]
     pub price: Fixed,
@@ -318,6 +321,21 @@ pub struct OrderReport {
     /// `MARKET`, `LIMIT`, ...
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+impl OrderReport {
+    /// The order's client order id (a cancel's answer names it `origClientOrderId`).
+    pub fn ours(&self) -> &str {
+        self.orig_client_order_id.as_deref().unwrap_or(&self.client_order_id)
+    }
+
+    /// Whether the order can no longer trade.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "FILLED" | "CANCELED" | "REJECTED" | "EXPIRED" | "EXPIRED_IN_MATCH"
+        )
+    }
 }
 
 /// One of our trades (`GET /api/v3/myTrades`).

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod binance_rest;
+pub mod binance_sim;
 #[macro_use]
 pub mod cli;
 pub mod config;

@@ -5,6 +5,7 @@
 #[path = "../../../chain/tests/integration/common/mod.rs"]
 mod common;
 
+mod binance_rest;
 mod cli;
 mod ml_cli;
 mod onchain;
