@@ -290,6 +290,27 @@ pub struct NewOrder {
     pub client_order_id: String,
 }
 
+impl NewOrder {
+    /// A good-till-cancelled limit order at `price`, or a market order without one.
+    pub fn new(
+        symbol: &str,
+        side: Side,
+        quantity: Fixed,
+        price: Option<Fixed>,
+        client_order_id: &str,
+    ) -> Self {
+        Self {
+            symbol: symbol.into(),
+            side,
+            kind: if price.is_some() { "LIMIT" } else { "MARKET" },
+            time_in_force: price.map(|_| "GTC"),
+            quantity,
+            price,
+            client_order_id: client_order_id.into(),
+        }
+    }
+}
+
 /// An order as Binance reports it (`POST`, `GET` or `DELETE /api/v3/order`, `openOrders`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]

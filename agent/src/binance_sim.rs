@@ -37,6 +37,21 @@ pub struct SimSymbol {
     pub min_notional: f64,
 }
 
+impl SimSymbol {
+    /// BTCUSDT with Binance's filters for it (tick 0.01, step 0.00001, notional at least 5).
+    pub fn btcusdt() -> Self {
+        let fx = |v: &str| Fixed::parse(v).unwrap_or(Fixed::ZERO);
+        Self {
+            symbol: "BTCUSDT".into(),
+            base: "BTC".into(),
+            quote: "USDT".into(),
+            tick_size: fx("0.01"),
+            step_size: fx("0.00001"),
+            min_notional: 5.0,
+        }
+    }
+}
+
 /// An order as the exchange holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimOrder {

@@ -20,8 +20,10 @@ pub mod binance_sim;
 #[macro_use]
 pub mod cli;
 pub mod config;
+pub mod journal;
 pub mod ml;
 pub mod onchain;
 pub mod paper;
+pub mod reconcile;
 pub mod replay;
 pub mod wallet;

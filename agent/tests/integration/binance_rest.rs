@@ -13,29 +13,14 @@ fn f(s: &str) -> Fixed {
 }
 
 fn exchange() -> SimState {
-    let btc = SimSymbol {
-        symbol: "BTCUSDT".into(),
-        base: "BTC".into(),
-        quote: "USDT".into(),
-        tick_size: f("0.01"),
-        step_size: f("0.00001"),
-        min_notional: 5.0,
-    };
-    let mut s = SimState::new(KEY, SECRET, vec![btc], &[("USDT", 10_000.0), ("BTC", 0.0)]);
+    let mut s =
+        SimState::new(KEY, SECRET, vec![SimSymbol::btcusdt()], &[("USDT", 10_000.0), ("BTC", 0.0)]);
     s.price.insert("BTCUSDT".into(), 60_000.0);
     s
 }
 
-fn order(cid: &str, side: Side, kind: &'static str, qty: &str, price: Option<&str>) -> NewOrder {
-    NewOrder {
-        symbol: "BTCUSDT".into(),
-        side,
-        kind,
-        time_in_force: price.map(|_| "GTC"),
-        quantity: f(qty),
-        price: price.map(f),
-        client_order_id: cid.into(),
-    }
+fn order(cid: &str, side: Side, qty: &str, price: Option<&str>) -> NewOrder {
+    NewOrder::new("BTCUSDT", side, f(qty), price.map(f), cid)
 }
 
 fn api_code(e: &RestError) -> Option<i64> {
@@ -63,7 +48,7 @@ fn orders_round_trip_through_a_binance_format_exchange() {
 
         // A market buy fills at once; the exchange knows it by our id.
         let id = client_order_id("kairos-t1", OrderId(1));
-        let r = c.new_order(&order(&id, Side::Buy, "MARKET", "0.01", None)).await.unwrap();
+        let r = c.new_order(&order(&id, Side::Buy, "0.01", None)).await.unwrap();
         assert_eq!((r.status.as_str(), r.executed_qty), ("FILLED", f("0.01")));
         let q = c.query_order("BTCUSDT", &id).await.unwrap().expect("known");
         assert_eq!((q.ours(), q.status.as_str()), (id.as_str(), "FILLED"));
@@ -75,15 +60,10 @@ fn orders_round_trip_through_a_binance_format_exchange() {
 
         // A resting limit; the same id while it is open is refused as a duplicate.
         let rest = client_order_id("kairos-t1", OrderId(2));
-        let r = c
-            .new_order(&order(&rest, Side::Sell, "LIMIT", "0.005", Some("61000.00")))
-            .await
-            .unwrap();
+        let r = c.new_order(&order(&rest, Side::Sell, "0.005", Some("61000.00"))).await.unwrap();
         assert_eq!(r.status, "NEW");
-        let e = c
-            .new_order(&order(&rest, Side::Sell, "LIMIT", "0.005", Some("61000.00")))
-            .await
-            .unwrap_err();
+        let e =
+            c.new_order(&order(&rest, Side::Sell, "0.005", Some("61000.00"))).await.unwrap_err();
         assert_eq!(api_code(&e), Some(-2010), "{e}");
         assert!(e.to_string().contains("Duplicate order sent."), "{e}");
         assert_eq!(c.open_orders("BTCUSDT").await.unwrap().len(), 1);
@@ -96,10 +76,8 @@ fn orders_round_trip_through_a_binance_format_exchange() {
         assert_eq!(c.my_trades("BTCUSDT", Some(trades[1].id)).await.unwrap().len(), 1);
         // Once it is closed, Binance takes the same client id again: a second order. (Why a
         // restarted agent must ask before it resends.)
-        let again = c
-            .new_order(&order(&rest, Side::Sell, "LIMIT", "0.001", Some("62000.00")))
-            .await
-            .unwrap();
+        let again =
+            c.new_order(&order(&rest, Side::Sell, "0.001", Some("62000.00"))).await.unwrap();
         assert_eq!(again.status, "NEW");
         assert_eq!(sim.lock().orders.iter().filter(|o| o.client_order_id == rest).count(), 2);
 
@@ -111,21 +89,19 @@ fn orders_round_trip_through_a_binance_format_exchange() {
 
         // The exchange's filters, and a balance too small.
         let e = c
-            .new_order(&order("kairos-t1-5", Side::Buy, "LIMIT", "0.000015", Some("60000.00")))
+            .new_order(&order("kairos-t1-5", Side::Buy, "0.000015", Some("60000.00")))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("Filter failure: LOT_SIZE"), "{e}");
         let e = c
-            .new_order(&order("kairos-t1-6", Side::Buy, "LIMIT", "0.00001", Some("60000.00")))
+            .new_order(&order("kairos-t1-6", Side::Buy, "0.00001", Some("60000.00")))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("Filter failure: NOTIONAL"), "{e}");
-        let e =
-            c.new_order(&order("kairos-t1-7", Side::Buy, "MARKET", "1", None)).await.unwrap_err();
+        let e = c.new_order(&order("kairos-t1-7", Side::Buy, "1", None)).await.unwrap_err();
         assert!(e.to_string().contains("insufficient balance"), "{e}");
         // A client order id Binance would refuse is refused here.
-        let e =
-            c.new_order(&order("has space", Side::Buy, "MARKET", "0.001", None)).await.unwrap_err();
+        let e = c.new_order(&order("has space", Side::Buy, "0.001", None)).await.unwrap_err();
         assert!(matches!(e, RestError::Filter { .. }), "{e}");
     });
 }

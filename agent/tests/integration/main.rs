@@ -7,6 +7,7 @@ mod common;
 
 mod binance_rest;
 mod cli;
+mod journal;
 mod ml_cli;
 mod onchain;
 mod paper;
