@@ -342,6 +342,26 @@ pub struct OrderReport {
     /// `MARKET`, `LIMIT`, ...
     #[serde(rename = "type")]
     pub kind: String,
+    /// The trades a new order made at once (`newOrderRespType=FULL`).
+    #[serde(default)]
+    pub fills: Vec<OrderFill>,
+}
+
+/// One trade in a new order's answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderFill {
+    /// Price.
+    #[serde(deserialize_with = "fixed")]
+    pub price: Fixed,
+    /// Quantity.
+    #[serde(deserialize_with = "fixed")]
+    pub qty: Fixed,
+    /// Commission.
+    #[serde(deserialize_with = "fixed")]
+    pub commission: Fixed,
+    /// The trade's id.
+    pub trade_id: u64,
 }
 
 impl OrderReport {

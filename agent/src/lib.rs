@@ -21,6 +21,7 @@ pub mod binance_sim;
 pub mod cli;
 pub mod config;
 pub mod journal;
+pub mod live;
 pub mod ml;
 pub mod onchain;
 pub mod paper;

@@ -9,7 +9,7 @@
 
 /// Stops here if the test asked for it (see the module comment).
 #[cfg(feature = "test-hooks")]
-pub(crate) fn halt_at(point: &str) {
+pub fn halt_at(point: &str) {
     use std::collections::BTreeMap;
     use std::io::Write;
     use std::sync::Mutex;
@@ -41,4 +41,4 @@ pub(crate) fn halt_at(point: &str) {
 /// Compiled out: the `test-hooks` feature is off.
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
-pub(crate) fn halt_at(_point: &str) {}
+pub fn halt_at(_point: &str) {}

@@ -21,7 +21,8 @@ mod error;
 pub mod executor;
 pub mod feed;
 pub mod guard;
-mod hooks;
+#[doc(hidden)]
+pub mod hooks;
 pub mod journal;
 pub mod keys;
 pub mod keystore;

@@ -277,6 +277,20 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.settle(strategy);
     }
 
+    /// An answer from a venue that reports on its own time (a live exchange's acknowledgement,
+    /// fill or cancel, arriving from another task): `deliver` hands it to the execution
+    /// client, which books it through the [`Reports`]; then the strategy hears of it and its
+    /// requests go out, as after any event.
+    pub fn from_venue<S: Strategy + ?Sized, R>(
+        &mut self,
+        strategy: &mut S,
+        deliver: impl FnOnce(&mut X, &mut Context, &mut Reports) -> R,
+    ) -> R {
+        let r = deliver(&mut self.exec, &mut self.ctx, &mut self.reports);
+        self.settle(strategy);
+        r
+    }
+
     /// A custom data event (news, a model's answer, an on-chain event).
     pub fn data<S: Strategy + ?Sized>(&mut self, strategy: &mut S, data: &Data) {
         self.at(strategy, data.ts);

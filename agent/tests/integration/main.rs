@@ -8,6 +8,7 @@ mod common;
 mod binance_rest;
 mod cli;
 mod journal;
+mod live;
 mod ml_cli;
 mod onchain;
 mod paper;
