@@ -254,7 +254,8 @@ impl SymbolRules {
     }
 }
 
-fn on_step(v: Fixed, step: Fixed) -> bool {
+/// Whether `v` is a whole number of `step`s (any value when the step is zero).
+pub(crate) fn on_step(v: Fixed, step: Fixed) -> bool {
     step.is_zero() || v.units() % step.units() == 0
 }
 

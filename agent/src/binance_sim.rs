@@ -470,7 +470,7 @@ fn handle(
                 return error(StatusCode::BAD_REQUEST, -2010, "Duplicate order sent.", w);
             }
             let steps = |v: f64, step: Fixed| {
-                Fixed::from_f64(v).is_some_and(|f| step.is_zero() || f.units() % step.units() == 0)
+                Fixed::from_f64(v).is_some_and(|f| crate::binance_rest::on_step(f, step))
             };
             if qty < spec.step_size.to_f64() || !steps(qty, spec.step_size) {
                 return error(StatusCode::BAD_REQUEST, -1013, "Filter failure: LOT_SIZE", w);
