@@ -120,6 +120,18 @@ enum Command {
     Replay(ReplayArgs),
     /// Run a strategy on live feeds with paper execution (see examples/agent.toml).
     Paper(PaperArgs),
+    /// Run the agent headless: feeds, strategy, risk engine, execution (paper or Binance
+    /// spot), journal and the operations server, until SIGTERM or Ctrl-C (see
+    /// examples/agent.toml).
+    Run(RunArgs),
+    /// Check an agent's config: print what it will connect to and what it may spend, without
+    /// trading.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Pull a running agent's kill switch: trading HALTED, working orders cancelled.
+    Kill(ControlArgs),
+    /// Show a running agent's state: feeds, positions, PnL, risk state, recent orders.
+    Status(StatusArgs),
     /// Record a live feed to a file `kairos replay` reads (`<receive ns> <raw JSON>` a line).
     Record(RecordArgs),
     /// Load and validate data files; print what they hold and how their timestamps read.
@@ -248,6 +260,10 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Replay(a) => replay(&registry, a),
         Command::Paper(a) => paper(&registry, a),
         Command::Record(a) => record(a),
+        Command::Run(a) => run_agent(&registry, a),
+        Command::Agent(AgentCommand::Check(a)) => agent_check(&registry, a),
+        Command::Kill(a) => kill_agent(a),
+        Command::Status(a) => agent_status(a),
         Command::Keys(cmd) => crate::wallet::keys(cmd),
         Command::Tx(cmd) => crate::wallet::tx(cmd),
         Command::Swap(a) => crate::onchain::swap(*a),
@@ -347,6 +363,41 @@ struct PaperArgs {
     /// Folder for fills.csv and orders.csv (overrides `out`).
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The agent's config file (every key is documented in examples/agent.toml; environment
+    /// variables `KAIROS__SECTION__KEY` override its keys).
+    #[arg(long, env = "KAIROS_AGENT_CONFIG")]
+    config: PathBuf,
+    /// Stop after this many seconds (overrides `duration_s`).
+    #[arg(long, allow_negative_numbers = true)]
+    duration_s: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Validate the config and print what the agent will connect to and may spend; nothing
+    /// is sent anywhere.
+    Check(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct ControlArgs {
+    /// The running agent's config file (its `[server]` and `journal`).
+    #[arg(long, env = "KAIROS_AGENT_CONFIG")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The running agent's config file (its `[server]` and `journal`).
+    #[arg(long, env = "KAIROS_AGENT_CONFIG")]
+    config: PathBuf,
+    /// Print the agent's `/status` JSON as it is.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -546,6 +597,157 @@ fn paper(registry: &Registry, a: PaperArgs) -> Result<()> {
         crate::replay::write_report(dir, &report)?;
         say!("wrote {}/fills.csv and orders.csv", dir.display());
     }
+    Ok(())
+}
+
+fn load_agent(a: &RunArgs) -> Result<crate::paper::AgentFile> {
+    let mut cfg = crate::paper::AgentFile::load(&a.config)?;
+    if let Some(d) = a.duration_s {
+        if !(d.is_finite() && d >= 0.0) {
+            bail!("--duration-s {d} is not a number of seconds");
+        }
+        cfg.duration_s = d;
+    }
+    Ok(cfg)
+}
+
+fn agent_check(registry: &Registry, a: RunArgs) -> Result<()> {
+    let cfg = load_agent(&a)?;
+    let params = crate::config::params_as_text(&cfg.params);
+    registry.build(&cfg.strategy, &params)?;
+    print!("{}", crate::run::describe(&cfg, &a.config)?);
+    println!("ok: the config is valid (nothing was sent anywhere)");
+    Ok(())
+}
+
+fn run_agent(registry: &Registry, a: RunArgs) -> Result<()> {
+    let cfg = load_agent(&a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let report = rt.block_on(async {
+        let stop = stop_signal(None);
+        let (kill_tx, kill_rx) = tokio::sync::mpsc::unbounded_channel();
+        #[cfg(unix)]
+        if let Ok(mut s) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        {
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if kill_tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        say!(
+            "run: {} on {} ({} venue, journal {})",
+            cfg.strategy,
+            cfg.symbols().join(", "),
+            cfg.venue.kind,
+            cfg.journal.as_ref().map_or("none".into(), |p| p.display().to_string())
+        );
+        crate::run::run(&cfg, registry, stop, Some(kill_rx)).await
+    })?;
+    let s = &report.last;
+    println!(
+        "run: {} orders, {} fills, {} cancelled, {} rejected, {} working at exit; trading {}{}",
+        s.orders,
+        s.fills,
+        s.cancelled,
+        s.rejections.values().sum::<u64>(),
+        s.working,
+        s.trading_state,
+        s.risk_reason.as_deref().map_or(String::new(), |r| format!(" ({r})"))
+    );
+    println!(
+        "run: equity {:.2}, realised {:.2}, unrealised {:.2}, {} messages in {:.1} s",
+        s.equity, s.realised_pnl, s.unrealised_pnl, s.messages, report.run_s
+    );
+    Ok(())
+}
+
+/// The base URL of a running agent's operations server.
+fn server_url(cfg: &crate::paper::AgentFile) -> Option<String> {
+    let sv = cfg.server.as_ref()?;
+    let addr = sv.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+    // Port 0 picks a port at start: the journal has the one it took.
+    if addr.ends_with(":0") {
+        let j = crate::journal::Journal::open_read_only(cfg.journal.as_ref()?).ok()?;
+        let listening = j.events(200).ok()?.into_iter().rev().find(|(_, k, _)| k == "listening")?;
+        return Some(format!("http://{}", listening.2.replace("0.0.0.0", "127.0.0.1")));
+    }
+    Some(format!("http://{addr}"))
+}
+
+fn kill_agent(a: ControlArgs) -> Result<()> {
+    let cfg = crate::paper::AgentFile::load(&a.config)?;
+    let token = match &cfg.server {
+        Some(sv) => sv.token()?,
+        None => None,
+    };
+    if let (Some(url), Some(token)) = (server_url(&cfg), token) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let answer = rt.block_on(async {
+            let r = reqwest_feeds::Client::new()
+                .post(format!("{url}/kill?by=cli"))
+                .bearer_auth(token.as_str())
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await?;
+            let status = r.status();
+            Ok::<_, reqwest_feeds::Error>((status, r.text().await.unwrap_or_default()))
+        });
+        match answer {
+            Ok((st, body)) if st.is_success() => {
+                println!("{}", body.trim());
+                return Ok(());
+            }
+            Ok((st, body)) => bail!("{url}/kill answered {st}: {}", body.trim()),
+            Err(e) => say!("{url}/kill: {e}; trying the signal"),
+        }
+    }
+    let journal = cfg.journal.as_ref().context(
+        "no way to reach the agent: configure [server] with a token, or a journal (whose lock file holds the agent's process id)",
+    )?;
+    let pid = crate::journal::holder(journal).with_context(|| {
+        format!("no agent holds the journal {}: is it running?", journal.display())
+    })?;
+    let ok = std::process::Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .context("cannot run kill")?
+        .success();
+    if !ok {
+        bail!("could not signal process {pid}");
+    }
+    println!("kill switch pulled: sent SIGUSR1 to the agent (process {pid})");
+    Ok(())
+}
+
+fn agent_status(a: StatusArgs) -> Result<()> {
+    let cfg = crate::paper::AgentFile::load(&a.config)?;
+    let url = server_url(&cfg).context(
+        "the agent has no [server] in its config: `kairos status` reads its /status endpoint",
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let body = rt
+        .block_on(async {
+            reqwest_feeds::Client::new()
+                .get(format!("{url}/status"))
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await
+        })
+        .with_context(|| format!("cannot read {url}/status: is the agent running?"))?;
+    if a.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let s: crate::ops::Snapshot = serde_json::from_str(&body)
+        .with_context(|| format!("{url}/status: not an agent's status"))?;
+    print!("{}", crate::ops::describe(&s));
     Ok(())
 }
 

@@ -101,9 +101,96 @@ pub fn params_as_text(params: &BTreeMap<String, toml::Value>) -> Vec<(String, St
         .collect()
 }
 
+/// Applies one environment override `KAIROS__SECTION__KEY=value` to a parsed config file.
+/// Each part of the name is a table key (matched without regard to case, lower case when
+/// new) or, on an array of tables, an index from 0. The value is TOML when it parses as a
+/// TOML value, a string otherwise.
+pub fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<()> {
+    let parts: Vec<&str> = name
+        .strip_prefix("KAIROS__")
+        .unwrap_or(name)
+        .split("__")
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        anyhow::bail!("environment variable {name}: name a key (KAIROS__SECTION__KEY)");
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let key_in = |t: &toml::Table, part: &str| {
+        t.keys()
+            .find(|k| k.eq_ignore_ascii_case(part))
+            .cloned()
+            .unwrap_or(part.to_ascii_lowercase())
+    };
+    let mut at = table;
+    for (n, part) in parts.iter().enumerate() {
+        let key = key_in(at, part);
+        let last = n + 1 == parts.len();
+        if last {
+            at.insert(key, parsed);
+            return Ok(());
+        }
+        let entry = at.entry(key.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+        at = match entry {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(a) => {
+                let next = parts[n + 1];
+                let Ok(i) = next.parse::<usize>() else {
+                    anyhow::bail!(
+                        "environment variable {name}: `{key}` is a list; give an index (KAIROS__{}__0__...)",
+                        key.to_ascii_uppercase()
+                    );
+                };
+                let len = a.len();
+                let Some(toml::Value::Table(t)) = a.get_mut(i) else {
+                    anyhow::bail!("environment variable {name}: `{key}` has {len} entries, no {i}");
+                };
+                if n + 2 == parts.len() {
+                    anyhow::bail!("environment variable {name}: name a key inside `{key}` #{i}");
+                }
+                // The index is consumed here; the loop goes on with the key after it.
+                return apply_override(t, &format!("KAIROS__{}", parts[n + 2..].join("__")), value)
+                    .map_err(|e| anyhow::anyhow!("{e} (from {name})"));
+            }
+            _ => anyhow::bail!("environment variable {name}: `{key}` is not a section"),
+        };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_overrides_reach_sections_lists_and_symbols() {
+        let mut t: toml::Table = toml::from_str(
+            "cash = 1.0\n[risk]\nmax_daily_loss = 5\n[risk.max_position]\nBTCUSDT = 0.1\n[[binance]]\nmarket = \"spot\"\n",
+        )
+        .unwrap();
+        apply_override(&mut t, "KAIROS__CASH", "5000").unwrap();
+        apply_override(&mut t, "KAIROS__RISK__MAX_DAILY_LOSS", "250.5").unwrap();
+        apply_override(&mut t, "KAIROS__RISK__MAX_POSITION__BTCUSDT", "0.02").unwrap();
+        apply_override(&mut t, "KAIROS__BINANCE__0__WS_URL", "ws://127.0.0.1:9000").unwrap();
+        apply_override(&mut t, "KAIROS__VENUE__KIND", "binance-spot").unwrap();
+        apply_override(&mut t, "KAIROS__BINANCE__0__SYMBOLS", "[\"BTCUSDT\", \"ETHUSDT\"]")
+            .unwrap();
+        assert_eq!(t["cash"].as_integer(), Some(5000));
+        assert_eq!(t["risk"]["max_daily_loss"].as_float(), Some(250.5));
+        assert_eq!(t["risk"]["max_position"]["BTCUSDT"].as_float(), Some(0.02));
+        assert_eq!(t["binance"][0]["ws_url"].as_str(), Some("ws://127.0.0.1:9000"));
+        assert_eq!(t["binance"][0]["symbols"].as_array().unwrap().len(), 2);
+        assert_eq!(t["venue"]["kind"].as_str(), Some("binance-spot"));
+        let e = apply_override(&mut t, "KAIROS__BINANCE__3__WS_URL", "x").unwrap_err().to_string();
+        assert!(e.contains("has 1 entries, no 3"), "{e}");
+        let e = apply_override(&mut t, "KAIROS__BINANCE__WS_URL", "x").unwrap_err().to_string();
+        assert!(e.contains("give an index"), "{e}");
+        let e = apply_override(&mut t, "KAIROS__CASH__X", "1").unwrap_err().to_string();
+        assert!(e.contains("`cash` is not a section"), "{e}");
+    }
 
     #[test]
     fn parses_and_rejects_unknown_keys() {

@@ -116,7 +116,7 @@ pub struct JournalFill {
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
-    _lock: Option<std::fs::File>,
+    _lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -136,8 +136,11 @@ impl Journal {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
         let err = |reason: String| JournalError { path: path.clone(), reason };
-        let lock =
-            if path.as_os_str() == ":memory:" { None } else { Some(lock(&path).map_err(err)?) };
+        let lock = if path.as_os_str() == ":memory:" {
+            None
+        } else {
+            Some(lock(&path).map_err(err)?.into())
+        };
         let conn = Connection::open(&path).map_err(|e| err(e.to_string()))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -215,6 +218,30 @@ impl Journal {
             }
         }
         Ok(Self { conn, path, _lock: lock })
+    }
+
+    /// Opens a journal to read it while its agent runs (no lock is taken; nothing can be
+    /// written).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let path = path.as_ref().to_path_buf();
+        let err = |reason: String| JournalError { path: path.clone(), reason };
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| err(e.to_string()))?;
+        Ok(Self { conn, path, _lock: None })
+    }
+
+    /// Another handle on the same journal (its own SQLite connection; the lock is shared and
+    /// held until the last handle is dropped), for another part of the same agent.
+    pub fn clone_handle(&self) -> Result<Self, JournalError> {
+        let err = |reason: String| JournalError { path: self.path.clone(), reason };
+        if self._lock.is_none() {
+            return Err(err("an in-memory journal has one handle".into()));
+        }
+        let conn = Connection::open(&self.path).map_err(|e| err(e.to_string()))?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self { conn, path: self.path.clone(), _lock: self._lock.clone() })
     }
 
     /// The file.
@@ -485,10 +512,24 @@ impl Journal {
     }
 }
 
-fn lock(path: &Path) -> Result<std::fs::File, String> {
+/// The process id holding the journal at `path`, if a process holds it.
+pub fn holder(path: &Path) -> Option<u32> {
+    let lock_path = lock_path(path);
+    let file = std::fs::File::open(&lock_path).ok()?;
+    if file.try_lock_shared().is_ok() {
+        return None; // nobody holds it
+    }
+    std::fs::read_to_string(&lock_path).ok()?.trim().parse().ok()
+}
+
+fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
-    let lock_path = PathBuf::from(name);
+    PathBuf::from(name)
+}
+
+fn lock(path: &Path) -> Result<std::fs::File, String> {
+    let lock_path = lock_path(path);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -496,7 +537,13 @@ fn lock(path: &Path) -> Result<std::fs::File, String> {
         .open(&lock_path)
         .map_err(|e| format!("lock file {}: {e}", lock_path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => {
+            // The holder's process id, for `kairos kill` and `kairos status`.
+            use std::io::Write as _;
+            let _ = file.set_len(0);
+            let _ = writeln!(&file, "{}", std::process::id());
+            Ok(file)
+        }
         Err(std::fs::TryLockError::WouldBlock) => {
             Err("in use by another process (another agent on this journal); stop it first".into())
         }

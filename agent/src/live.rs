@@ -110,8 +110,8 @@ pub struct LiveVenue {
     journal: Journal,
     venue: String,
     prefix: String,
-    rules: Vec<SymbolRules>,
-    tx: mpsc::UnboundedSender<VenueRequest>,
+    rules: Vec<Option<SymbolRules>>,
+    tx: Option<mpsc::UnboundedSender<VenueRequest>>,
     orders: BTreeMap<OrderId, LiveOrder>,
     rejected: u64,
 }
@@ -134,12 +134,13 @@ fn now_ms() -> i64 {
 impl LiveVenue {
     /// A client journalling into `journal` under `venue`, with client order ids
     /// `{prefix}-{n}`, the exchange's `rules` for each of the context's instruments (in
-    /// order), and the channel to the venue task.
+    /// order; `None` for an instrument of another venue, whose orders it refuses), and the
+    /// channel to the venue task.
     pub fn new(
         journal: Journal,
         venue: &str,
         prefix: &str,
-        rules: Vec<SymbolRules>,
+        rules: Vec<Option<SymbolRules>>,
         tx: mpsc::UnboundedSender<VenueRequest>,
     ) -> Self {
         Self {
@@ -147,10 +148,20 @@ impl LiveVenue {
             venue: venue.into(),
             prefix: prefix.into(),
             rules,
-            tx,
+            tx: Some(tx),
             orders: BTreeMap::new(),
             rejected: 0,
         }
+    }
+
+    /// Closes the channel to the venue task: it ends after what it was already asked for.
+    /// Orders asked for from now on are refused.
+    pub fn close(&mut self) {
+        self.tx = None;
+    }
+
+    fn send(&self, req: VenueRequest) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(req).is_ok())
     }
 
     /// The journal.
@@ -181,8 +192,12 @@ impl LiveVenue {
     }
 
     fn submit(&mut self, ctx: &mut Context, order: &Order, out: &mut Reports) {
+        if self.tx.is_none() {
+            let why = "not sent: the agent is stopping".to_string();
+            return self.reject(ctx, order, RejectRule::Venue, why, out);
+        }
         let r = &order.request;
-        let Some(rules) = self.rules.get(r.instrument.index()).cloned() else {
+        let Some(rules) = self.rules.get(r.instrument.index()).cloned().flatten() else {
             return self.reject(
                 ctx,
                 order,
@@ -309,7 +324,7 @@ impl LiveVenue {
                 done: false,
             },
         );
-        if self.tx.send(VenueRequest::New { order: order.id, new }).is_err() {
+        if !self.send(VenueRequest::New { order: order.id, new }) {
             tracing::error!(
                 "the venue task is gone: the order stays an intent for the next start to settle"
             );
@@ -450,7 +465,7 @@ impl Execution for LiveVenue {
                             symbol: ctx.instrument(*instrument).symbol.clone(),
                             client_id: o.client_id.clone(),
                         };
-                        let _ = self.tx.send(req);
+                        let _ = self.send(req);
                     }
                     None => {
                         let update = OrderUpdate::CancelRejected(Rejection::new(

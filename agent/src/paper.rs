@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use kairos_engine::paper::{PaperConfig, PaperVenue};
 use kairos_engine::risk::{Risk, RiskLimits};
-use kairos_engine::{Engine, LiveClock, Reports};
+use kairos_engine::{Engine, Execution as _, LiveClock, Reports};
 use kairos_feeds::binance::Market;
 use kairos_feeds::binance_live::{BinanceFeed, FeedEvent};
 use kairos_feeds::coinbase_live::{CoinbaseFeed, FeedEvent as CbEvent};
@@ -21,7 +22,9 @@ use kairos_strategies::{
     Context, Instrument, InstrumentId, MarketEvent, Registry, Strategy, Timestamp,
 };
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::live::VenueReport;
 
 use crate::replay::{Recorder, ReplayReport};
 
@@ -60,6 +63,16 @@ pub struct AgentFile {
     /// The risk engine's limits and breakers (`kairos_engine::risk::RiskLimits`).
     #[serde(default)]
     pub risk: RiskLimits,
+    /// Where `kairos run` sends orders [default: the paper venue].
+    #[serde(default)]
+    pub venue: crate::run::VenueSpec,
+    /// The journal file of `kairos run` (relative to the config file).
+    pub journal: Option<PathBuf>,
+    /// The operations endpoint of `kairos run`.
+    pub server: Option<crate::run::ServerSpec>,
+    /// What stopping does.
+    #[serde(default)]
+    pub shutdown: crate::run::ShutdownSpec,
 }
 
 fn default_cash() -> f64 {
@@ -156,15 +169,47 @@ fn default_poll_ms() -> u64 {
 }
 
 impl AgentFile {
-    /// Reads, parses and checks a config file.
+    /// Reads, parses and checks a config file, with the environment's `KAIROS__SECTION__KEY`
+    /// overrides applied.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, std::env::vars())
+    }
+
+    /// [`AgentFile::load`] with the overrides taken from `env` (`KAIROS__CASH=5000`,
+    /// `KAIROS__VENUE__REST_URL=...`, `KAIROS__BINANCE__0__WS_URL=...` for the first
+    /// `[[binance]]`). A value is read as TOML when it parses as one (`5000`, `true`,
+    /// `["BTCUSDT"]`), as a string otherwise.
+    pub fn load_with(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut cfg: AgentFile =
-            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
-        if let Some(o) = cfg.out.take() {
-            let base = path.parent().unwrap_or(Path::new("."));
-            cfg.out = Some(if o.is_absolute() { o } else { base.join(o) });
+        let mut overrides: Vec<(String, String)> =
+            env.into_iter().filter(|(k, _)| k.starts_with("KAIROS__")).collect();
+        overrides.sort();
+        let mut cfg: AgentFile = if overrides.is_empty() {
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+        } else {
+            let mut table: toml::Table =
+                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+            for (k, v) in &overrides {
+                crate::config::apply_override(&mut table, k, v)?;
+            }
+            let names: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+            toml::Value::Table(table).try_into().with_context(|| {
+                format!(
+                    "config file {} with the environment's {}",
+                    path.display(),
+                    names.join(", ")
+                )
+            })?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        cfg.out = cfg.out.take().map(rel);
+        cfg.journal = cfg.journal.take().map(rel);
+        cfg.venue.api_key_file = cfg.venue.api_key_file.take().map(rel);
+        cfg.venue.api_secret_file = cfg.venue.api_secret_file.take().map(rel);
+        if let Some(s) = &mut cfg.server {
+            s.token_file = s.token_file.take().map(rel);
         }
         cfg.check()?;
         Ok(cfg)
@@ -178,6 +223,8 @@ impl AgentFile {
             bail!("duration_s = {} is not a number of seconds", self.duration_s);
         }
         self.paper.validate().map_err(|e| anyhow::anyhow!("[paper] {e}"))?;
+        self.venue.check()?;
+        self.shutdown.check()?;
         let symbols = self.symbols();
         let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
         self.risk.validate(&symbols).map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
@@ -249,7 +296,7 @@ impl AgentFile {
     }
 
     /// The symbols whose trading waits for a synchronised book.
-    fn book_symbols(&self) -> Vec<String> {
+    pub(crate) fn book_symbols(&self) -> Vec<String> {
         let binance =
             self.binance.iter().flat_map(|b| b.symbols.iter().map(|s| s.to_ascii_uppercase()));
         binance.chain(self.coinbase.iter().flat_map(|c| c.products.iter().cloned())).collect()
@@ -348,173 +395,323 @@ pub async fn run(
 pub async fn run_with<S: Strategy>(
     cfg: &AgentFile,
     strategy: S,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(ReplayReport, S)> {
     let instruments = cfg.instrument_table()?;
-    let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();
-    let id_of = |s: &str| symbols.iter().position(|x| x == s).map(|i| InstrumentId(i as u32));
-    let (tx, mut rx) = mpsc::channel::<Source>(8192);
-    let (feed_stop_tx, feed_stop) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for b in &cfg.binance {
-        let refs: Vec<&str> = b.symbols.iter().map(String::as_str).collect();
-        let mut feed = BinanceFeed::new(market(&b.market)?, &refs);
-        if let Some(u) = &b.ws_url {
-            feed.ws_base = u.clone();
-        }
-        if let Some(u) = &b.rest_url {
-            feed.rest_base = u.clone();
-        }
-        if let Some(l) = b.depth_limit {
-            feed.depth_limit = l;
-        }
-        apply_timings(
-            &mut feed.ws,
-            [b.stale_after_s, b.ping_every_s, b.backoff_min_s, b.backoff_max_s],
-        );
-        if let Some(s) = b.backoff_min_s {
-            feed.snapshot_retry = Duration::from_secs_f64(s.max(0.01));
-        }
-        let (ftx, frx) = mpsc::channel(8192);
-        tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
-        tasks.push(tokio::spawn(relay(frx, tx.clone(), Source::Binance)));
-    }
-    for c in &cfg.coinbase {
-        let refs: Vec<&str> = c.products.iter().map(String::as_str).collect();
-        let mut feed = CoinbaseFeed::new(&refs);
-        if let Some(u) = &c.ws_url {
-            feed.ws.url = u.clone();
-        }
-        apply_timings(
-            &mut feed.ws,
-            [c.stale_after_s, c.ping_every_s, c.backoff_min_s, c.backoff_max_s],
-        );
-        let (ftx, frx) = mpsc::channel(8192);
-        tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
-        tasks.push(tokio::spawn(relay(frx, tx.clone(), Source::Coinbase)));
-    }
-    for d in &cfg.dex {
-        let Some(id) = id_of(&d.symbol) else { continue };
-        tasks.push(tokio::spawn(dex_task(d.clone(), id, tx.clone(), feed_stop.clone())));
-    }
-    drop(tx);
+    let feeds = Feeds::spawn(cfg)?;
     let ctx = Context::new(instruments.clone(), cfg.cash);
     let venue = Risk::new(PaperVenue::new(cfg.paper), cfg.risk.clone(), &ctx)
         .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
     let mut engine = Engine::new(ctx, venue, LiveClock, Reports::new(true));
-    for s in cfg.book_symbols() {
-        if let Some(id) = id_of(&s) {
-            engine.halt(id, "book not synchronised yet");
-        }
-    }
     let mut strategy = Recorder { inner: strategy, events: Vec::new() };
-    engine.start(&mut strategy);
-    let deadline = (cfg.duration_s > 0.0)
-        .then(|| tokio::time::Instant::now() + Duration::from_secs_f64(cfg.duration_s));
-    let started = std::time::Instant::now();
-    let (mut messages, mut malformed) = (0u64, 0u64);
-    let mut counts = kairos_feeds::normalise::Counts::default();
-    // Once stopping: the feeds are told to stop, and what they already received is still
-    // handled (nothing that reached the agent is dropped) until every feed has ended, or for
-    // at most `DRAIN` when one does not.
-    let mut draining: Option<tokio::time::Instant> = None;
-    loop {
-        // Sleep until the strategy's next timer (wall clock), the deadline, or an event.
-        let timer_in = engine.next_timer().and_then(|t| {
-            let now = kairos_engine::Clock::now(&LiveClock)?;
-            Some(Duration::from_nanos((t.0 - now.0).max(0) as u64))
-        });
-        let sleep = tokio::time::sleep(timer_in.unwrap_or(Duration::from_secs(3600)));
-        tokio::select! {
-            ev = rx.recv() => {
-                let Some(ev) = ev else { break };
-                messages += 1;
-                match ev {
-                    Source::Dex(e) => engine.market(&mut strategy, &e),
-                    Source::Binance(FeedEvent::Book { symbol, update_id, event_ms, levels, .. }) => {
-                        let Some(id) = id_of(&symbol) else { continue };
-                        counts.books += 1;
-                        let ts = Timestamp::from_millis(event_ms as i64);
-                        engine.book(&mut strategy, &levels.update(id, ts, update_id));
-                    }
-                    Source::Binance(FeedEvent::Trade(t)) => {
-                        let Some(id) = id_of(&t.symbol) else { continue };
-                        counts.trades += 1;
-                        engine.market(&mut strategy, &MarketEvent::Trade(kairos_feeds::normalise::trade(id, &t)));
-                    }
-                    Source::Binance(FeedEvent::Status { symbol, synced, why }) => {
-                        let Some(id) = id_of(&symbol) else { continue };
-                        tracing::info!(%symbol, synced, "{why}");
-                        engine.status(&mut strategy, id, synced, &why);
-                    }
-                    Source::Binance(FeedEvent::Malformed(m)) => {
-                        malformed += 1;
-                        tracing::debug!("skipped a message: {m}");
-                    }
-                    Source::Binance(FeedEvent::Top(..)) => {}
-                    Source::Coinbase(CbEvent::Book { product, sequence, ts_ns, levels, .. }) => {
-                        let Some(id) = id_of(&product) else { continue };
-                        counts.books += 1;
-                        engine.book(&mut strategy, &levels.update(id, Timestamp(ts_ns), sequence));
-                    }
-                    Source::Coinbase(CbEvent::Trade(t)) => {
-                        let Some(id) = id_of(&t.product) else { continue };
-                        counts.trades += 1;
-                        let trade = kairos_feeds::normalise::coinbase_trade(id, &t);
-                        engine.market(&mut strategy, &MarketEvent::Trade(trade));
-                    }
-                    Source::Coinbase(CbEvent::Status { product, synced, why }) => {
-                        let Some(id) = id_of(&product) else { continue };
-                        tracing::info!(%product, synced, "{why}");
-                        engine.status(&mut strategy, id, synced, &why);
-                    }
-                    Source::Coinbase(CbEvent::Malformed(m)) => {
-                        malformed += 1;
-                        tracing::debug!("skipped a message: {m}");
-                    }
-                }
-            }
-            _ = sleep => engine.tick(&mut strategy),
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if draining.is_none() => {
-                let _ = feed_stop_tx.send(true);
-                draining = Some(tokio::time::Instant::now() + DRAIN);
-            }
-            _ = stop.changed(), if draining.is_none() => {
-                let _ = feed_stop_tx.send(true);
-                draining = Some(tokio::time::Instant::now() + DRAIN);
-            }
-            _ = async { match draining { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                tracing::warn!("a feed did not stop within {} s; stopping without it", DRAIN.as_secs());
-                break;
-            }
-        }
-    }
-    let _ = feed_stop_tx.send(true);
-    for t in tasks {
-        let _ = tokio::time::timeout(DRAIN, t).await;
-    }
-    engine.stop(&mut strategy);
+    let mut hooks = Hooks { venue: None, poke: None, cancel_on_stop: false, drain: DRAIN };
+    let tally = drive(cfg, &mut engine, &mut strategy, feeds, &mut hooks, stop, |_, _| {}).await;
     let (fills, _) = engine.take_history();
     let positions =
-        (0..symbols.len()).map(|k| engine.ctx.position(InstrumentId(k as u32))).collect();
+        (0..instruments.len()).map(|k| engine.ctx.position(InstrumentId(k as u32))).collect();
     let (risk_state, risk_refused, risk_transitions) = ReplayReport::risk_of(&engine.exec);
     let report = ReplayReport {
         instruments,
-        messages,
-        malformed,
-        counts,
+        messages: tally.messages,
+        malformed: tally.malformed,
+        counts: tally.counts,
         fills,
         events: strategy.events,
         halted_rejects: engine.halted_rejects(),
         equity: engine.ctx.equity(),
         cash: cfg.cash,
         positions,
-        run_s: started.elapsed().as_secs_f64(),
+        run_s: tally.run_s,
         risk_state,
         risk_refused,
         risk_transitions,
     };
     Ok((report, strategy.inner))
+}
+
+/// The running feeds of a session: their events arrive on one channel.
+pub(crate) struct Feeds {
+    rx: mpsc::Receiver<Source>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Feeds {
+    /// Starts every feed of the config (on the current tokio runtime).
+    pub(crate) fn spawn(cfg: &AgentFile) -> Result<Self> {
+        let symbols = cfg.symbols();
+        let id_of = |s: &str| symbols.iter().position(|x| x == s).map(|i| InstrumentId(i as u32));
+        let (tx, rx) = mpsc::channel::<Source>(8192);
+        let (stop, feed_stop) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for b in &cfg.binance {
+            let refs: Vec<&str> = b.symbols.iter().map(String::as_str).collect();
+            let mut feed = BinanceFeed::new(market(&b.market)?, &refs);
+            if let Some(u) = &b.ws_url {
+                feed.ws_base = u.clone();
+            }
+            if let Some(u) = &b.rest_url {
+                feed.rest_base = u.clone();
+            }
+            if let Some(l) = b.depth_limit {
+                feed.depth_limit = l;
+            }
+            apply_timings(
+                &mut feed.ws,
+                [b.stale_after_s, b.ping_every_s, b.backoff_min_s, b.backoff_max_s],
+            );
+            if let Some(s) = b.backoff_min_s {
+                feed.snapshot_retry = Duration::from_secs_f64(s.max(0.01));
+            }
+            let (ftx, frx) = mpsc::channel(8192);
+            tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
+            tasks.push(tokio::spawn(relay(frx, tx.clone(), Source::Binance)));
+        }
+        for c in &cfg.coinbase {
+            let refs: Vec<&str> = c.products.iter().map(String::as_str).collect();
+            let mut feed = CoinbaseFeed::new(&refs);
+            if let Some(u) = &c.ws_url {
+                feed.ws.url = u.clone();
+            }
+            apply_timings(
+                &mut feed.ws,
+                [c.stale_after_s, c.ping_every_s, c.backoff_min_s, c.backoff_max_s],
+            );
+            let (ftx, frx) = mpsc::channel(8192);
+            tasks.push(tokio::spawn(feed.run(ftx, feed_stop.clone())));
+            tasks.push(tokio::spawn(relay(frx, tx.clone(), Source::Coinbase)));
+        }
+        for d in &cfg.dex {
+            let Some(id) = id_of(&d.symbol) else { continue };
+            tasks.push(tokio::spawn(dex_task(d.clone(), id, tx.clone(), feed_stop.clone())));
+        }
+        Ok(Self { rx, stop, tasks })
+    }
+}
+
+/// Applies a venue task's report to the execution client.
+pub(crate) type ApplyReport<Y> = fn(&mut Y, &mut Context, VenueReport, &mut Reports);
+
+/// What a session does besides feeding its engine market events.
+pub(crate) struct Hooks<Y> {
+    /// A live venue task's reports, and how the execution client books them.
+    pub venue: Option<(mpsc::UnboundedReceiver<VenueReport>, ApplyReport<Y>)>,
+    /// Woken when the kill switch is pulled: the risk engine halts at once, not at the next
+    /// event.
+    pub poke: Option<Arc<Notify>>,
+    /// Cancel working orders when stopping (and wait, within `drain`, for the venue to say
+    /// they ended).
+    pub cancel_on_stop: bool,
+    /// How long a stopping session waits for its feeds, then for its cancels.
+    pub drain: Duration,
+}
+
+/// What a session saw.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Feed messages handled.
+    pub messages: u64,
+    /// Messages that did not parse.
+    pub malformed: u64,
+    /// Books and trades.
+    pub counts: kairos_feeds::normalise::Counts,
+    /// Seconds the session ran.
+    pub run_s: f64,
+}
+
+/// What the session just handed the engine, for its observers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Seen {
+    /// A market event of an instrument, with its exchange time.
+    Market(InstrumentId, Timestamp),
+    /// An instrument's book went in or out of sync.
+    Status(InstrumentId, bool),
+    /// A message that did not parse.
+    Malformed,
+    /// A venue report, a timer, the kill switch.
+    Other,
+}
+
+/// Runs `engine` on the config's feeds until `stop` (or `duration_s`), then drains: the
+/// feeds are told to stop and what they had already received is still handled (nothing that
+/// reached the agent is dropped) until every feed has ended, or for at most `hooks.drain`.
+/// `after` runs after every event the engine handled.
+pub(crate) async fn drive<Y: kairos_engine::Execution, W: Strategy>(
+    cfg: &AgentFile,
+    engine: &mut Engine<Risk<Y>, LiveClock>,
+    strategy: &mut W,
+    mut feeds: Feeds,
+    hooks: &mut Hooks<Y>,
+    mut stop: watch::Receiver<bool>,
+    mut after: impl FnMut(&mut Engine<Risk<Y>, LiveClock>, Seen),
+) -> Tally {
+    let symbols = cfg.symbols();
+    let id_of = |s: &str| symbols.iter().position(|x| x == s).map(|i| InstrumentId(i as u32));
+    for s in cfg.book_symbols() {
+        if let Some(id) = id_of(&s) {
+            engine.halt(id, "book not synchronised yet");
+        }
+    }
+    engine.start(strategy);
+    let deadline = (cfg.duration_s > 0.0)
+        .then(|| tokio::time::Instant::now() + Duration::from_secs_f64(cfg.duration_s));
+    let started = std::time::Instant::now();
+    let mut t = Tally::default();
+    let mut draining: Option<tokio::time::Instant> = None;
+    let poke = hooks.poke.clone().unwrap_or_default();
+    loop {
+        // Sleep until the strategy's next timer (wall clock), the deadline, or an event.
+        let timer_in = engine.next_timer().and_then(|t| {
+            let now = kairos_engine::Clock::now(&LiveClock)?;
+            Some(Duration::from_nanos((t.0 - now.0).max(0) as u64))
+        });
+        // At least once a second, so that observers see the time pass in a quiet market.
+        let sleep = tokio::time::sleep(
+            timer_in.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1)),
+        );
+        let venue = async {
+            match hooks.venue.as_mut() {
+                Some((rx, _)) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = feeds.rx.recv() => {
+                let Some(ev) = ev else { break };
+                t.messages += 1;
+                let seen = handle(engine, strategy, &id_of, &mut t, ev);
+                after(engine, seen);
+            }
+            r = venue => {
+                let Some((_, apply)) = hooks.venue.as_ref() else { continue };
+                let apply = *apply;
+                match r {
+                    Some(r) => engine.from_venue(strategy, |x, ctx, out| apply(&mut x.inner, ctx, r, out)),
+                    None => {
+                        tracing::error!("the venue task ended; no more orders can be sent");
+                        hooks.venue = None;
+                    }
+                }
+                after(engine, Seen::Other);
+            }
+            _ = poke.notified() => {
+                engine.from_venue(strategy, |x, ctx, out| x.apply_switches(ctx, out));
+                after(engine, Seen::Other);
+            }
+            _ = sleep => { engine.tick(strategy); after(engine, Seen::Other); }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if draining.is_none() => {
+                let _ = feeds.stop.send(true);
+                draining = Some(tokio::time::Instant::now() + hooks.drain);
+            }
+            _ = stop.changed(), if draining.is_none() => {
+                let _ = feeds.stop.send(true);
+                draining = Some(tokio::time::Instant::now() + hooks.drain);
+            }
+            _ = async { match draining { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                tracing::warn!("a feed did not stop within {} s; stopping without it", hooks.drain.as_secs());
+                break;
+            }
+        }
+    }
+    let _ = feeds.stop.send(true);
+    for task in feeds.tasks {
+        let _ = tokio::time::timeout(hooks.drain, task).await;
+    }
+    if hooks.cancel_on_stop && engine.exec.has_working() {
+        let open: Vec<_> = engine.ctx.open_orders().iter().map(|o| o.id).collect();
+        tracing::info!(orders = open.len(), "stopping: cancelling working orders");
+        for id in open {
+            engine.ctx.cancel(id);
+        }
+        engine.run_pending(strategy);
+        after(engine, Seen::Other);
+        let until = tokio::time::Instant::now() + hooks.drain;
+        while engine.exec.has_working() {
+            let Some((rx, apply)) = hooks.venue.as_mut() else { break };
+            let apply = *apply;
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(r)) => {
+                    engine.from_venue(strategy, |x, ctx, out| apply(&mut x.inner, ctx, r, out));
+                    after(engine, Seen::Other);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        working = engine.exec.working(),
+                        "orders still working after {} s of cancelling; the next start settles them",
+                        hooks.drain.as_secs()
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    engine.stop(strategy);
+    t.run_s = started.elapsed().as_secs_f64();
+    t
+}
+
+/// Hands one feed event to the engine.
+fn handle<Y: kairos_engine::Execution, W: Strategy>(
+    engine: &mut Engine<Risk<Y>, LiveClock>,
+    strategy: &mut W,
+    id_of: &dyn Fn(&str) -> Option<InstrumentId>,
+    t: &mut Tally,
+    ev: Source,
+) -> Seen {
+    match ev {
+        Source::Dex(e) => {
+            engine.market(strategy, &e);
+            Seen::Other
+        }
+        Source::Binance(FeedEvent::Book { symbol, update_id, event_ms, levels, .. }) => {
+            let Some(id) = id_of(&symbol) else { return Seen::Other };
+            t.counts.books += 1;
+            let ts = Timestamp::from_millis(event_ms as i64);
+            engine.book(strategy, &levels.update(id, ts, update_id));
+            Seen::Market(id, ts)
+        }
+        Source::Binance(FeedEvent::Trade(tr)) => {
+            let Some(id) = id_of(&tr.symbol) else { return Seen::Other };
+            t.counts.trades += 1;
+            let trade = kairos_feeds::normalise::trade(id, &tr);
+            let ts = trade.ts;
+            engine.market(strategy, &MarketEvent::Trade(trade));
+            Seen::Market(id, ts)
+        }
+        Source::Binance(FeedEvent::Status { symbol, synced, why }) => {
+            let Some(id) = id_of(&symbol) else { return Seen::Other };
+            tracing::info!(%symbol, synced, "{why}");
+            engine.status(strategy, id, synced, &why);
+            Seen::Status(id, synced)
+        }
+        Source::Binance(FeedEvent::Malformed(m)) | Source::Coinbase(CbEvent::Malformed(m)) => {
+            t.malformed += 1;
+            tracing::debug!("skipped a message: {m}");
+            Seen::Malformed
+        }
+        Source::Binance(FeedEvent::Top(..)) => Seen::Other,
+        Source::Coinbase(CbEvent::Book { product, sequence, ts_ns, levels, .. }) => {
+            let Some(id) = id_of(&product) else { return Seen::Other };
+            t.counts.books += 1;
+            engine.book(strategy, &levels.update(id, Timestamp(ts_ns), sequence));
+            Seen::Market(id, Timestamp(ts_ns))
+        }
+        Source::Coinbase(CbEvent::Trade(tr)) => {
+            let Some(id) = id_of(&tr.product) else { return Seen::Other };
+            t.counts.trades += 1;
+            let trade = kairos_feeds::normalise::coinbase_trade(id, &tr);
+            let ts = trade.ts;
+            engine.market(strategy, &MarketEvent::Trade(trade));
+            Seen::Market(id, ts)
+        }
+        Source::Coinbase(CbEvent::Status { product, synced, why }) => {
+            let Some(id) = id_of(&product) else { return Seen::Other };
+            tracing::info!(%product, synced, "{why}");
+            engine.status(strategy, id, synced, &why);
+            Seen::Status(id, synced)
+        }
+    }
 }
 
 /// Hands one feed's events on to the session's channel, as `Source`s.

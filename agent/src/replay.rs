@@ -196,14 +196,28 @@ fn decimals(x: Fixed) -> u32 {
 }
 
 /// Forwards every hook to the strategy and keeps the order events for the report.
-pub struct Recorder<S> {
+pub struct Recorder<S, K = Vec<OrderEvent>> {
     /// The strategy.
     pub inner: S,
-    /// Every order event, in order.
-    pub events: Vec<OrderEvent>,
+    /// Where its order events go (every one, in order).
+    pub events: K,
 }
 
-impl<S: Strategy> Strategy for Recorder<S> {
+/// What a [`Recorder`] hands each order event to.
+pub trait OrderSink: Send {
+    /// One order event.
+    fn order(&mut self, event: &OrderEvent);
+    /// One fill.
+    fn fill(&mut self, _fill: &Fill) {}
+}
+
+impl OrderSink for Vec<OrderEvent> {
+    fn order(&mut self, event: &OrderEvent) {
+        self.push(event.clone());
+    }
+}
+
+impl<S: Strategy, K: OrderSink> Strategy for Recorder<S, K> {
     fn on_start(&mut self, ctx: &mut Context) {
         self.inner.on_start(ctx)
     }
@@ -220,10 +234,11 @@ impl<S: Strategy> Strategy for Recorder<S> {
         self.inner.on_book(ctx, update)
     }
     fn on_fill(&mut self, ctx: &mut Context, fill: &Fill) {
+        self.events.fill(fill);
         self.inner.on_fill(ctx, fill)
     }
     fn on_order(&mut self, ctx: &mut Context, event: &OrderEvent) {
-        self.events.push(event.clone());
+        self.events.order(event);
         self.inner.on_order(ctx, event)
     }
     fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) {

@@ -365,6 +365,13 @@ impl<X: Execution> Risk<X> {
         self.transitions.push(Transition { at, from, to, why });
     }
 
+    /// Applies the kill switch and the breakers now, without waiting for the next event (a
+    /// live session calls it when the switch is pulled). Run it through
+    /// `Engine::from_venue`, so that the cancels it makes go out.
+    pub fn apply_switches(&mut self, ctx: &mut Context, out: &mut Reports) {
+        self.watch(ctx, out);
+    }
+
     /// Applies the kill switch and the breakers at `ctx.now()`; on entering HALTED, cancels
     /// every working order when configured to.
     fn watch(&mut self, ctx: &mut Context, out: &mut Reports) {

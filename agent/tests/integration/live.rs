@@ -61,7 +61,13 @@ fn orders_go_out_journalled_and_their_fills_come_back() {
     let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
     rt.spawn(run_venue(rest, req_rx, rep_tx, Duration::from_millis(50), BTreeMap::new()));
     let journal = Journal::open(dir.path().join("live.sqlite")).unwrap();
-    let venue = LiveVenue::new(journal, "binance-spot", "kl", rules, req_tx);
+    let venue = LiveVenue::new(
+        journal,
+        "binance-spot",
+        "kl",
+        rules.into_iter().map(Some).collect(),
+        req_tx,
+    );
     let btc = Instrument::new("BTCUSDT", "binance").with_tick_size(0.01).with_lot_size(0.00001);
     let mut ctx = Context::new(vec![btc], 10_000.0);
     ctx.portfolio_mut().mark(BTC, 60_000.0);

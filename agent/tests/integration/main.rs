@@ -14,4 +14,5 @@ mod onchain;
 mod paper;
 mod paper_faults;
 mod replay;
+mod run;
 mod wallet;

@@ -15,7 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-fn recording() -> Option<PathBuf> {
+/// The spot BTCUSDT recording of ../shared/data (skipped when absent, unless
+/// `KAIROS_REQUIRE_INTEROP` is set).
+pub(crate) fn recording() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/binance-ws/spot/btcusdt_20240808.gz");
     if p.exists() {
