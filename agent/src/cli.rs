@@ -262,6 +262,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Record(a) => record(a),
         Command::Run(a) => run_agent(&registry, a),
         Command::Agent(AgentCommand::Check(a)) => agent_check(&registry, a),
+        Command::Agent(AgentCommand::ResetRisk(a)) => reset_risk(a),
         Command::Kill(a) => kill_agent(a),
         Command::Status(a) => agent_status(a),
         Command::Keys(cmd) => crate::wallet::keys(cmd),
@@ -381,6 +382,9 @@ enum AgentCommand {
     /// Validate the config and print what the agent will connect to and may spend; nothing
     /// is sent anywhere.
     Check(RunArgs),
+    /// Clear a stopped agent's kill-switch halt and drawdown breaker in its journal (an
+    /// operator's decision; a daily-loss halt clears itself when the UTC day ends).
+    ResetRisk(ControlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -617,6 +621,30 @@ fn agent_check(registry: &Registry, a: RunArgs) -> Result<()> {
     registry.build(&cfg.strategy, &params)?;
     print!("{}", crate::run::describe(&cfg, &a.config)?);
     println!("ok: the config is valid (nothing was sent anywhere)");
+    Ok(())
+}
+
+fn reset_risk(a: ControlArgs) -> Result<()> {
+    let cfg = crate::paper::AgentFile::load(&a.config)?;
+    let path = cfg.journal.as_ref().context("the config has no journal: nothing to reset")?;
+    // Opening takes the journal's lock: a running agent keeps its state.
+    let j = crate::journal::Journal::open(path)?;
+    let Some(mut state) = j.load_risk()? else {
+        println!("no risk state in {}: trading starts ACTIVE", path.display());
+        return Ok(());
+    };
+    let before = state.trading_state();
+    let why = state.reason().unwrap_or("none").to_string();
+    state.reset();
+    j.save_risk(&state)?;
+    let after = state.trading_state();
+    j.event("risk reset", &format!("{} ({why}) -> {}", before.name(), after.name()))?;
+    println!(
+        "risk state reset: {} ({why}) -> {}{}",
+        before.name(),
+        after.name(),
+        state.reason().map_or(String::new(), |r| format!(" ({r})"))
+    );
     Ok(())
 }
 

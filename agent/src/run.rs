@@ -649,6 +649,11 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// `v`, or 0 when it is not a number (a flat position's average price): JSON has no NaN.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
+}
+
 /// Hears nothing: venue reports that arrive after the strategy stopped are booked to it.
 struct Nobody;
 
@@ -752,7 +757,7 @@ impl Observer {
                     if let Some(i) = s.instruments.get_mut(id.index()) {
                         i.events += 1;
                         i.last_event_ms = ts.0.div_euclid(1_000_000);
-                        i.lag_s = lag;
+                        i.lag_s = finite(lag);
                     }
                 });
             }
@@ -794,10 +799,10 @@ impl Observer {
         }
         self.transitions = transitions.len();
         self.metrics.update(|s| {
-            s.equity = p.equity();
-            s.cash = p.cash();
-            s.realised_pnl = p.realised_pnl();
-            s.unrealised_pnl = p.unrealised_pnl();
+            s.equity = finite(p.equity());
+            s.cash = finite(p.cash());
+            s.realised_pnl = finite(p.realised_pnl());
+            s.unrealised_pnl = finite(p.unrealised_pnl());
             s.working = e.exec.working();
             s.trading_state = state.trading_state().name().to_string();
             s.risk_reason = state.reason().map(str::to_string);
@@ -805,8 +810,8 @@ impl Observer {
             for (k, i) in s.instruments.iter_mut().enumerate() {
                 let id = InstrumentId(k as u32);
                 let pos = p.position(id);
-                i.position = pos.quantity();
-                i.avg_price = pos.avg_price();
+                i.position = finite(pos.quantity());
+                i.avg_price = finite(pos.avg_price());
                 let book = e.ctx.book(id);
                 i.bid = book.best_bid().map(|(p, _)| p.to_f64());
                 i.ask = book.best_ask().map(|(p, _)| p.to_f64());

@@ -201,6 +201,15 @@ pub struct RiskState {
 }
 
 impl RiskState {
+    /// What an operator's reset of a stopped agent does: the kill switch's halt and the
+    /// drawdown breaker are cleared and the equity peak forgotten (the drawdown counts again
+    /// from the equity the agent next sees). A daily-loss halt stays until the UTC day ends.
+    pub fn reset(&mut self) {
+        self.drawdown = None;
+        self.killed = None;
+        self.peak_equity = None;
+    }
+
     /// The trading state these trips hold.
     pub fn trading_state(&self) -> TradingState {
         [&self.daily, &self.drawdown, &self.killed]

@@ -7,6 +7,7 @@ mod common;
 
 mod binance_rest;
 mod cli;
+mod deploy;
 mod journal;
 mod live;
 mod ml_cli;

