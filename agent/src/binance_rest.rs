@@ -114,6 +114,11 @@ impl Credentials {
         sign(&self.secret, payload)
     }
 
+    /// The API key (not a secret: it names the account; requests carry it in the clear).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
     fn key_hint(&self) -> String {
         let head: String = self.api_key.chars().take(4).collect();
         format!("{head}…")
@@ -422,7 +427,7 @@ pub struct Balance {
     pub locked: Fixed,
 }
 
-fn fixed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Fixed, D::Error> {
+pub(crate) fn fixed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Fixed, D::Error> {
     let s = String::deserialize(d)?;
     Fixed::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not a decimal: {s:?}")))
 }

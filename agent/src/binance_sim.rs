@@ -1,11 +1,15 @@
 //! A Binance spot exchange on 127.0.0.1 for tests: it speaks the REST API's real formats
 //! (signed requests checked as Binance checks them, its error codes and messages, its
-//! rate-limit headers) and holds the venue's truth (orders, trades, balances) for a test to
-//! read and move.
+//! rate-limit headers) and the WebSocket API's user data stream, and holds the venue's truth
+//! (orders, trades, balances) for a test to read and move.
 //!
 //! What it implements: `GET /api/v3/time`, `GET /api/v3/exchangeInfo`, `POST`, `GET` and
 //! `DELETE /api/v3/order`, `GET /api/v3/openOrders`, `GET /api/v3/account` and
-//! `GET /api/v3/myTrades`. Market orders fill at once at the symbol's price
+//! `GET /api/v3/myTrades` on [`SimExchange::url`]; on [`SimExchange::ws_url`], the WebSocket
+//! API's `userDataStream.subscribe.signature` (signature checked as for REST, over the
+//! parameters sorted by name) and `userDataStream.unsubscribe`, after which every change to an
+//! order comes as an `executionReport` event and every balance change as an
+//! `outboundAccountPosition`, each wrapped as `{"subscriptionId": N, "event": {...}}`. Market orders fill at once at the symbol's price
 //! ([`SimState::price`]); limit orders that cross it fill at it, others rest until
 //! [`SimState::trade_at`] moves the price through them. No fees. Like Binance,
 //! `newClientOrderId` must be unique only among open orders: a filled order's id can be used
@@ -123,10 +127,24 @@ pub struct SimState {
     pub rate_limit_next: Option<u64>,
     /// Answer every request with HTTP 503 (an exchange that does not answer).
     pub unavailable: bool,
-    /// Every request received, as `METHOD /path`.
+    /// Every request received, as `METHOD /path` (`WS method` for the WebSocket API).
     pub requests: Vec<String>,
+    /// User data stream subscriptions accepted so far.
+    pub user_subscriptions: u64,
+    /// User data events are not sent (they are lost, as on a connection that dropped them).
+    pub user_events_muted: bool,
+    user_events: tokio::sync::broadcast::Sender<UserFrame>,
     next_order_id: u64,
     next_trade_id: u64,
+}
+
+/// What the exchange tells its WebSocket API connections.
+#[derive(Debug, Clone)]
+enum UserFrame {
+    /// A user data event's JSON.
+    Event(Arc<str>),
+    /// Close every connection.
+    Kick,
 }
 
 impl SimState {
@@ -149,8 +167,60 @@ impl SimState {
             rate_limit_next: None,
             unavailable: false,
             requests: Vec::new(),
+            user_subscriptions: 0,
+            user_events_muted: false,
+            user_events: tokio::sync::broadcast::channel(4096).0,
             next_order_id: 1,
             next_trade_id: 1,
+        }
+    }
+
+    /// Sends an `executionReport` for order `i` to the user data subscribers: `exec` is the
+    /// execution type (`NEW`, `TRADE`, `CANCELED`), `trade` the trade of a `TRADE`, `cancel_id`
+    /// the client id of a cancel request (a cancel's report carries it as `c`, and the order's
+    /// own as `C`).
+    fn report(&self, i: usize, exec: &str, trade: Option<&SimTrade>, cancel_id: Option<&str>) {
+        let o = &self.orders[i];
+        let now = now_ms();
+        let quote = self.spec(&o.symbol).map(|s| s.quote.clone()).unwrap_or_default();
+        let (c, orig) = match cancel_id {
+            Some(id) => (id.to_string(), o.client_order_id.clone()),
+            None => (o.client_order_id.clone(), String::new()),
+        };
+        let (l, lp, t, m) = match trade {
+            Some(t) => (t.qty, t.price, t.id as i64, t.is_maker),
+            None => (0.0, 0.0, -1, false),
+        };
+        let ev = json!({
+            "e": "executionReport", "E": now, "s": o.symbol, "c": c, "S": o.side, "o": o.kind,
+            "f": "GTC", "q": fmt8(o.qty), "p": fmt8(o.price), "P": "0.00000000", "F": "0.00000000",
+            "g": -1, "C": orig, "x": exec, "X": o.status, "r": "NONE", "i": o.order_id,
+            "l": fmt8(l), "z": fmt8(o.executed), "L": fmt8(lp), "n": "0.00000000",
+            "N": if trade.is_some() { Value::String(quote) } else { Value::Null },
+            "T": trade.map_or(now, |t| t.time), "t": t, "v": 0, "I": o.order_id * 2, "w": trade.is_none() && o.kind == "LIMIT",
+            "m": m, "M": false, "O": o.time, "Z": fmt8(o.quote), "Y": fmt8(l * lp), "Q": "0.00000000",
+            "W": o.time, "V": "EXPIRE_MAKER",
+        });
+        self.emit(ev);
+    }
+
+    /// Sends an `outboundAccountPosition` with `assets`' balances.
+    fn report_balances(&self, assets: &[&str]) {
+        let now = now_ms();
+        let b: Vec<Value> = assets
+            .iter()
+            .map(|a| {
+                let v = self.balances.get(*a).copied().unwrap_or(0.0);
+                json!({"a": a, "f": fmt8(v), "l": "0.00000000"})
+            })
+            .collect();
+        self.emit(json!({"e": "outboundAccountPosition", "E": now, "u": now, "B": b}));
+    }
+
+    fn emit(&self, ev: Value) {
+        if !self.user_events_muted {
+            // No subscriber is not an error: nobody listens.
+            let _ = self.user_events.send(UserFrame::Event(ev.to_string().into()));
         }
     }
 
@@ -173,6 +243,21 @@ impl SimState {
         }
     }
 
+    /// The market trades `qty` of the resting order with client id `client_id` at its limit
+    /// (a partial fill); false when no such order is working.
+    pub fn trade_part(&mut self, client_id: &str, qty: f64) -> bool {
+        let Some(i) = self.orders.iter().rposition(|o| {
+            o.client_order_id == client_id
+                && matches!(o.status.as_str(), "NEW" | "PARTIALLY_FILLED")
+        }) else {
+            return false;
+        };
+        let q = qty.min(self.orders[i].qty - self.orders[i].executed);
+        let p = self.orders[i].price;
+        self.fill(i, p, q, true, now_ms());
+        true
+    }
+
     /// Open orders.
     pub fn open(&self) -> impl Iterator<Item = &SimOrder> {
         self.orders.iter().filter(|o| matches!(o.status.as_str(), "NEW" | "PARTIALLY_FILLED"))
@@ -193,8 +278,8 @@ impl SimState {
         o.status = if o.executed + 1e-12 >= o.qty { "FILLED" } else { "PARTIALLY_FILLED" }.into();
         let buy = o.side == "BUY";
         let (sign_base, sign_quote) = if buy { (1.0, -1.0) } else { (-1.0, 1.0) };
-        *self.balances.entry(base).or_default() += sign_base * qty;
-        *self.balances.entry(quote).or_default() += sign_quote * qty * price;
+        *self.balances.entry(base.clone()).or_default() += sign_base * qty;
+        *self.balances.entry(quote.clone()).or_default() += sign_quote * qty * price;
         self.trades.push(SimTrade {
             id: self.next_trade_id,
             order_id: self.orders[i].order_id,
@@ -206,14 +291,20 @@ impl SimState {
             time,
         });
         self.next_trade_id += 1;
+        if let Some(t) = self.trades.last() {
+            self.report(i, "TRADE", Some(t), None);
+        }
+        self.report_balances(&[&base, &quote]);
     }
 }
 
 /// A running simulated exchange.
 #[derive(Debug, Clone)]
 pub struct SimExchange {
-    /// Its base URL, `http://127.0.0.1:PORT`.
+    /// Its REST base URL, `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Its WebSocket API, `ws://127.0.0.1:PORT/ws-api/v3`.
+    pub ws_url: String,
     /// Its state, for the test to read and move.
     pub state: Arc<Mutex<SimState>>,
 }
@@ -234,7 +325,20 @@ impl SimExchange {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { url, state })
+        let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let ws_url = format!("ws://{}/ws-api/v3", ws.local_addr()?);
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = ws.accept().await {
+                tokio::spawn(ws_connection(shared.clone(), tcp));
+            }
+        });
+        Ok(Self { url, ws_url, state })
+    }
+
+    /// Closes every WebSocket API connection (their subscriptions end with them).
+    pub fn kick_user_streams(&self) {
+        let _ = self.lock().user_events.send(UserFrame::Kick);
     }
 
     /// Locks the state (a poisoned lock still gives it: the exchange's truth survives a
@@ -512,6 +616,7 @@ fn handle(
             s.next_order_id += 1;
             s.orders.push(order);
             let i = s.orders.len() - 1;
+            s.report(i, "NEW", None, None);
             let crosses =
                 kind == "MARKET" || if side == "BUY" { price >= market } else { price <= market };
             let first_trade = s.trades.len();
@@ -549,9 +654,14 @@ fn handle(
                     return error(StatusCode::BAD_REQUEST, -2011, "Unknown order sent.", w);
                 }
                 s.orders[i].status = "CANCELED".into();
+                let cancel_id = p
+                    .get("newClientOrderId")
+                    .cloned()
+                    .unwrap_or_else(|| format!("cancel{}", s.orders[i].order_id));
+                s.report(i, "CANCELED", None, Some(&cancel_id));
                 let mut v = order_json(&s.orders[i]);
                 v["origClientOrderId"] = json!(s.orders[i].client_order_id);
-                v["clientOrderId"] = json!(format!("cancel{}", s.orders[i].order_id));
+                v["clientOrderId"] = json!(cancel_id);
                 v["transactTime"] = json!(now_ms());
                 return ok(v, w, None);
             }
@@ -605,5 +715,140 @@ fn handle(
             "An unknown error occurred while processing the request.",
             w,
         ),
+    }
+}
+
+/// One WebSocket API connection: answers requests, and forwards the user data events once
+/// subscribed.
+async fn ws_connection(state: Arc<Mutex<SimState>>, tcp: tokio::net::TcpStream) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+    let mut events = state.lock().unwrap_or_else(|e| e.into_inner()).user_events.subscribe();
+    let mut subscription: Option<u64> = None;
+    loop {
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let reply = ws_request(&state, t.as_str(), &mut subscription);
+                    if ws.send(Message::text(reply.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            ev = events.recv() => match ev {
+                Ok(UserFrame::Event(e)) => {
+                    if let Some(id) = subscription {
+                        let frame = format!("{{\"subscriptionId\":{id},\"event\":{e}}}");
+                        if ws.send(Message::text(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(UserFrame::Kick) | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                // A connection this slow loses events, as Binance's would be dropped.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+            },
+        }
+    }
+}
+
+fn ws_rate_limits(s: &SimState) -> Value {
+    json!([{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000, "count": s.weight_used}])
+}
+
+fn ws_error(id: &Value, status: u16, code: i64, msg: &str, s: &SimState) -> Value {
+    json!({"id": id, "status": status, "error": {"code": code, "msg": msg}, "rateLimits": ws_rate_limits(s)})
+}
+
+/// Answers one WebSocket API request.
+fn ws_request(state: &Mutex<SimState>, text: &str, subscription: &mut Option<u64>) -> Value {
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let Ok(req) = serde_json::from_str::<Value>(text) else {
+        return ws_error(&Value::Null, 400, -1100, "Illegal characters found in a parameter.", &s);
+    };
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let method = req.get("method").and_then(Value::as_str).unwrap_or("").to_string();
+    s.requests.push(format!("WS {method}"));
+    s.weight_used += 2;
+    match method.as_str() {
+        "userDataStream.subscribe.signature" => {
+            let params = req.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
+            let text_of = |v: &Value| match v {
+                Value::String(t) => t.clone(),
+                other => other.to_string(),
+            };
+            if params.get("apiKey").map(text_of).as_deref() != Some(s.api_key.as_str()) {
+                return ws_error(
+                    &id,
+                    401,
+                    -2015,
+                    "Invalid API-key, IP, or permissions for action.",
+                    &s,
+                );
+            }
+            let Some(sig) = params.get("signature").map(text_of) else {
+                return ws_error(
+                    &id,
+                    400,
+                    -1102,
+                    "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
+                    &s,
+                );
+            };
+            // Signed: every other parameter, sorted by name, as a query string.
+            let mut sorted: Vec<(&str, String)> = params
+                .iter()
+                .filter(|(k, _)| k.as_str() != "signature")
+                .map(|(k, v)| (k.as_str(), text_of(v)))
+                .collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let payload = crate::binance_rest::query_string(&sorted);
+            if crate::binance_rest::sign(&s.secret, &payload) != sig.to_ascii_lowercase() {
+                return ws_error(&id, 400, -1022, "Signature for this request is not valid.", &s);
+            }
+            let ts: i64 =
+                params.get("timestamp").map(text_of).and_then(|t| t.parse().ok()).unwrap_or(0);
+            let window: i64 =
+                params.get("recvWindow").map(text_of).and_then(|t| t.parse().ok()).unwrap_or(5_000);
+            let now = now_ms();
+            if ts > now + 1_000 || now - ts > window {
+                return ws_error(
+                    &id,
+                    400,
+                    -1021,
+                    "Timestamp for this request is outside of the recvWindow.",
+                    &s,
+                );
+            }
+            if subscription.is_some() {
+                return ws_error(
+                    &id,
+                    400,
+                    -1210,
+                    "This account is already subscribed on this connection.",
+                    &s,
+                );
+            }
+            let n = s.user_subscriptions;
+            s.user_subscriptions += 1;
+            *subscription = Some(n);
+            json!({"id": id, "status": 200, "result": {"subscriptionId": n}, "rateLimits": ws_rate_limits(&s)})
+        }
+        "userDataStream.unsubscribe" => {
+            *subscription = None;
+            json!({"id": id, "status": 200, "result": {}, "rateLimits": ws_rate_limits(&s)})
+        }
+        _ => {
+            ws_error(&id, 400, -1000, "An unknown error occurred while processing the request.", &s)
+        }
     }
 }

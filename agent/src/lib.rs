@@ -17,6 +17,7 @@
 
 pub mod binance_rest;
 pub mod binance_sim;
+pub mod binance_user;
 #[macro_use]
 pub mod cli;
 pub mod config;

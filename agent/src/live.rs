@@ -9,12 +9,15 @@
 //! connection) is looked up by client order id once its `recvWindow` has passed; it is never
 //! sent again.
 //!
-//! Fills of resting orders are found by polling (`GET /api/v3/order`, then `myTrades` since the
-//! last trade id). The WebSocket API's user data stream (`userDataStream.subscribe`) is the
-//! faster source and is still to come. Commissions are taken as quote-currency amounts.
+//! Fills and ends of resting orders come from the WebSocket API's user data stream
+//! ([`crate::binance_user`], `executionReport` events) when one is configured, and from polls
+//! (`GET /api/v3/order`, then `myTrades` since the last trade id): every `poll` while the stream
+//! is down or absent, at once after each (re)subscription to catch up what a gap lost, and
+//! every 30 polls as a safety net while it is up. The venue task reports each trade id of an
+//! order once, whichever source saw it first. Commissions are taken as quote-currency amounts.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use kairos_engine::{Execution, Reports};
 use kairos_strategies::{
@@ -24,6 +27,7 @@ use kairos_strategies::{
 use tokio::sync::mpsc;
 
 use crate::binance_rest::{BinanceRest, NewOrder, RestError, SymbolRules};
+use crate::binance_user::{ExecutionReport, UserEvent};
 use crate::journal::{Journal, JournalFill};
 
 /// What the engine's side asks the venue task for.
@@ -93,6 +97,19 @@ pub enum VenueReport {
         /// Why.
         reason: String,
     },
+}
+
+impl VenueReport {
+    /// The strategy's order it is about.
+    pub fn order(&self) -> OrderId {
+        match self {
+            VenueReport::Accepted { order, .. }
+            | VenueReport::Rejected { order, .. }
+            | VenueReport::Fill { order, .. }
+            | VenueReport::Done { order, .. }
+            | VenueReport::CancelRejected { order, .. } => *order,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -332,15 +349,18 @@ impl LiveVenue {
     }
 
     /// Journals a report from the venue task and books it for the strategy. Run it through
-    /// `Engine::from_venue`.
+    /// `Engine::from_venue`. An order that ended is forgotten (the journal keeps it), so a
+    /// session of months holds only its working orders.
     pub fn apply(&mut self, ctx: &mut Context, report: VenueReport, out: &mut Reports) {
-        let order = match &report {
-            VenueReport::Accepted { order, .. }
-            | VenueReport::Rejected { order, .. }
-            | VenueReport::Fill { order, .. }
-            | VenueReport::Done { order, .. }
-            | VenueReport::CancelRejected { order, .. } => *order,
-        };
+        let order = report.order();
+        self.book_report(ctx, report, out);
+        if self.orders.get(&order).is_some_and(|o| o.done) {
+            self.orders.remove(&order);
+        }
+    }
+
+    fn book_report(&mut self, ctx: &mut Context, report: VenueReport, out: &mut Reports) {
+        let order = report.order();
         let Some(o) = self.orders.get_mut(&order) else {
             tracing::warn!(
                 order = order.0,
@@ -515,23 +535,127 @@ struct Working {
     order: OrderId,
     symbol: String,
     venue_order_id: Option<u64>,
+    /// Trade ids already reported.
+    reported: BTreeSet<u64>,
+    /// Their total quantity.
+    filled: Fixed,
 }
 
-/// The venue task: sends requests, reports answers, and polls working orders every `poll`
-/// for fills and ends. `last_trade` is the last trade id already journalled per symbol (fills
-/// at or before it are not reported again). Ends when the request channel closes.
+impl Working {
+    fn new(order: OrderId, symbol: &str, venue_order_id: Option<u64>) -> Self {
+        Self {
+            order,
+            symbol: symbol.to_string(),
+            venue_order_id,
+            reported: BTreeSet::new(),
+            filled: Fixed::ZERO,
+        }
+    }
+
+    /// Reports a trade unless it was reported already.
+    fn fill(&mut self, tx: &mpsc::UnboundedSender<VenueReport>, trade: VenueReport) {
+        if let VenueReport::Fill { trade_id, qty, .. } = &trade
+            && self.reported.insert(*trade_id)
+        {
+            self.filled = Fixed::from_units(self.filled.units() + qty.units());
+            let _ = tx.send(trade);
+        }
+    }
+}
+
+/// Books an order update from the user data stream; true when the symbol needs a poll (the
+/// order ended with trades this task did not see: the stream lost some).
+fn on_execution(
+    tx: &mpsc::UnboundedSender<VenueReport>,
+    working: &mut BTreeMap<String, Working>,
+    r: &ExecutionReport,
+) -> bool {
+    let Some(w) = working.get_mut(r.ours()).filter(|w| w.symbol == r.symbol) else {
+        // Not ours to follow: an order that ended already, or of another client.
+        return false;
+    };
+    if w.venue_order_id.is_none() {
+        w.venue_order_id = Some(r.order_id);
+        let _ = tx.send(VenueReport::Accepted { order: w.order, venue_order_id: r.order_id });
+    }
+    if r.execution_type == "TRADE"
+        && let Ok(trade_id) = u64::try_from(r.trade_id)
+    {
+        let report = VenueReport::Fill {
+            order: w.order,
+            trade_id,
+            time_ms: r.transact_time,
+            qty: r.last_qty,
+            price: r.last_price,
+            commission: r.commission,
+        };
+        w.fill(tx, report);
+    }
+    if !r.is_final() {
+        return false;
+    }
+    if w.filled < r.cum_qty {
+        return true;
+    }
+    let (order, status) = (w.order, r.status.clone());
+    working.remove(r.ours());
+    if status != "FILLED" {
+        let _ = tx.send(VenueReport::Done { order, status });
+    }
+    false
+}
+
+/// The venue task: sends requests, reports answers, follows working orders on the user data
+/// stream `user` (from [`crate::binance_user::run_user_stream`]) and polls them (see the
+/// module comment). `last_trade` is the last trade id already journalled per symbol (fills at
+/// or before it are not reported again). Ends when the request channel closes.
 pub async fn run_venue(
     mut rest: BinanceRest,
     mut rx: mpsc::UnboundedReceiver<VenueRequest>,
     tx: mpsc::UnboundedSender<VenueReport>,
     poll: Duration,
     mut last_trade: BTreeMap<String, u64>,
+    mut user: Option<mpsc::UnboundedReceiver<UserEvent>>,
 ) {
     let mut working: BTreeMap<String, Working> = BTreeMap::new();
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stream_up = false;
+    let mut last_poll = Instant::now();
+    let safety = poll * 30;
     loop {
         tokio::select! {
+            ev = async {
+                match user.as_mut() {
+                    Some(u) => u.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                None => {
+                    tracing::warn!("the user data stream ended: orders are polled");
+                    user = None;
+                    stream_up = false;
+                }
+                Some(UserEvent::Subscribed) => {
+                    stream_up = true;
+                    // What happened while there was no subscription.
+                    for symbol in symbols_of(&working) {
+                        poll_symbol(&mut rest, &tx, &mut working, &mut last_trade, &symbol).await;
+                    }
+                    last_poll = Instant::now();
+                }
+                Some(UserEvent::Down(why)) => {
+                    if stream_up {
+                        tracing::warn!("user data stream down ({why}): orders are polled every {poll:?} until it is back");
+                    }
+                    stream_up = false;
+                }
+                Some(UserEvent::Execution(r)) => {
+                    if on_execution(&tx, &mut working, &r) {
+                        poll_symbol(&mut rest, &tx, &mut working, &mut last_trade, &r.symbol).await;
+                    }
+                }
+            },
             req = rx.recv() => {
                 let Some(req) = req else { break };
                 match req {
@@ -552,7 +676,7 @@ pub async fn run_venue(
                                         // Still unknown: keep polling it; the next start settles it
                                         // if this session cannot.
                                         tracing::error!(client_id = %cid, "cannot look the order up: {e2}");
-                                        working.insert(cid.clone(), Working { order, symbol: new.symbol.clone(), venue_order_id: None });
+                                        working.insert(cid.clone(), Working::new(order, &new.symbol, None));
                                         continue;
                                     }
                                 }
@@ -562,13 +686,14 @@ pub async fn run_venue(
                             Ok(r) => {
                                 kairos_chain::hooks::halt_at("order-sent");
                                 let _ = tx.send(VenueReport::Accepted { order, venue_order_id: r.order_id });
-                                // The polls read trades from their own mark on: these may come
-                                // again there, and the journal books each trade id once.
+                                // The polls and the stream may see these trades again: each
+                                // trade id is reported once.
+                                let mut w = Working::new(order, &new.symbol, Some(r.order_id));
                                 for f in &r.fills {
-                                    let _ = tx.send(VenueReport::Fill { order, trade_id: f.trade_id, time_ms: now_ms(), qty: f.qty, price: f.price, commission: f.commission });
+                                    w.fill(&tx, VenueReport::Fill { order, trade_id: f.trade_id, time_ms: now_ms(), qty: f.qty, price: f.price, commission: f.commission });
                                 }
-                                if !r.is_final() || r.fills.is_empty() && r.executed_qty > Fixed::ZERO {
-                                    working.insert(cid, Working { order, symbol: new.symbol.clone(), venue_order_id: Some(r.order_id) });
+                                if !r.is_final() || w.filled < r.executed_qty {
+                                    working.insert(cid, w);
                                 } else if r.status != "FILLED" {
                                     let _ = tx.send(VenueReport::Done { order, status: r.status.clone() });
                                 }
@@ -590,14 +715,21 @@ pub async fn run_venue(
                 }
             }
             _ = tick.tick() => {
-                let mut symbols: Vec<String> = working.values().map(|w| w.symbol.clone()).collect();
-                symbols.dedup();
-                for symbol in symbols {
+                if stream_up && last_poll.elapsed() < safety {
+                    continue;
+                }
+                last_poll = Instant::now();
+                for symbol in symbols_of(&working) {
                     poll_symbol(&mut rest, &tx, &mut working, &mut last_trade, &symbol).await;
                 }
             }
         }
     }
+}
+
+fn symbols_of(working: &BTreeMap<String, Working>) -> Vec<String> {
+    let set: BTreeSet<&str> = working.values().map(|w| w.symbol.as_str()).collect();
+    set.into_iter().map(String::from).collect()
 }
 
 /// Looks up the working orders of `symbol`; reports the symbol's new trades to the orders
@@ -633,8 +765,10 @@ async fn poll_symbol(
         }
     }
     if traded {
-        let by_id: BTreeMap<u64, OrderId> =
-            working.values().filter_map(|w| w.venue_order_id.map(|v| (v, w.order))).collect();
+        let by_id: BTreeMap<u64, String> = working
+            .iter()
+            .filter_map(|(cid, w)| w.venue_order_id.map(|v| (v, cid.clone())))
+            .collect();
         loop {
             let from = last_trade.get(symbol).map(|l| l + 1);
             let trades = match rest.my_trades(symbol, from).await {
@@ -646,15 +780,19 @@ async fn poll_symbol(
                 }
             };
             for t in &trades {
-                if let Some(order) = by_id.get(&t.order_id) {
-                    let _ = tx.send(VenueReport::Fill {
-                        order: *order,
-                        trade_id: t.id,
-                        time_ms: t.time,
-                        qty: t.qty,
-                        price: t.price,
-                        commission: t.commission,
-                    });
+                if let Some(w) = by_id.get(&t.order_id).and_then(|cid| working.get_mut(cid)) {
+                    let order = w.order;
+                    w.fill(
+                        tx,
+                        VenueReport::Fill {
+                            order,
+                            trade_id: t.id,
+                            time_ms: t.time,
+                            qty: t.qty,
+                            price: t.price,
+                            commission: t.commission,
+                        },
+                    );
                 }
             }
             match trades.iter().map(|t| t.id).max() {

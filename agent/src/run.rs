@@ -59,8 +59,13 @@ pub struct VenueSpec {
     pub api_secret_file: Option<PathBuf>,
     /// Milliseconds a signed request stays valid [default: 5000].
     pub recv_window_ms: Option<u64>,
-    /// Milliseconds between polls of working orders [default: 1000].
+    /// Milliseconds between polls of working orders while the user data stream is down or
+    /// off (every 30 polls while it is up) [default: 1000].
     pub poll_ms: Option<u64>,
+    /// Follow orders on the WebSocket API's user data stream [default: true].
+    pub user_stream: Option<bool>,
+    /// The WebSocket API's URL [default: `wss://ws-api.binance.com:443/ws-api/v3`].
+    pub ws_api_url: Option<String>,
     /// Client order ids are `{client_prefix}-{n}` [default: `kairos`].
     pub client_prefix: Option<String>,
 }
@@ -80,6 +85,8 @@ impl Default for VenueSpec {
             api_secret_file: None,
             recv_window_ms: None,
             poll_ms: None,
+            user_stream: None,
+            ws_api_url: None,
             client_prefix: None,
         }
     }
@@ -94,6 +101,13 @@ impl VenueSpec {
     /// The REST base URL.
     pub fn rest_base(&self) -> &str {
         self.rest_url.as_deref().unwrap_or("https://api.binance.com")
+    }
+
+    /// The WebSocket API's URL, when the user data stream is on.
+    pub fn user_stream_url(&self) -> Option<&str> {
+        self.user_stream
+            .unwrap_or(true)
+            .then(|| self.ws_api_url.as_deref().unwrap_or(crate::binance_user::WS_API_URL))
     }
 
     /// The client order id prefix.
@@ -113,6 +127,11 @@ impl VenueSpec {
         }
         if self.poll_ms == Some(0) {
             bail!("[venue] poll_ms = 0: give the milliseconds between polls");
+        }
+        if let Some(u) = &self.ws_api_url
+            && !(u.starts_with("wss://") || u.starts_with("ws://"))
+        {
+            bail!("[venue] ws_api_url = `{u}` is not a ws:// or wss:// URL");
         }
         let p = self.prefix();
         if p.is_empty()
@@ -285,6 +304,14 @@ pub fn describe(cfg: &AgentFile, config: &Path) -> Result<String> {
                 cfg.venue.recv_window_ms.unwrap_or(5000),
                 cfg.venue.poll_ms.unwrap_or(1000)
             );
+            let _ = match cfg.venue.user_stream_url() {
+                Some(u) => {
+                    writeln!(s, "            order updates from the user data stream at {u}")
+                }
+                None => {
+                    writeln!(s, "            order updates by polling only (user_stream = false)")
+                }
+            };
         }
     }
     let _ = writeln!(
@@ -356,10 +383,20 @@ pub async fn run_with<S: Strategy>(
     stop: watch::Receiver<bool>,
     kill_signal: Option<mpsc::UnboundedReceiver<()>>,
 ) -> Result<RunReport> {
+    run_observed(cfg, strategy, stop, kill_signal, Arc::new(Metrics::default())).await
+}
+
+/// [`run_with`], writing its state into `metrics` (which the caller can read while it runs).
+pub async fn run_observed<S: Strategy>(
+    cfg: &AgentFile,
+    strategy: S,
+    stop: watch::Receiver<bool>,
+    kill_signal: Option<mpsc::UnboundedReceiver<()>>,
+    metrics: Arc<Metrics>,
+) -> Result<RunReport> {
     let started = Instant::now();
     let instruments = cfg.instrument_table()?;
     let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();
-    let metrics = Arc::new(Metrics::default());
     metrics.update(|s| {
         s.venue = cfg.venue.kind.clone();
         s.strategy = cfg.strategy.clone();
@@ -534,7 +571,21 @@ pub async fn run_with<S: Strategy>(
             let j = journal.as_ref().expect("live has a journal").clone_handle()?;
             let live = LiveVenue::new(j, BINANCE_SPOT, cfg.venue.prefix(), rules, venue_tx);
             let poll = Duration::from_millis(cfg.venue.poll_ms.unwrap_or(1000));
-            venue_task = Some(tokio::spawn(run_venue(rest, venue_rx, report_tx, poll, last_trade)));
+            let user = match cfg.venue.user_stream_url() {
+                Some(url) => {
+                    let stream = crate::binance_user::UserStream {
+                        url: url.to_string(),
+                        creds: cfg.venue.credentials()?,
+                        clock_offset_ms: rest.clock_offset_ms,
+                    };
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(crate::binance_user::run_user_stream(stream, tx));
+                    Some(rx)
+                }
+                None => None,
+            };
+            venue_task =
+                Some(tokio::spawn(run_venue(rest, venue_rx, report_tx, poll, last_trade, user)));
             let risk = Risk::new(Venue::Live(live), cfg.risk.clone(), &ctx)
                 .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
             Engine::new(ctx, risk, LiveClock, Reports::new(false))

@@ -114,6 +114,10 @@ pub struct Faults {
     pub withhold: Option<usize>,
     /// Send a garbage message before every this-many-th message.
     pub garbage_every: Option<usize>,
+    /// Play the recording this many times (0 and 1: once). Each repeat moves update ids and
+    /// times on past the previous one's and starts from the recording's snapshot again: the
+    /// connection drops between repeats, and the client's new snapshot is that book.
+    pub loops: usize,
 }
 
 /// Where the server listens.
@@ -123,6 +127,11 @@ pub struct Endpoints {
     pub ws: String,
     /// The REST base (`http://127.0.0.1:PORT`), for `BinanceFeed::rest_base`.
     pub rest: String,
+    /// Stream messages sent so far, over all connections and loops.
+    pub sent: Arc<std::sync::atomic::AtomicUsize>,
+    /// The server starts repeat `k` (from 0) only once this is above `k`: a test holds the
+    /// stream between loops with it [default: no hold].
+    pub release: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 struct State {
@@ -130,6 +139,78 @@ struct State {
     at: u64,
     next: usize,
     connections: usize,
+    /// The repeat the server's book is in.
+    repeat: usize,
+}
+
+/// How a recording is played more than once: repeat `k` adds `k * ids` to every update id
+/// and `k * ms` to every time.
+struct Repeat {
+    loops: usize,
+    ids: u64,
+    ms: i64,
+}
+
+impl Repeat {
+    fn of(rec: &BinanceRecording, loops: usize) -> Self {
+        let (mut first, mut last, mut t0, mut t1) = (u64::MAX, 0u64, i64::MAX, 0i64);
+        for m in &rec.stream {
+            if let Ok(Message::Depth(d)) = binance::parse(m) {
+                first = first.min(d.first);
+                last = last.max(d.last);
+                t0 = t0.min(d.event_ms as i64);
+                t1 = t1.max(d.event_ms as i64);
+            }
+        }
+        // Repeat k's first diff begins right after repeat k-1's last one.
+        let ids = last.saturating_sub(first) + 1;
+        Self { loops, ids, ms: (t1 - t0).max(0) + 1_000 }
+    }
+
+    /// The snapshot's update id in repeat `k`.
+    fn snapshot_id(&self, rec: &BinanceRecording, k: usize) -> u64 {
+        rec.snapshot.last_update_id + self.ids * k as u64
+    }
+
+    /// Message `i` of the looped stream.
+    fn message(&self, rec: &BinanceRecording, i: usize) -> Option<String> {
+        let n = rec.stream.len();
+        if n == 0 || i >= n * self.loops {
+            return None;
+        }
+        let (k, m) = (i / n, &rec.stream[i % n]);
+        if k == 0 {
+            return Some(m.clone());
+        }
+        // In place, so that the message keeps Binance's exact shape (key order included).
+        let (ids, ms) = (self.ids * k as u64, self.ms * k as i64);
+        let mut out = m.clone();
+        for (key, add) in
+            [("U", ids as i64), ("u", ids as i64), ("pu", ids as i64), ("E", ms), ("T", ms)]
+        {
+            out = shift_number(&out, key, add);
+        }
+        Some(out)
+    }
+}
+
+/// `json` with the integer value of every `"key":` moved by `add`.
+fn shift_number(json: &str, key: &str, add: i64) -> String {
+    let pat = format!("\"{key}\":");
+    let mut out = String::with_capacity(json.len() + 8);
+    let mut rest = json;
+    while let Some(at) = rest.find(&pat) {
+        let start = at + pat.len();
+        out.push_str(&rest[..start]);
+        let digits = rest[start..].bytes().take_while(u8::is_ascii_digit).count();
+        match rest[start..start + digits].parse::<i64>() {
+            Ok(v) => out.push_str(&(v + add).to_string()),
+            Err(_) => out.push_str(&rest[start..start + digits]),
+        }
+        rest = &rest[start + digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Applies a diff to the server's own book (the exchange's truth).
@@ -153,13 +234,19 @@ pub async fn serve(rec: Arc<BinanceRecording>, faults: Faults) -> std::io::Resul
         at: rec.snapshot.last_update_id,
         next: 0,
         connections: 0,
+        repeat: 0,
     }));
     let ws = TcpListener::bind("127.0.0.1:0").await?;
     let rest = TcpListener::bind("127.0.0.1:0").await?;
+    let sent_total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let urls = Endpoints {
         ws: format!("ws://{}", ws.local_addr()?),
         rest: format!("http://{}", rest.local_addr()?),
+        sent: sent_total.clone(),
+        release: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
     };
+    let release = urls.release.clone();
+    let repeat = Arc::new(Repeat::of(&rec, faults.loops.max(1)));
     let faults = Arc::new(faults);
     let symbol = rec.symbol.clone();
     let st2 = st.clone();
@@ -167,6 +254,8 @@ pub async fn serve(rec: Arc<BinanceRecording>, faults: Faults) -> std::io::Resul
         loop {
             let Ok((sock, _)) = ws.accept().await else { return };
             let (st, rec, faults) = (st2.clone(), rec.clone(), faults.clone());
+            let (repeat, sent_total) = (repeat.clone(), sent_total.clone());
+            let release = release.clone();
             tokio::spawn(async move {
                 let Ok(ws) = tokio_tungstenite::accept_async(sock).await else { return };
                 // Read all the time, as an exchange does: pings are answered while data flows.
@@ -180,13 +269,44 @@ pub async fn serve(rec: Arc<BinanceRecording>, faults: Faults) -> std::io::Resul
                 };
                 let mut sent = 0usize;
                 loop {
-                    let (i, m) = {
+                    // Held between repeats until the test lets the next one start.
+                    let at = st.lock().unwrap_or_else(|e| e.into_inner()).next;
+                    let k = at / rec.stream.len().max(1);
+                    while release.load(std::sync::atomic::Ordering::Acquire) <= k {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                    let next = {
                         let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-                        let Some(m) = rec.stream.get(s.next).cloned() else { break };
-                        let i = s.next;
-                        s.next += 1;
-                        advance(&mut s, &m);
-                        (i, m)
+                        match repeat.message(&rec, s.next) {
+                            None => None,
+                            Some(m) => {
+                                let i = s.next;
+                                let k = i / rec.stream.len().max(1);
+                                if k > s.repeat {
+                                    // A new repeat: the exchange's book starts again from the
+                                    // recording's snapshot (ids moved on), and the connection
+                                    // drops, so the client takes a new snapshot.
+                                    s.repeat = k;
+                                    s.book = OrderBook::new();
+                                    s.book.set_levels(&rec.snapshot.bids, &rec.snapshot.asks);
+                                    s.at = repeat.snapshot_id(&rec, k);
+                                    Some(None)
+                                } else {
+                                    s.next += 1;
+                                    advance(&mut s, &m);
+                                    Some(Some((i, m)))
+                                }
+                            }
+                        }
+                    };
+                    let (i, m) = match next {
+                        None => break,
+                        Some(None) => {
+                            let _ = tx.close().await;
+                            reader.abort();
+                            return;
+                        }
+                        Some(Some(im)) => im,
                     };
                     match cut {
                         Some((Cut::Freeze, n)) if n == sent => break,
@@ -213,6 +333,7 @@ pub async fn serve(rec: Arc<BinanceRecording>, faults: Faults) -> std::io::Resul
                         return;
                     }
                     sent += 1;
+                    sent_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // A little pacing, so that snapshots are asked for mid-stream.
                     if sent.is_multiple_of(64) {
                         tokio::task::yield_now().await;
@@ -468,4 +589,47 @@ pub async fn serve_coinbase(
         }
     });
     Ok((url, ex))
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::*;
+
+    /// Each repeat of a looped recording, from its own snapshot, applies every diff without a
+    /// gap and ends on the book the recording ends on.
+    #[test]
+    fn a_looped_recording_replays_from_each_repeats_snapshot() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/binance-ws/spot/btcusdt_20240808.gz");
+        if !p.exists() {
+            eprintln!("skipping: no recording at {}", p.display());
+            return;
+        }
+        let rec = BinanceRecording::read(&p).unwrap();
+        let r = Repeat::of(&rec, 3);
+        let n = rec.stream.len();
+        let mut tops = Vec::new();
+        for k in 0..3 {
+            let mut sync = DepthSync::new(Market::Spot);
+            let mut snap = rec.snapshot.clone();
+            snap.last_update_id = r.snapshot_id(&rec, k);
+            sync.on_snapshot(&snap);
+            let (mut applied, mut gaps) = (0, 0);
+            for i in k * n..(k + 1) * n {
+                if let Ok(Message::Depth(d)) = binance::parse(&r.message(&rec, i).unwrap()) {
+                    match sync.on_diff(&d) {
+                        Applied::Applied => applied += 1,
+                        Applied::Gap => gaps += 1,
+                        _ => {}
+                    }
+                }
+            }
+            assert_eq!(gaps, 0, "repeat {k}");
+            assert!(applied > 1000);
+            tops.push((sync.book().best_bid(), sync.book().best_ask()));
+        }
+        assert!(r.message(&rec, 3 * n).is_none());
+        assert_eq!(tops[0], tops[2]);
+        assert_eq!(tops[0], tops[1]);
+    }
 }

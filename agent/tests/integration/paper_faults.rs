@@ -118,6 +118,7 @@ fn faults_halt_the_instrument_until_resynchronised_and_only_then() {
         cuts: vec![(Cut::Drop, 4_000), (Cut::Freeze, 4_000), (Cut::Shutdown, 4_000)],
         withhold: Some(gap),
         garbage_every: Some(997),
+        ..Faults::default()
     };
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -62,6 +62,7 @@ max_position = 0.002
 [venue]
 kind = "binance-spot"
 rest_url = "{sim}"
+ws_api_url = "{sim_ws}"
 recv_window_ms = 1000
 poll_ms = 50
 client_prefix = "kt"
@@ -86,6 +87,7 @@ rest_url = "{rest}"
 depth_limit = 5000
 "#,
             sim = sim.url,
+            sim_ws = sim.ws_url,
             ws = feed.ws,
             rest = feed.rest
         );
@@ -336,6 +338,10 @@ async fn killed_at(point: &str) {
     assert!(exit.success(), "SIGTERM: {exit}\n{out}");
 
     agree(&s);
+    assert!(
+        s.sim.lock().requests.iter().any(|r| r == "WS userDataStream.subscribe.signature"),
+        "the agent follows its orders on the user data stream"
+    );
     let j = s.journal();
     let o = j.order(&crashed).unwrap().unwrap();
     let at_venue: Vec<_> = s.venue_orders().into_iter().filter(|(c, _)| *c == crashed).collect();
