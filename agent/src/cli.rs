@@ -132,6 +132,10 @@ enum Command {
     Kill(ControlArgs),
     /// Show a running agent's state: feeds, positions, PnL, risk state, recent orders.
     Status(StatusArgs),
+    /// A terminal dashboard of a running agent (its /status, redrawn as it changes): feeds and
+    /// their lag, books, positions, PnL, risk state, orders and rejections, recent orders.
+    /// Quit with q, Esc or Ctrl-C.
+    Top(TopArgs),
     /// Record a live feed to a file `kairos replay` reads (`<receive ns> <raw JSON>` a line).
     Record(RecordArgs),
     /// Load and validate data files; print what they hold and how their timestamps read.
@@ -265,6 +269,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Agent(AgentCommand::ResetRisk(a)) => reset_risk(a),
         Command::Kill(a) => kill_agent(a),
         Command::Status(a) => agent_status(a),
+        Command::Top(a) => top(a),
         Command::Keys(cmd) => crate::wallet::keys(cmd),
         Command::Tx(cmd) => crate::wallet::tx(cmd),
         Command::Swap(a) => crate::onchain::swap(*a),
@@ -402,6 +407,19 @@ struct StatusArgs {
     /// Print the agent's `/status` JSON as it is.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TopArgs {
+    /// The running agent's config file (its `[server]` and `journal`).
+    #[arg(long, env = "KAIROS_AGENT_CONFIG", required_unless_present = "url")]
+    config: Option<PathBuf>,
+    /// The agent's operations server instead (`http://127.0.0.1:9184`).
+    #[arg(long, conflicts_with = "config")]
+    url: Option<String>,
+    /// Milliseconds between reads of /status.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    interval_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -777,6 +795,21 @@ fn agent_status(a: StatusArgs) -> Result<()> {
         .with_context(|| format!("{url}/status: not an agent's status"))?;
     print!("{}", crate::ops::describe(&s));
     Ok(())
+}
+
+fn top(a: TopArgs) -> Result<()> {
+    let url = match (a.url, a.config) {
+        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (None, Some(path)) => {
+            let cfg = crate::paper::AgentFile::load(&path)?;
+            server_url(&cfg).context(
+                "the agent has no [server] in its config (or, listening on port 0, has not \
+                 started yet): `kairos top` reads its /status endpoint",
+            )?
+        }
+        (None, None) => bail!("pass --config AGENT.toml or --url URL"),
+    };
+    crate::top::run(&url, std::time::Duration::from_millis(a.interval_ms))
 }
 
 fn replay_strategy(registry: &Registry, a: ReplayArgs) -> Result<()> {

@@ -30,4 +30,5 @@ pub mod paper;
 pub mod reconcile;
 pub mod replay;
 pub mod run;
+pub mod top;
 pub mod wallet;

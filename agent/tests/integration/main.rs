@@ -16,4 +16,5 @@ mod paper;
 mod paper_faults;
 mod replay;
 mod run;
+mod top;
 mod wallet;

@@ -24,10 +24,12 @@ const TOKEN: &str = "control-token-0123456789";
 /// A hang, not a measurement: every wait below is for an event, bounded by this.
 const HANG: Duration = Duration::from_secs(120);
 
-struct Setup {
+pub(crate) struct Setup {
     dir: tempfile::TempDir,
-    sim: SimExchange,
-    cfg: PathBuf,
+    pub(crate) sim: SimExchange,
+    pub(crate) cfg: PathBuf,
+    /// The feed server.
+    pub(crate) feed: Endpoints,
 }
 
 impl Setup {
@@ -35,9 +37,14 @@ impl Setup {
     /// 50,000 (the recording's bids are near 61,700, so the strategy's buys fill at once and
     /// its sells rest).
     async fn new(extra: &str) -> Option<Self> {
+        Self::with_faults(extra, Faults::default()).await
+    }
+
+    /// [`Setup::new`] with a feed server that has `faults`.
+    pub(crate) async fn with_faults(extra: &str, faults: Faults) -> Option<Self> {
         let rec = recording()?;
         let rec = Arc::new(BinanceRecording::read(&rec).unwrap());
-        let feed: Endpoints = kairos_feeds::testkit::serve(rec, Faults::default()).await.unwrap();
+        let feed: Endpoints = kairos_feeds::testkit::serve(rec, faults).await.unwrap();
         let mut state = SimState::new(
             KEY,
             SECRET,
@@ -92,7 +99,7 @@ depth_limit = 5000
             rest = feed.rest
         );
         std::fs::write(&cfg, text).unwrap();
-        Some(Self { dir, sim, cfg })
+        Some(Self { dir, sim, cfg, feed })
     }
 
     fn journal_path(&self) -> PathBuf {
@@ -120,7 +127,7 @@ depth_limit = 5000
         c
     }
 
-    fn start(&self, env: &[(&str, &str)]) -> Agent {
+    pub(crate) fn start(&self, env: &[(&str, &str)]) -> Agent {
         let mut child = self
             .kairos(&["run"], env)
             .stdout(Stdio::piped())
@@ -154,7 +161,7 @@ depth_limit = 5000
     }
 }
 
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
@@ -185,7 +192,7 @@ impl Agent {
     }
 
     /// The operations server's base URL, from the log.
-    async fn url(&mut self) -> String {
+    pub(crate) async fn url(&mut self) -> String {
         let l = self.wait_line("operations server on http://").await;
         let at = l.find("http://").unwrap();
         l[at..].split_whitespace().next().unwrap().trim_end_matches('"').to_string()
@@ -196,7 +203,7 @@ impl Agent {
         self.child.wait().unwrap();
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
@@ -206,7 +213,7 @@ impl Agent {
     }
 
     /// Waits for the exit; gives its status and everything it printed.
-    async fn wait(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) async fn wait(mut self) -> (std::process::ExitStatus, String) {
         let until = tokio::time::Instant::now() + HANG;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -223,7 +230,7 @@ impl Agent {
 }
 
 /// Waits until `f` holds (polled), bounded by [`HANG`].
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut f: impl FnMut() -> bool) {
     let end = tokio::time::Instant::now() + HANG;
     while !f() {
         assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}");
@@ -236,7 +243,7 @@ async fn get(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn status(url: &str) -> serde_json::Value {
+pub(crate) async fn status(url: &str) -> serde_json::Value {
     serde_json::from_str(&get(&format!("{url}/status")).await.1).unwrap()
 }
 
@@ -608,7 +615,7 @@ async fn metrics_pass_promtool_and_health_answers() {
     assert!(o.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
