@@ -99,6 +99,18 @@ pub enum VenueReport {
     },
 }
 
+/// Tells the strategy `update` about `order` now (a refusal the client decides itself).
+pub(crate) fn tell(
+    ctx: &mut Context,
+    out: &mut Reports,
+    order: OrderId,
+    instrument: InstrumentId,
+    update: OrderUpdate,
+) {
+    let ts = ctx.now();
+    out.order(ctx, OrderEvent { order, instrument, ts, update });
+}
+
 impl VenueReport {
     /// The strategy's order it is about.
     pub fn order(&self) -> OrderId {
@@ -509,10 +521,7 @@ impl Execution for LiveVenue {
                     RejectRule::BadModification,
                     "binance-spot: cancel the order and send a new one",
                 ));
-                out.order(
-                    ctx,
-                    OrderEvent { order: *order, instrument: *instrument, ts: ctx.now(), update },
-                );
+                tell(ctx, out, *order, *instrument, update);
             }
         }
     }

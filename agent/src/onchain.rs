@@ -252,6 +252,14 @@ impl WalletFile {
     }
 }
 
+impl WalletFile {
+    /// The executor of a headless agent: the key's password from `password_file`, else the
+    /// environment's `KAIROS_KEYSTORE_PASSWORD` (never a prompt).
+    pub async fn agent_executor(&self, password_file: Option<PathBuf>) -> Result<Executor> {
+        self.executor(&PasswordArg::from_file(password_file), None).await
+    }
+}
+
 /// Refuses a new order while an earlier transaction of the wallet is unsettled.
 fn refuse_if_pending(exec: &Executor, allow: bool) -> Result<()> {
     let pending = exec.resumable()?;

@@ -73,6 +73,8 @@ pub struct AgentFile {
     /// What stopping does.
     #[serde(default)]
     pub shutdown: crate::run::ShutdownSpec,
+    /// On-chain execution of the `[[dex]]` instruments by `kairos run`.
+    pub chain: Option<crate::chain_venue::ChainSpec>,
 }
 
 fn default_cash() -> f64 {
@@ -211,6 +213,10 @@ impl AgentFile {
         if let Some(s) = &mut cfg.server {
             s.token_file = s.token_file.take().map(rel);
         }
+        if let Some(c) = &mut cfg.chain {
+            c.wallet = rel(std::mem::take(&mut c.wallet));
+            c.password_file = c.password_file.take().map(rel);
+        }
         cfg.check()?;
         Ok(cfg)
     }
@@ -225,6 +231,9 @@ impl AgentFile {
         self.paper.validate().map_err(|e| anyhow::anyhow!("[paper] {e}"))?;
         self.venue.check()?;
         self.shutdown.check()?;
+        if let Some(c) = &self.chain {
+            c.check(&self.dex)?;
+        }
         let symbols = self.symbols();
         let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
         self.risk.validate(&symbols).map_err(|e| anyhow::anyhow!("[risk] {e}"))?;

@@ -314,6 +314,24 @@ pub fn describe(cfg: &AgentFile, config: &Path) -> Result<String> {
             };
         }
     }
+    if let Some(c) = &cfg.chain {
+        let wallet = match crate::onchain::WalletFile::load(&c.wallet) {
+            Ok(w) => format!(
+                "wallet {} on chain {} at {}",
+                c.wallet.display(),
+                w.chain_id,
+                kairos_chain::executor::redact(&w.rpc_url)
+            ),
+            Err(e) => format!("MISSING: wallet {}: {e:#}", c.wallet.display()),
+        };
+        for (symbol, router) in &c.routers {
+            let _ = writeln!(
+                s,
+                "orders      {symbol}: swaps through Uniswap V2 router {router} ({wallet}), slippage {} bps, deadline {} s, within the wallet's guardrails",
+                c.slippage_bps, c.deadline_s
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "journal     {}",
@@ -421,9 +439,9 @@ pub async fn run_observed<S: Strategy>(
             }
             Some(Journal::open(p)?)
         }
-        None if cfg.venue.is_live() => {
+        None if cfg.venue.is_live() || cfg.chain.is_some() => {
             bail!(
-                "journal = \"...\" is required with a live [venue]: orders are journalled before they are sent"
+                "journal = \"...\" is required with a live [venue] or [chain]: orders are journalled before they are sent"
             )
         }
         None => None,
@@ -533,12 +551,36 @@ pub async fn run_observed<S: Strategy>(
         venue_parts = Some((rest, by_instrument, last_trade));
     }
 
+    // On chain: settle the swaps an earlier session left unsettled, read the pools' tokens.
+    let mut chain_parts = None;
+    if let Some(spec) = &cfg.chain {
+        let journal = journal.as_ref().expect("checked above");
+        let wallet = crate::onchain::WalletFile::load(&spec.wallet)?;
+        let exec = wallet.agent_executor(spec.password_file.clone()).await?;
+        let pools = crate::chain_venue::routes(&exec, spec, &cfg.dex).await?;
+        let settled = match crate::chain_venue::reconcile(journal, &exec, &pools).await {
+            Ok(n) => n,
+            Err(e) => {
+                note(&Some(journal.clone_handle()?), "refused", &e.to_string());
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            address = %exec.address(),
+            pools = pools.len(),
+            settled,
+            "reconciled with the chain"
+        );
+        chain_parts = Some((exec, pools));
+    }
+
     // The agent's book: positions and cash from the journal's fills.
     if let Some(j) = &journal {
         let mut n = 0;
         let mut closed = Vec::new();
         for (k, s) in symbols.iter().enumerate() {
-            for f in j.fills(BINANCE_SPOT, s)? {
+            let fills = j.fills(BINANCE_SPOT, s)?.into_iter();
+            for f in fills.chain(j.fills(crate::chain_venue::UNISWAP, s)?) {
                 let (Ok(q), Ok(p), Ok(c)) =
                     (f.qty.parse::<f64>(), f.price.parse::<f64>(), f.commission.parse::<f64>())
                 else {
@@ -566,6 +608,20 @@ pub async fn run_observed<S: Strategy>(
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let mut venue_task = None;
     let feeds = Feeds::spawn(cfg)?;
+    let mut chain_task = None;
+    let chain = match chain_parts {
+        Some((exec, pools)) => {
+            let spec = cfg.chain.clone().expect("chain parts come from [chain]");
+            let routed = symbols.iter().map(|s| pools.iter().any(|p| &p.symbol == s)).collect();
+            let j = journal.as_ref().expect("checked above").clone_handle()?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let report = report_tx.clone();
+            chain_task =
+                Some(tokio::spawn(crate::chain_venue::run_chain(exec, pools, spec, rx, report)));
+            Some(crate::chain_venue::ChainVenue::new(j, cfg.venue.prefix(), routed, tx))
+        }
+        None => None,
+    };
     let mut engine = match venue_parts {
         Some((rest, rules, last_trade)) => {
             let j = journal.as_ref().expect("live has a journal").clone_handle()?;
@@ -586,14 +642,16 @@ pub async fn run_observed<S: Strategy>(
             };
             venue_task =
                 Some(tokio::spawn(run_venue(rest, venue_rx, report_tx, poll, last_trade, user)));
-            let risk = Risk::new(Venue::Live(live), cfg.risk.clone(), &ctx)
-                .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
+            let risk =
+                Risk::new(Venue { main: MainVenue::Live(live), chain }, cfg.risk.clone(), &ctx)
+                    .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
             Engine::new(ctx, risk, LiveClock, Reports::new(false))
         }
         None => {
             drop((venue_tx, venue_rx, report_tx));
             let paper = kairos_engine::paper::PaperVenue::new(cfg.paper);
-            let risk = Risk::new(Venue::Paper(paper), cfg.risk.clone(), &ctx)
+            let venue = Venue { main: MainVenue::Paper(paper), chain };
+            let risk = Risk::new(venue, cfg.risk.clone(), &ctx)
                 .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
             Engine::new(ctx, risk, LiveClock, Reports::new(false))
         }
@@ -608,6 +666,16 @@ pub async fn run_observed<S: Strategy>(
         engine.exec.restore(state);
     }
     metrics.update(|s| s.reconciled = true);
+    // The restored state is what /status shows from its first answer.
+    let mut observer = Observer {
+        metrics: metrics.clone(),
+        journal: journal.as_ref().map(|j| j.clone_handle()).transpose()?,
+        transitions: engine.exec.transitions().len(),
+        saved: Instant::now(),
+        state: engine.exec.state().clone(),
+        marked: Instant::now(),
+    };
+    observer.mark(&engine, false);
 
     let ops = Ops {
         metrics: metrics.clone(),
@@ -634,20 +702,12 @@ pub async fn run_observed<S: Strategy>(
     let sink = MetricsSink { metrics: metrics.clone(), symbols: symbols.clone() };
     let mut strategy = Recorder { inner: strategy, events: sink };
     let mut hooks = Hooks {
-        venue: cfg.venue.is_live().then_some((report_rx, apply_report as _)),
+        venue: (cfg.venue.is_live() || cfg.chain.is_some())
+            .then_some((report_rx, apply_report as _)),
         poke: Some(poke),
         cancel_on_stop: cfg.shutdown.on_stop == "cancel",
         drain: Duration::from_secs_f64(cfg.shutdown.drain_s),
     };
-    let mut observer = Observer {
-        metrics: metrics.clone(),
-        journal: journal.as_ref().map(|j| j.clone_handle()).transpose()?,
-        transitions: engine.exec.transitions().len(),
-        saved: Instant::now(),
-        state: engine.exec.state().clone(),
-        marked: Instant::now(),
-    };
-    observer.mark(&engine, false);
     let mut stop_rx = stop.clone();
     let stopping = metrics.clone();
     tokio::spawn(async move {
@@ -661,10 +721,13 @@ pub async fn run_observed<S: Strategy>(
     .await;
     // Stopping: the venue task finishes what it was asked for and ends; its last reports are
     // journalled (the strategy has stopped: nobody hears of them).
-    if let Venue::Live(l) = &mut engine.exec.inner {
+    if let MainVenue::Live(l) = &mut engine.exec.inner.main {
         l.close();
     }
-    if let Some(t) = venue_task {
+    if let Some(c) = &mut engine.exec.inner.chain {
+        c.close();
+    }
+    for t in [venue_task, chain_task].into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs_f64(cfg.shutdown.drain_s), t).await;
     }
     if let Some((rx, apply)) = hooks.venue.as_mut() {
@@ -710,17 +773,53 @@ struct Nobody;
 
 impl Strategy for Nobody {}
 
-/// The execution client `kairos run` puts behind the risk engine.
+/// The venue of the instruments that are not swapped on chain.
 #[derive(Debug)]
-pub enum Venue {
+pub enum MainVenue {
     /// The paper venue.
     Paper(kairos_engine::paper::PaperVenue),
     /// Binance spot.
     Live(LiveVenue),
 }
 
+/// The execution client `kairos run` puts behind the risk engine: the main venue, and the
+/// on-chain client for the `[[dex]]` instruments `[chain]` routes.
+#[derive(Debug)]
+pub struct Venue {
+    /// Paper or Binance spot.
+    pub main: MainVenue,
+    /// Swaps on chain.
+    pub chain: Option<crate::chain_venue::ChainVenue>,
+}
+
+impl Venue {
+    fn chain_for(
+        &mut self,
+        instrument: InstrumentId,
+    ) -> Option<&mut crate::chain_venue::ChainVenue> {
+        self.chain.as_mut().filter(|c| c.routes(instrument))
+    }
+
+    fn main_exec(&mut self) -> &mut dyn Execution {
+        match &mut self.main {
+            MainVenue::Paper(p) => p,
+            MainVenue::Live(l) => l,
+        }
+    }
+
+    fn main_ref(&self) -> &dyn Execution {
+        match &self.main {
+            MainVenue::Paper(p) => p,
+            MainVenue::Live(l) => l,
+        }
+    }
+}
+
 fn apply_report(v: &mut Venue, ctx: &mut Context, r: crate::live::VenueReport, out: &mut Reports) {
-    if let Venue::Live(l) = v {
+    if let Some(c) = v.chain.as_mut().filter(|c| c.knows(r.order())) {
+        return c.apply(ctx, r, out);
+    }
+    if let MainVenue::Live(l) = &mut v.main {
         l.apply(ctx, r, out);
     }
 }
@@ -732,36 +831,32 @@ impl Execution for Venue {
         command: &kairos_strategies::Command,
         out: &mut Reports,
     ) {
-        match self {
-            Venue::Paper(p) => p.command(ctx, command, out),
-            Venue::Live(l) => l.command(ctx, command, out),
+        let instrument = match command {
+            kairos_strategies::Command::Submit(o) => o.request.instrument,
+            kairos_strategies::Command::Cancel { instrument, .. }
+            | kairos_strategies::Command::Modify { instrument, .. } => *instrument,
+        };
+        match self.chain_for(instrument) {
+            Some(c) => c.command(ctx, command, out),
+            None => self.main_exec().command(ctx, command, out),
         }
     }
     fn has_working(&self) -> bool {
-        match self {
-            Venue::Paper(p) => p.has_working(),
-            Venue::Live(l) => l.has_working(),
-        }
+        self.main_ref().has_working() || self.chain.as_ref().is_some_and(|c| c.has_working())
     }
     fn working(&self) -> usize {
-        match self {
-            Venue::Paper(p) => p.working(),
-            Venue::Live(l) => l.working(),
-        }
+        self.main_ref().working() + self.chain.as_ref().map_or(0, |c| c.working())
     }
     fn rejected(&self) -> u64 {
-        match self {
-            Venue::Paper(p) => p.rejected(),
-            Venue::Live(l) => l.rejected(),
-        }
+        self.main_ref().rejected() + self.chain.as_ref().map_or(0, |c| c.rejected())
     }
     fn on_trade(&mut self, ctx: &mut Context, t: &kairos_strategies::Trade, out: &mut Reports) {
-        if let Venue::Paper(p) = self {
+        if let MainVenue::Paper(p) = &mut self.main {
             p.on_trade(ctx, t, out)
         }
     }
     fn on_quote(&mut self, ctx: &mut Context, q: &kairos_strategies::Quote, out: &mut Reports) {
-        if let Venue::Paper(p) = self {
+        if let MainVenue::Paper(p) = &mut self.main {
             p.on_quote(ctx, q, out)
         }
     }
@@ -771,18 +866,18 @@ impl Execution for Venue {
         u: &kairos_strategies::BookUpdate<'_>,
         out: &mut Reports,
     ) {
-        if let Venue::Paper(p) = self {
+        if let MainVenue::Paper(p) = &mut self.main {
             p.on_book(ctx, u, out)
         }
     }
     fn next_wakeup(&self) -> Option<kairos_strategies::Timestamp> {
-        match self {
-            Venue::Paper(p) => p.next_wakeup(),
-            Venue::Live(_) => None,
+        match &self.main {
+            MainVenue::Paper(p) => p.next_wakeup(),
+            MainVenue::Live(_) => None,
         }
     }
     fn wake(&mut self, ctx: &mut Context, out: &mut Reports) {
-        if let Venue::Paper(p) = self {
+        if let MainVenue::Paper(p) = &mut self.main {
             p.wake(ctx, out)
         }
     }

@@ -55,6 +55,11 @@ pub struct PasswordArg {
 }
 
 impl PasswordArg {
+    /// The password from `file`, else the environment (else a prompt on a terminal).
+    pub(crate) fn from_file(file: Option<PathBuf>) -> Self {
+        Self { password_file: file }
+    }
+
     pub(crate) fn read(&self, confirm: bool) -> Result<Password> {
         if let Some(p) = &self.password_file {
             return Ok(Password::from_file(p)?);

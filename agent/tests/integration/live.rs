@@ -25,10 +25,11 @@ const KEY: &str = "sim-api-key-0003";
 const SECRET: &str = "sim-secret-live";
 const BTC: InstrumentId = InstrumentId(0);
 
+/// What a strategy heard (shared with the other execution clients' tests).
 #[derive(Default)]
-struct Log {
-    events: Vec<OrderEvent>,
-    fills: Vec<Fill>,
+pub(crate) struct Log {
+    pub(crate) events: Vec<OrderEvent>,
+    pub(crate) fills: Vec<Fill>,
 }
 
 impl Strategy for Log {
@@ -41,7 +42,7 @@ impl Strategy for Log {
 }
 
 impl Log {
-    fn updates(&self, id: OrderId) -> Vec<String> {
+    pub(crate) fn updates(&self, id: OrderId) -> Vec<String> {
         self.events
             .iter()
             .filter(|e| e.order == id)

@@ -6,6 +6,7 @@
 mod common;
 
 mod binance_rest;
+mod chain_venue;
 mod cli;
 mod deploy;
 mod journal;

@@ -30,23 +30,28 @@ fn out(o: &Output) -> String {
 
 /// A key imported by `kairos keys import` into a fresh folder, funded with 2 ether and 1,000 of
 /// `token`, and a wallet file allowing `router`, `tokens` and `FRIEND`.
-struct CliWallet {
-    dir: tempfile::TempDir,
-    me: Address,
+pub(crate) struct CliWallet {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) me: Address,
     secret_hex: String,
     transcript: String,
 }
 
 impl CliWallet {
-    fn wallet(&self) -> String {
+    pub(crate) fn wallet(&self) -> String {
         self.dir.path().join("wallet.toml").display().to_string()
     }
-    fn pw(&self) -> String {
+    pub(crate) fn pw(&self) -> String {
         self.dir.path().join("pw").display().to_string()
     }
 }
 
-async fn cli_wallet(url: &str, router: Address, tokens: [Address; 2], fund: Address) -> CliWallet {
+pub(crate) async fn cli_wallet(
+    url: &str,
+    router: Address,
+    tokens: [Address; 2],
+    fund: Address,
+) -> CliWallet {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let signer = PrivateKeySigner::random();

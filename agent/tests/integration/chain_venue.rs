@@ -1,0 +1,212 @@
+//! The on-chain execution client through the engine against a real anvil node with Uniswap V2
+//! deployed by the test, a key file made by `kairos keys import` and a wallet file with
+//! guardrails: a market buy and a market sell become swaps, accepted when broadcast and filled
+//! with what the pool gave (the wallet's balances agree to the last unit the fill can say); a
+//! limit order and a swap the guardrails or the simulation refuse are rejections naming why,
+//! with nothing mined; the agent's journal holds every swap. After a crash, reconciliation
+//! closes a swap that was never sent and books one that was confirmed but not booked.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use kairos_agent::chain_venue::{ChainSpec, ChainVenue, UNISWAP, reconcile, routes, run_chain};
+use kairos_agent::journal::{Journal, OrderState};
+use kairos_agent::live::VenueReport;
+use kairos_agent::onchain::WalletFile;
+use kairos_agent::paper::DexSpec;
+use kairos_chain::abi::{IERC20, IUniswapV2Factory};
+use kairos_engine::{Engine, HistoricalClock};
+use kairos_strategies::{Context, Instrument, InstrumentId, OrderRequest, OrderSize, Side};
+use tokio::sync::mpsc;
+
+use crate::common::{Anvil, dev_provider, e18, uniswap_v2};
+use crate::live::Log;
+use crate::onchain::cli_wallet;
+
+const AB: InstrumentId = InstrumentId(0);
+
+fn whole(v: U256) -> f64 {
+    alloy::primitives::utils::format_units(v, 18).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
+async fn orders_on_a_dex_instrument_become_guarded_swaps_reported_as_order_events() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    // A pool of 1,000,000 A and 2,000,000 B: A trades at 2 B.
+    let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
+    let dev = dev_provider(&anvil.url);
+    let pair: Address = IUniswapV2Factory::new(uni.factory, &dev)
+        .getPair(uni.token_a, uni.token_b)
+        .call()
+        .await
+        .unwrap();
+    // The wallet holds 1,000 B; its guardrails allow the router, A (at most 500 a swap) and B.
+    let cw = cli_wallet(&anvil.url, uni.router, [uni.token_a, uni.token_b], uni.token_b).await;
+    let me = cw.me;
+    // B gets a cap too: the guardrails approve only tokens with an approval bound.
+    let text = std::fs::read_to_string(cw.wallet()).unwrap();
+    let text = text.replace(
+        "symbol = \"B\"\n            decimals = 18",
+        "symbol = \"B\"\n            decimals = 18\n            max_per_tx = \"2000\"",
+    );
+    assert!(text.contains("max_per_tx = \"2000\""));
+    std::fs::write(cw.wallet(), text).unwrap();
+    let spec = ChainSpec {
+        wallet: cw.wallet().into(),
+        password_file: Some(cw.pw().into()),
+        slippage_bps: 50,
+        deadline_s: 120,
+        routers: BTreeMap::from([("AB".to_string(), uni.router.to_string())]),
+    };
+    let dex = vec![DexSpec {
+        symbol: "AB".into(),
+        rpc_url: anvil.url.clone(),
+        address: pair.to_string(),
+        kind: "v2".into(),
+        base_is_token0: uni.token_a < uni.token_b,
+        decimals0: 18,
+        decimals1: 18,
+        from_block: None,
+        confirmations: 0,
+        poll_ms: 100,
+    }];
+    spec.check(&dex).unwrap();
+    let wallet = WalletFile::load(&spec.wallet).unwrap();
+    let exec = wallet.agent_executor(spec.password_file.clone()).await.unwrap();
+    let pools = routes(&exec, &spec, &dex).await.unwrap();
+    assert_eq!((pools[0].base.0, pools[0].quote.0), (uni.token_a, uni.token_b));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (req_tx, req_rx) = mpsc::unbounded_channel();
+    let (rep_tx, mut rep_rx) = mpsc::unbounded_channel::<VenueReport>();
+    let task = tokio::spawn(run_chain(exec, pools.clone(), spec.clone(), req_rx, rep_tx));
+    let journal = Journal::open(dir.path().join("agent.sqlite")).unwrap();
+    let venue = ChainVenue::new(journal, "kc", vec![true], req_tx);
+    let ab = Instrument::new("AB", "uniswap").with_tick_size(0.0001).with_lot_size(0.0001);
+    let mut ctx = Context::new(vec![ab], 10_000.0);
+    ctx.portfolio_mut().mark(AB, 2.0);
+    let mut e: Engine<ChainVenue, HistoricalClock> = Engine::historical(ctx, venue);
+    let mut s = Log::default();
+    e.start(&mut s);
+    // Reports to the engine until `done` holds (two minutes is a hang).
+    async fn pump(
+        e: &mut Engine<ChainVenue, HistoricalClock>,
+        s: &mut Log,
+        rx: &mut mpsc::UnboundedReceiver<VenueReport>,
+        done: impl Fn(&Log) -> bool,
+    ) {
+        let until = std::time::Instant::now() + Duration::from_secs(120);
+        while !done(s) {
+            assert!(std::time::Instant::now() < until, "no report: {:?}", s.events);
+            if let Ok(Some(r)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                e.from_venue(s, |x, ctx, out| x.apply(ctx, r, out));
+            }
+        }
+    }
+    let a = IERC20::new(uni.token_a, &dev);
+    let b = IERC20::new(uni.token_b, &dev);
+
+    // A market buy of 10 A: spends 10 x 2 = 20 B; the pool gives a little under 10 A (its
+    // 0.3% fee and the price impact).
+    let buy = e.ctx.submit(OrderRequest::market(AB, Side::Buy, OrderSize::Units(10.0))).unwrap();
+    e.run_pending(&mut s);
+    pump(&mut e, &mut s, &mut rep_rx, |s| s.updates(buy).contains(&"Filled".to_string())).await;
+    assert_eq!(s.updates(buy), vec!["Accepted", "Filled"]);
+    let got_a = whole(a.balanceOf(me).call().await.unwrap());
+    let f = s.fills[0];
+    assert!(got_a > 9.9 && got_a < 10.0, "{got_a}");
+    assert!(
+        (f.quantity - got_a).abs() < 1e-8,
+        "the fill says {} and the wallet holds {got_a}",
+        f.quantity
+    );
+    assert!((f.price - 20.0 / got_a).abs() < 1e-6, "{}", f.price);
+    assert!((whole(b.balanceOf(me).call().await.unwrap()) - 980.0).abs() < 1e-9);
+    assert!((e.ctx.position(AB) - f.quantity).abs() < 1e-12);
+
+    // A market sell of 5 A.
+    let sell = e.ctx.submit(OrderRequest::market(AB, Side::Sell, OrderSize::Units(5.0))).unwrap();
+    e.run_pending(&mut s);
+    pump(&mut e, &mut s, &mut rep_rx, |s| s.updates(sell).contains(&"Filled".to_string())).await;
+    let b_now = whole(b.balanceOf(me).call().await.unwrap());
+    assert!((s.fills[1].quantity - 5.0).abs() < 1e-12);
+    assert!(
+        (s.fills[1].price * 5.0 - (b_now - 980.0)).abs() < 1e-6,
+        "{} vs {b_now}",
+        s.fills[1].price
+    );
+
+    // Refused: a limit order (before anything is journalled), a sell of more A than the
+    // wallet holds, and a sell over A's guardrail (500 a swap) once the wallet holds enough:
+    // its approval is refused.
+    let limit =
+        e.ctx.submit(OrderRequest::limit(AB, Side::Buy, OrderSize::Units(1.0), 1.9)).unwrap();
+    e.run_pending(&mut s);
+    assert_eq!(s.updates(limit), vec!["Rejected"]);
+    assert!(format!("{:?}", s.events.last().unwrap().update).contains("market order"));
+    let too_much =
+        e.ctx.submit(OrderRequest::market(AB, Side::Sell, OrderSize::Units(50.0))).unwrap();
+    e.run_pending(&mut s);
+    pump(&mut e, &mut s, &mut rep_rx, |s| !s.updates(too_much).is_empty()).await;
+    assert_eq!(s.updates(too_much), vec!["Rejected"]);
+    let why = format!("{:?}", s.events.last().unwrap().update);
+    assert!(why.contains("the wallet holds"), "{why}");
+    crate::common::fund(&anvil.url, me, U256::ZERO, Some((uni.token_a, e18(600)))).await;
+    let a_before = a.balanceOf(me).call().await.unwrap();
+    let capped =
+        e.ctx.submit(OrderRequest::market(AB, Side::Sell, OrderSize::Units(501.0))).unwrap();
+    e.run_pending(&mut s);
+    pump(&mut e, &mut s, &mut rep_rx, |s| !s.updates(capped).is_empty()).await;
+    assert_eq!(s.updates(capped), vec!["Rejected"]);
+    let why = format!("{:?}", s.events.last().unwrap().update);
+    assert!(why.contains("refused by guardrail") && why.contains("500000000000000000000"), "{why}");
+    assert_eq!(a.balanceOf(me).call().await.unwrap(), a_before, "a refused swap swapped nothing");
+
+    // The agent's journal: every swap, with its end; fills keyed by the wallet's order.
+    let j = e.exec.journal();
+    let orders = j.orders().unwrap();
+    let ends: Vec<_> = orders.iter().map(|o| (o.status.as_deref(), o.state)).collect();
+    assert_eq!(
+        ends,
+        vec![
+            (Some("FILLED"), OrderState::Final),
+            (Some("FILLED"), OrderState::Final),
+            (Some("REJECTED"), OrderState::Final),
+            (Some("REJECTED"), OrderState::Final),
+        ]
+    );
+    let fills = j.fills(UNISWAP, "AB").unwrap();
+    assert_eq!(fills.len(), 2);
+    let first_chain_order = fills[0].trade_id;
+
+    // Restarts. A fresh agent journal with two swaps an earlier session left unsettled: one
+    // journalled and never sent (no wallet transaction after it), one confirmed on chain (the
+    // first buy) but killed before its fill was booked.
+    e.exec.close();
+    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    drop(e);
+    let exec = wallet.agent_executor(spec.password_file.clone()).await.unwrap();
+    let mut j2 = Journal::open(dir.path().join("restart.sqlite")).unwrap();
+    let booked = j2.intend("kr", UNISWAP, "AB", "BUY", "MARKET", "10", None, 0).unwrap();
+    j2.update(&booked, Some(first_chain_order), "BROADCAST", "0", false).unwrap();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    let unsent = j2.intend("kr", UNISWAP, "AB", "SELL", "MARKET", "1", None, now + 1).unwrap();
+    assert_eq!(reconcile(&j2, &exec, &pools).await.unwrap(), 2);
+    assert_eq!(j2.order(&unsent).unwrap().unwrap().status.as_deref(), Some("NOT_SENT"));
+    let o = j2.order(&booked).unwrap().unwrap();
+    assert_eq!((o.status.as_deref(), o.state), (Some("FILLED"), OrderState::Final));
+    let f2 = j2.fills(UNISWAP, "AB").unwrap();
+    assert_eq!(f2.len(), 1);
+    assert!((f2[0].qty.parse::<f64>().unwrap() - f.quantity).abs() < 1e-12, "{:?}", f2[0]);
+    assert!(j2.unsettled(UNISWAP).unwrap().is_empty());
+
+    // One the wallet sent something after, with no link: the agent cannot tell, and refuses.
+    let mut j3 = Journal::open(dir.path().join("ambiguous.sqlite")).unwrap();
+    j3.intend("ka", UNISWAP, "AB", "BUY", "MARKET", "1", None, 0).unwrap();
+    let err = reconcile(&j3, &exec, &pools).await.unwrap_err().to_string();
+    assert!(err.contains("refusing to trade") && err.contains("ka-1"), "{err}");
+}
