@@ -561,8 +561,12 @@ async fn swap(
     let deadline = head.header.timestamp + spec.deadline_s;
     let input = dex::v2_swap_exact_tokens(amount_in, min, vec![sell, buy], me, deadline);
     let order = req.order;
+    let swap = Request { to: pool.router, input, ..Request::default() };
+    // Labelled with the agent's client id: a restart finds the transaction of a swap whose
+    // link the crash kept from the agent's journal.
+    let label = format!("agent {}", req.client_id);
     let sent = exec
-        .send_notify(Request { to: pool.router, input, ..Request::default() }, |sub| {
+        .send_labelled(swap, Some(&label), |sub| {
             if let Some(o) = sub.order {
                 let _ = tx.send(VenueReport::Accepted { order, venue_order_id: o as u64 });
             }
@@ -657,15 +661,13 @@ pub async fn reconcile(
                 o.symbol
             )
         };
-        let Some(chain_order) = o.venue_order_id.map(|v| v as i64) else {
-            // Journalled here, then the crash: the executor journals before it signs, so a
-            // swap with no transaction journalled after it was never sent.
-            let after = events.iter().any(|e| e.at_ms >= o.created_ms);
-            if after {
-                return Err(refuse(
-                    "has no transaction linked, and the wallet sent one after it: check `kairos tx status` and the journal",
-                ));
-            }
+        // The same client id in an older journal's session is not this swap: only an order
+        // made after it was journalled here.
+        let label = format!("agent {}", o.client_id);
+        let labelled = exec.journal().order_labelled(exec.address(), &label, o.created_ms)?;
+        let Some(chain_order) = o.venue_order_id.map(|v| v as i64).or(labelled) else {
+            // Journalled here, then the crash: the executor journals a swap, labelled with
+            // the client id, before it signs it; with no such order it was never sent.
             journal.update(&o.client_id, None, "NOT_SENT", "0", true)?;
             settled += 1;
             continue;

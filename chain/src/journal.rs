@@ -229,6 +229,26 @@ impl Journal {
         })
     }
 
+    /// The newest order of `sender` whose summary starts `{label}: ` (see
+    /// `Executor::submit_labelled`), made at or after `since_ms`: its id.
+    pub fn order_labelled(
+        &self,
+        sender: Address,
+        label: &str,
+        since_ms: i64,
+    ) -> Result<Option<i64>> {
+        let head = format!("{label}: ");
+        self.with(|c| {
+            c.query_row(
+                "SELECT id FROM orders WHERE sender = ?1 AND substr(summary, 1, length(?2)) = ?2
+                 AND at_ms >= ?3 ORDER BY id DESC LIMIT 1",
+                params![sender.to_string(), head, since_ms],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
     /// What an order asked for.
     pub fn order_summary(&self, order: i64) -> Result<Option<String>> {
         self.with(|c| {

@@ -204,9 +204,22 @@ async fn orders_on_a_dex_instrument_become_guarded_swaps_reported_as_order_event
     assert!((f2[0].qty.parse::<f64>().unwrap() - f.quantity).abs() < 1e-12, "{:?}", f2[0]);
     assert!(j2.unsettled(UNISWAP).unwrap().is_empty());
 
-    // One the wallet sent something after, with no link: the agent cannot tell, and refuses.
-    let mut j3 = Journal::open(dir.path().join("ambiguous.sqlite")).unwrap();
-    j3.intend("ka", UNISWAP, "AB", "BUY", "MARKET", "1", None, 0).unwrap();
-    let err = reconcile(&j3, &exec, &pools).await.unwrap_err().to_string();
-    assert!(err.contains("refusing to trade") && err.contains("ka-1"), "{err}");
+    // A swap whose link to its transaction the crash lost: found by the label the executor
+    // journalled with it (the first sell, `kc-2`), and booked.
+    let mut j3 = Journal::open(dir.path().join("unlinked.sqlite")).unwrap();
+    let lost = j3.intend("kc", UNISWAP, "AB", "BUY", "MARKET", "10", None, 0).unwrap();
+    let lost_sell = j3.intend("kc", UNISWAP, "AB", "SELL", "MARKET", "5", None, 0).unwrap();
+    assert_eq!(lost_sell, "kc-2");
+    j3.update(&lost, None, "NOT_SENT", "0", true).unwrap();
+    assert_eq!(reconcile(&j3, &exec, &pools).await.unwrap(), 1);
+    let f3 = j3.fills(UNISWAP, "AB").unwrap();
+    assert_eq!(f3.len(), 1);
+    assert!((f3[0].qty.parse::<f64>().unwrap() - 5.0).abs() < 1e-12, "{:?}", f3[0]);
+    assert_eq!(f3[0].trade_id, fills[1].trade_id, "the same wallet order as the session booked");
+    // The same client id journalled after that swap (a journal started afresh) is not it.
+    let mut j4 = Journal::open(dir.path().join("fresh.sqlite")).unwrap();
+    j4.intend("kc", UNISWAP, "AB", "BUY", "MARKET", "10", None, now + 1).unwrap();
+    assert_eq!(reconcile(&j4, &exec, &pools).await.unwrap(), 1);
+    assert_eq!(j4.order("kc-1").unwrap().unwrap().status.as_deref(), Some("NOT_SENT"));
+    assert!(j4.fills(UNISWAP, "AB").unwrap().is_empty());
 }

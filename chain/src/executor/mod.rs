@@ -360,6 +360,13 @@ impl Executor {
     /// Simulates, signs (behind the guardrails) and broadcasts `req` as a new order. Does not
     /// wait for it. An error means nothing of it can be mined, except [`Error::Unsettled`].
     pub async fn submit(&self, req: Request) -> Result<Submitted> {
+        self.submit_labelled(req, None).await
+    }
+
+    /// As [`Executor::submit`], with the order's journal summary starting `{label}: `: the
+    /// caller's own id for it, written with the order itself, so that a caller that crashed
+    /// finds its order again ([`Journal::order_labelled`]).
+    pub async fn submit_labelled(&self, req: Request, label: Option<&str>) -> Result<Submitted> {
         let summary = format!(
             "to {} value {} data {} bytes (selector 0x{})",
             req.to,
@@ -367,6 +374,10 @@ impl Executor {
             req.input.len(),
             alloy::primitives::hex::encode(req.input.get(..4).unwrap_or_default())
         );
+        let summary = match label {
+            Some(l) => format!("{l}: {summary}"),
+            None => summary,
+        };
         let order = self.journal.new_order(self.address, &summary)?;
         self.submit_order(order, &req, true).await
     }
@@ -511,9 +522,19 @@ impl Executor {
     pub async fn send_notify(
         &self,
         req: Request,
+        broadcast: impl FnMut(&Submitted),
+    ) -> Result<Outcome> {
+        self.send_labelled(req, None, broadcast).await
+    }
+
+    /// As [`Executor::send_notify`], the order labelled as by [`Executor::submit_labelled`].
+    pub async fn send_labelled(
+        &self,
+        req: Request,
+        label: Option<&str>,
         mut broadcast: impl FnMut(&Submitted),
     ) -> Result<Outcome> {
-        let mut sub = self.submit(req.clone()).await?;
+        let mut sub = self.submit_labelled(req.clone(), label).await?;
         let mut resigned = 0;
         loop {
             broadcast(&sub);
