@@ -30,11 +30,11 @@ fn whole(v: U256) -> f64 {
     alloy::primitives::utils::format_units(v, 18).unwrap().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
-async fn orders_on_a_dex_instrument_become_guarded_swaps_reported_as_order_events() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    // A pool of 1,000,000 A and 2,000,000 B: A trades at 2 B.
+/// A pool of 1,000,000 A and 2,000,000 B on `anvil` (A trades at 2 B), its pair, and a wallet
+/// holding 1,000 B whose guardrails allow the router, A (at most 500 a swap) and B (2,000).
+async fn pool_and_wallet(
+    anvil: &Anvil,
+) -> (crate::common::UniswapV2, Address, crate::onchain::CliWallet) {
     let uni = uniswap_v2(&anvil.url, e18(1_000_000), e18(2_000_000)).await;
     let dev = dev_provider(&anvil.url);
     let pair: Address = IUniswapV2Factory::new(uni.factory, &dev)
@@ -42,17 +42,24 @@ async fn orders_on_a_dex_instrument_become_guarded_swaps_reported_as_order_event
         .call()
         .await
         .unwrap();
-    // The wallet holds 1,000 B; its guardrails allow the router, A (at most 500 a swap) and B.
     let cw = cli_wallet(&anvil.url, uni.router, [uni.token_a, uni.token_b], uni.token_b).await;
-    let me = cw.me;
     // B gets a cap too: the guardrails approve only tokens with an approval bound.
-    let text = std::fs::read_to_string(cw.wallet()).unwrap();
-    let text = text.replace(
+    let text = std::fs::read_to_string(cw.wallet()).unwrap().replace(
         "symbol = \"B\"\n            decimals = 18",
         "symbol = \"B\"\n            decimals = 18\n            max_per_tx = \"2000\"",
     );
     assert!(text.contains("max_per_tx = \"2000\""));
     std::fs::write(cw.wallet(), text).unwrap();
+    (uni, pair, cw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
+async fn orders_on_a_dex_instrument_become_guarded_swaps_reported_as_order_events() {
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let (uni, pair, cw) = pool_and_wallet(&anvil).await;
+    let dev = dev_provider(&anvil.url);
+    let me = cw.me;
     let spec = ChainSpec {
         wallet: cw.wallet().into(),
         password_file: Some(cw.pw().into()),
@@ -222,4 +229,156 @@ async fn orders_on_a_dex_instrument_become_guarded_swaps_reported_as_order_event
     assert_eq!(reconcile(&j4, &exec, &pools).await.unwrap(), 1);
     assert_eq!(j4.order("kc-1").unwrap().unwrap().status.as_deref(), Some("NOT_SENT"));
     assert!(j4.fills(UNISWAP, "AB").unwrap().is_empty());
+}
+
+/// Buys 10 on the first market event of the pool, sells 5 after the fill, then stops the
+/// agent; stops it too on a rejection.
+struct Swapper {
+    step: u8,
+    stop: tokio::sync::watch::Sender<bool>,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Swapper {
+    fn go(&mut self, ctx: &mut Context) {
+        if self.step == 0 {
+            self.step = 1;
+            let r = ctx.submit(OrderRequest::market(AB, Side::Buy, OrderSize::Units(10.0)));
+            self.heard.lock().unwrap().push(format!("buy {r:?}"));
+        }
+    }
+}
+
+impl kairos_strategies::Strategy for Swapper {
+    fn on_quote(&mut self, ctx: &mut Context, _q: &kairos_strategies::Quote) {
+        self.go(ctx);
+    }
+    fn on_trade(&mut self, ctx: &mut Context, _t: &kairos_strategies::Trade) {
+        self.go(ctx);
+    }
+    fn on_fill(&mut self, ctx: &mut Context, f: &kairos_strategies::Fill) {
+        self.heard.lock().unwrap().push(format!("fill {} at {}", f.quantity, f.price));
+        if self.step == 1 {
+            self.step = 2;
+            let _ = ctx.submit(OrderRequest::market(AB, Side::Sell, OrderSize::Units(5.0)));
+        } else {
+            let _ = self.stop.send(true);
+        }
+    }
+    fn on_order(&mut self, _ctx: &mut Context, e: &kairos_strategies::OrderEvent) {
+        self.heard.lock().unwrap().push(format!("{:?}", e.update));
+        if matches!(e.update, kairos_strategies::OrderUpdate::Rejected(_)) {
+            let _ = self.stop.send(true);
+        }
+    }
+}
+
+/// `kairos run`'s agent with a `[[dex]]` feed and `[chain]`: the strategy's orders on the pool
+/// become swaps from the wallet, booked in the journal; a restart rebuilds the position from
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_anvil, ignore = "needs anvil: run scripts/chain/setup.sh")]
+async fn the_agent_trades_a_dex_instrument_on_chain() {
+    use kairos_agent::ops::Metrics;
+    use kairos_agent::paper::AgentFile;
+    use std::sync::Arc;
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let (uni, pair, cw) = pool_and_wallet(&anvil).await;
+    let dev = dev_provider(&anvil.url);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            r#"strategy = "swapper"
+cash = 10000
+duration_s = 120
+journal = "journal.sqlite"
+[instruments.AB]
+tick_size = 0.0001
+lot_size = 0.0001
+[[dex]]
+symbol = "AB"
+rpc_url = "{url}"
+address = "{pair}"
+kind = "v2"
+base_is_token0 = {base0}
+decimals0 = 18
+decimals1 = 18
+confirmations = 0
+poll_ms = 100
+[chain]
+wallet = "{wallet}"
+password_file = "{pw}"
+routers = {{ AB = "{router}" }}
+"#,
+            url = anvil.url,
+            base0 = uni.token_a < uni.token_b,
+            wallet = cw.wallet(),
+            pw = cw.pw(),
+            router = uni.router,
+        ),
+    )
+    .unwrap();
+    let cfg = AgentFile::load(&cfg_path).unwrap();
+    // Someone else trades the pool now and then: its events are the agent's market data.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut done = stop.clone();
+    let url = anvil.url.clone();
+    let (a, b, router) = (uni.token_a, uni.token_b, uni.router);
+    let market = tokio::spawn(async move {
+        let dev = dev_provider(&url);
+        let dev_addr = crate::common::dev_address();
+        let r = kairos_chain::abi::IUniswapV2Router02::new(router, &dev);
+        while !*done.borrow() {
+            let _ = r
+                .swapExactTokensForTokens(
+                    e18(1),
+                    U256::ZERO,
+                    vec![a, b],
+                    dev_addr,
+                    U256::from(u64::MAX),
+                )
+                .send()
+                .await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), done.changed()).await;
+        }
+    });
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let strategy = Swapper { step: 0, stop: stop_tx, heard: heard.clone() };
+    let report =
+        kairos_agent::run::run_observed(&cfg, strategy, stop, None, Arc::new(Metrics::default()))
+            .await
+            .unwrap();
+    market.abort();
+    let heard = heard.lock().unwrap().clone();
+    let fills: Vec<&String> = heard.iter().filter(|h| h.starts_with("fill")).collect();
+    assert_eq!(fills.len(), 2, "{heard:?}");
+    let me = cw.me;
+    let held = whole(IERC20::new(uni.token_a, &dev).balanceOf(me).call().await.unwrap());
+    assert!(held > 4.9 && held < 5.0, "{held}");
+    let position = report.last.instruments[0].position;
+    assert!((position - held).abs() < 1e-8, "the agent holds {position}, the wallet {held}");
+    let j = Journal::open(dir.path().join("journal.sqlite")).unwrap();
+    assert_eq!(j.fills(UNISWAP, "AB").unwrap().len(), 2);
+    assert!(j.unsettled(UNISWAP).unwrap().is_empty());
+    drop(j);
+
+    // A restart reconciles with the chain and rebuilds the position from the journal.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let quiet = Swapper { step: 9, stop: stop_tx.clone(), heard: Default::default() };
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = stop_tx.send(true);
+    });
+    let again =
+        kairos_agent::run::run_observed(&cfg, quiet, stop, None, Arc::new(Metrics::default()))
+            .await
+            .unwrap();
+    stopper.await.unwrap();
+    assert!(
+        (again.last.instruments[0].position - held).abs() < 1e-8,
+        "{:?}",
+        again.last.instruments
+    );
 }
