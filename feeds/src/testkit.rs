@@ -477,8 +477,9 @@ fn l2(seq: u64, time: &str, kind: &str, levels: &[(bool, Fixed, Fixed)]) -> Stri
 
 /// A Coinbase Advanced Trade websocket for `BTC-USD` on 127.0.0.1: it takes the three
 /// subscriptions (`level2`, `market_trades`, `heartbeats`), sends a level2 snapshot of its
-/// book, then updates, trades and heartbeats with per-connection sequence numbers. Returns its
-/// URL and its state.
+/// book, then updates, trades and heartbeats with per-connection sequence numbers; a
+/// connection after the first begins with 20 trades before its snapshot. Returns its URL and
+/// its state.
 pub async fn serve_coinbase(
     market: CoinbaseMarket,
 ) -> std::io::Result<(String, Arc<Mutex<CoinbaseState>>)> {
@@ -527,6 +528,25 @@ pub async fn serve_coinbase(
                     e.connections == 1
                 };
                 let mut seq = 0u64;
+                if !first {
+                    // A new connection's channels are independent: trades may come before the
+                    // book's snapshot, while the product is not synchronised. A few, paced, so
+                    // that a strategy's order in flight at the gap has ended by the last.
+                    for _ in 0..20 {
+                        let trade = {
+                            let e = lock();
+                            let price = e.book.best_bid().map_or(Fixed::from_units(0), |b| b.0);
+                            serde_json::json!({"channel": "market_trades", "client_id": "", "timestamp": e.time(),
+                                "sequence_num": seq, "events": [{"type": "update", "trades": [{"trade_id": format!("r{seq}"), "product_id": "BTC-USD",
+                                "price": price.to_string(), "size": "0.1", "side": "BUY", "time": e.time()}]}]}).to_string()
+                        };
+                        seq += 1;
+                        if tx.send(WsMessage::text(trade)).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                }
                 let snapshot = {
                     let e = lock();
                     let mut levels: Vec<(bool, Fixed, Fixed)> =
