@@ -111,6 +111,9 @@ pub struct Snapshot {
     pub risk_transitions: u64,
     /// The last order events, oldest first.
     pub recent: VecDeque<RecentOrder>,
+    /// Whether the venue's user data stream is subscribed (absent without one).
+    #[serde(default)]
+    pub user_stream: Option<bool>,
 }
 
 impl Snapshot {
@@ -191,6 +194,14 @@ impl Metrics {
             "Whether the agent is ready to trade: reconciled, synchronised, not halted.",
             vec![(String::new(), if s.ready().is_ok() { 1.0 } else { 0.0 })],
         );
+        if let Some(up) = s.user_stream {
+            family(
+                "kairos_user_stream_up",
+                "gauge",
+                "Whether the venue's user data stream is subscribed (order updates are polled while it is not).",
+                vec![(String::new(), if up { 1.0 } else { 0.0 })],
+            );
+        }
         family(
             "kairos_feed_messages_total",
             "counter",
@@ -345,6 +356,13 @@ pub fn describe(s: &Snapshot) -> String {
         }
     );
     let _ = writeln!(o, "feeds     {} messages ({} malformed)", s.messages, s.malformed);
+    if let Some(up) = s.user_stream {
+        let _ = writeln!(
+            o,
+            "orders    user data stream {}",
+            if up { "subscribed" } else { "DOWN (orders are polled)" }
+        );
+    }
     for i in &s.instruments {
         let px = |p: Option<f64>| p.map_or("-".to_string(), |p| format!("{p}"));
         let _ = writeln!(

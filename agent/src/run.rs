@@ -634,9 +634,26 @@ pub async fn run_observed<S: Strategy>(
                         creds: cfg.venue.credentials()?,
                         clock_offset_ms: rest.clock_offset_ms,
                     };
-                    let (tx, rx) = mpsc::unbounded_channel();
+                    let (tx, mut rx) = mpsc::unbounded_channel();
                     tokio::spawn(crate::binance_user::run_user_stream(stream, tx));
-                    Some(rx)
+                    // The stream's state for /metrics and /status, on the way to the venue task.
+                    let (relay, to_venue) = mpsc::unbounded_channel();
+                    let m = metrics.clone();
+                    m.update(|s| s.user_stream = Some(false));
+                    tokio::spawn(async move {
+                        use crate::binance_user::UserEvent;
+                        while let Some(ev) = rx.recv().await {
+                            match &ev {
+                                UserEvent::Subscribed => m.update(|s| s.user_stream = Some(true)),
+                                UserEvent::Down(_) => m.update(|s| s.user_stream = Some(false)),
+                                UserEvent::Execution(_) => {}
+                            }
+                            if relay.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    Some(to_venue)
                 }
                 None => None,
             };

@@ -174,6 +174,12 @@ fn header(frame: &mut Frame<'_>, area: Rect, s: &Snapshot, view: &View) {
     if s.stopping {
         state.push(Span::styled(" · STOPPING", Style::new().fg(Color::Yellow)));
     }
+    match s.user_stream {
+        Some(true) => state.push(Span::raw(" · user stream up")),
+        Some(false) => state
+            .push(Span::styled(" · user stream DOWN (polling)", Style::new().fg(Color::Yellow))),
+        None => {}
+    }
     let lines = vec![
         Line::from(vec![
             Span::styled(s.strategy.clone(), Style::new().bold()),
@@ -461,6 +467,7 @@ mod tests {
             orders: 7,
             fills: 5,
             working: 1,
+            user_stream: Some(false),
             ..Snapshot::default()
         };
         s.rejections.insert("max_position".into(), 3);
@@ -491,6 +498,7 @@ mod tests {
         for want in [
             "book_imbalance on binance-spot · pid 4242 · up 1h02m03s · reconciled",
             "trading REDUCING (daily loss 2.1% >= 2%)",
+            "user stream DOWN (polling)",
             "equity 1,234,567.89",
             "realised -12.50",
             "BTCUSDT",

@@ -576,6 +576,11 @@ async fn metrics_pass_promtool_and_health_answers() {
     let url = a.url().await;
     until("trading", || !s.venue_orders().is_empty()).await;
     assert_eq!(get(&format!("{url}/health")).await, (200, "ok\n".to_string()));
+    let end = tokio::time::Instant::now() + HANG;
+    while !get(&format!("{url}/metrics")).await.1.contains("kairos_user_stream_up 1") {
+        assert!(tokio::time::Instant::now() < end, "the user data stream never came up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let text = get(&format!("{url}/metrics")).await.1;
     for name in [
         "kairos_feed_messages_total",
