@@ -24,6 +24,8 @@ use axum::response::{IntoResponse, Response};
 use kairos_strategies::Fixed;
 use serde_json::{Value, json};
 
+use crate::now_ms;
+
 /// A symbol the exchange lists.
 #[derive(Debug, Clone)]
 pub struct SimSymbol {
@@ -346,12 +348,6 @@ impl SimExchange {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn error(status: StatusCode, code: i64, msg: &str, weight: u64) -> Response {

@@ -208,10 +208,8 @@ pub async fn run_user_stream(stream: UserStream, tx: mpsc::UnboundedSender<UserE
             WsEvent::Connected(_) => {
                 n += 1;
                 let id = format!("kairos-uds-{n}");
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let req = subscribe_request(&stream.creds, &id, now + stream.clock_offset_ms);
+                let now = crate::now_ms() + stream.clock_offset_ms;
+                let req = subscribe_request(&stream.creds, &id, now);
                 pending = Some(id);
                 if ctl_tx.send(Control::Send(req)).await.is_err() {
                     break;

@@ -29,7 +29,7 @@ use kairos_chain::dex;
 use kairos_chain::executor::{Executor, Request};
 use kairos_engine::{Execution, Reports};
 use kairos_strategies::{
-    Command, Context, Fill, Fixed, InstrumentId, Order, OrderEvent, OrderId, OrderKind, OrderSize,
+    Command, Context, Fill, Fixed, InstrumentId, Order, OrderEvent, OrderId, OrderKind,
     OrderStatus, OrderUpdate, RejectRule, Rejection, Side,
 };
 use serde::Deserialize;
@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::journal::{Journal, JournalFill};
 use crate::live::VenueReport;
+use crate::now_ms;
 
 /// The journal's name for swaps.
 pub const UNISWAP: &str = "uniswap";
@@ -114,6 +115,8 @@ pub struct PoolRoute {
     pub base: (Address, u8),
     /// The quote token and its decimals.
     pub quote: (Address, u8),
+    /// Whether the base token is the pair's token0 (its reserves come in that order).
+    pub base_is_token0: bool,
 }
 
 /// What the engine's side asks the chain task for.
@@ -154,12 +157,6 @@ impl std::fmt::Debug for ChainVenue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChainVenue").field("orders", &self.orders.len()).finish()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl ChainVenue {
@@ -229,26 +226,12 @@ impl ChainVenue {
             );
         }
         let inst = ctx.instrument(r.instrument).clone();
-        let book = ctx.book(r.instrument);
-        let mid = match (book.best_bid(), book.best_ask()) {
-            (Some((b, _)), Some((a, _))) => Some((b.to_f64() + a.to_f64()) / 2.0),
-            _ => None,
-        };
-        let last = ctx.portfolio().position(r.instrument).last_price();
-        let Some(reference) = mid.or((last.is_finite() && last > 0.0).then_some(last)) else {
+        // A market order: sized on the mid, else the last mark.
+        let Some(reference) = crate::live::reference_price(ctx, r) else {
             return self.reject(ctx, order, format!("no price for {} yet", inst.symbol), out);
         };
-        let qty = match r.size {
-            OrderSize::Units(q) => q,
-            OrderSize::EquityFraction(f) => f * ctx.equity().max(0.0) / reference,
-            OrderSize::ClosePosition => {
-                let pos = ctx.position(r.instrument);
-                if pos * r.side.sign() < 0.0 { pos.abs() } else { 0.0 }
-            }
-        };
-        let steps = (qty / inst.lot_size + 1e-9).floor();
-        let qty = Fixed::from_f64(steps * inst.lot_size).filter(|q| q.units() > 0);
-        let Some(qty) = qty else {
+        let qty = crate::live::requested_units(ctx, r, reference);
+        let Some(qty) = inst.venue_quantity(qty) else {
             let why = format!("the size rounds to zero lots of {}", inst.lot_size);
             return self.reject(ctx, order, why, out);
         };
@@ -411,6 +394,7 @@ pub async fn routes(
             router: router.parse()?,
             base: (base, dec(base).await?),
             quote: (quote, dec(quote).await?),
+            base_is_token0: d.base_is_token0,
         });
     }
     Ok(out)
@@ -537,9 +521,9 @@ async fn swap(
     }
     let pair = IUniswapV2Pair::new(pool.pair, p);
     let r = pair.getReserves().call().await.map_err(|e| refused("getReserves", &e))?;
-    let token0 = pair.token0().call().await.map_err(|e| refused("token0", &e))?;
     let (r0, r1) = (U256::from(r.reserve0), U256::from(r.reserve1));
-    let (reserve_in, reserve_out) = if token0 == sell { (r0, r1) } else { (r1, r0) };
+    let sells_token0 = (req.side == Side::Sell) == pool.base_is_token0;
+    let (reserve_in, reserve_out) = if sells_token0 { (r0, r1) } else { (r1, r0) };
     let quote = dex::v2_amount_out(amount_in, reserve_in, reserve_out)
         .ok_or_else(|| NoFill::Refused("the pool is empty".into()))?;
     let min = dex::min_out(quote, spec.slippage_bps);
@@ -650,7 +634,6 @@ pub async fn reconcile(
         );
     }
     let mut settled = 0;
-    let events = exec.journal().events(exec.address())?;
     for o in journal.unsettled(UNISWAP)? {
         let refuse = |why: &str| {
             anyhow::anyhow!(
@@ -672,7 +655,7 @@ pub async fn reconcile(
             settled += 1;
             continue;
         };
-        let mine: Vec<_> = events.iter().filter(|e| e.order == Some(chain_order)).collect();
+        let mine = exec.journal().order_events(chain_order)?;
         let confirmed = mine.iter().rev().find(|e| e.state == "confirmed").and_then(|e| e.hash);
         let Some(hash) = confirmed else {
             if mine.iter().any(|e| matches!(e.state.as_str(), "reverted" | "refused" | "dropped")) {

@@ -33,3 +33,10 @@ pub mod replay;
 pub mod run;
 pub mod top;
 pub mod wallet;
+
+/// Milliseconds since the Unix epoch by the local clock (0 for a clock before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

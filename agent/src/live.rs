@@ -21,14 +21,15 @@ use std::time::{Duration, Instant};
 
 use kairos_engine::{Execution, Reports};
 use kairos_strategies::{
-    Command, Context, Fill, Fixed, InstrumentId, Order, OrderEvent, OrderId, OrderKind, OrderSize,
-    OrderStatus, OrderUpdate, RejectRule, Rejection, Side, TimeInForce,
+    Command, Context, Fill, Fixed, InstrumentId, Order, OrderEvent, OrderId, OrderKind,
+    OrderRequest, OrderSize, OrderStatus, OrderUpdate, RejectRule, Rejection, Side, TimeInForce,
 };
 use tokio::sync::mpsc;
 
 use crate::binance_rest::{BinanceRest, NewOrder, RestError, SymbolRules};
 use crate::binance_user::{ExecutionReport, UserEvent};
 use crate::journal::{Journal, JournalFill};
+use crate::now_ms;
 
 /// What the engine's side asks the venue task for.
 #[derive(Debug, Clone)]
@@ -99,6 +100,33 @@ pub enum VenueReport {
     },
 }
 
+/// The price an order is sized on: its own limit, else the book's mid, else the instrument's
+/// last mark.
+pub(crate) fn reference_price(ctx: &Context, r: &OrderRequest) -> Option<f64> {
+    let book = ctx.book(r.instrument);
+    let mid = match (book.best_bid(), book.best_ask()) {
+        (Some((b, _)), Some((a, _))) => Some((b.to_f64() + a.to_f64()) / 2.0),
+        _ => None,
+    };
+    r.price().or(mid).or_else(|| {
+        let p = ctx.portfolio().position(r.instrument).last_price();
+        (p.is_finite() && p > 0.0).then_some(p)
+    })
+}
+
+/// The units `r` asks for, a share of equity priced at `reference`; a close, the position
+/// opposite the order's side (0 when there is none).
+pub(crate) fn requested_units(ctx: &Context, r: &OrderRequest, reference: f64) -> f64 {
+    match r.size {
+        OrderSize::Units(q) => q,
+        OrderSize::EquityFraction(f) => f * ctx.equity().max(0.0) / reference,
+        OrderSize::ClosePosition => {
+            let pos = ctx.position(r.instrument);
+            if pos * r.side.sign() < 0.0 { pos.abs() } else { 0.0 }
+        }
+    }
+}
+
 /// Tells the strategy `update` about `order` now (a refusal the client decides itself).
 pub(crate) fn tell(
     ctx: &mut Context,
@@ -152,12 +180,6 @@ impl std::fmt::Debug for LiveVenue {
             .field("orders", &self.orders.len())
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl LiveVenue {
@@ -235,16 +257,7 @@ impl LiveVenue {
                 out,
             );
         };
-        let book = ctx.book(r.instrument);
-        let mid = match (book.best_bid(), book.best_ask()) {
-            (Some((b, _)), Some((a, _))) => Some((b.to_f64() + a.to_f64()) / 2.0),
-            _ => None,
-        };
-        let reference = r.price().or(mid).or_else(|| {
-            let p = ctx.portfolio().position(r.instrument).last_price();
-            (p.is_finite() && p > 0.0).then_some(p)
-        });
-        let Some(reference) = reference else {
+        let Some(reference) = reference_price(ctx, r) else {
             return self.reject(
                 ctx,
                 order,
@@ -253,14 +266,7 @@ impl LiveVenue {
                 out,
             );
         };
-        let qty = match r.size {
-            OrderSize::Units(q) => q,
-            OrderSize::EquityFraction(f) => f * ctx.equity().max(0.0) / reference,
-            OrderSize::ClosePosition => {
-                let pos = ctx.position(r.instrument);
-                if pos * r.side.sign() < 0.0 { pos.abs() } else { 0.0 }
-            }
-        };
+        let qty = requested_units(ctx, r, reference);
         let Some(qty) = rules.round_qty(qty).filter(|q| !q.is_zero()) else {
             return self.reject(
                 ctx,
@@ -648,9 +654,7 @@ pub async fn run_venue(
                 Some(UserEvent::Subscribed) => {
                     stream_up = true;
                     // What happened while there was no subscription.
-                    for symbol in symbols_of(&working) {
-                        poll_symbol(&mut rest, &tx, &mut working, &mut last_trade, &symbol).await;
-                    }
+                    poll_all(&mut rest, &tx, &mut working, &mut last_trade).await;
                     last_poll = Instant::now();
                 }
                 Some(UserEvent::Down(why)) => {
@@ -728,17 +732,23 @@ pub async fn run_venue(
                     continue;
                 }
                 last_poll = Instant::now();
-                for symbol in symbols_of(&working) {
-                    poll_symbol(&mut rest, &tx, &mut working, &mut last_trade, &symbol).await;
-                }
+                poll_all(&mut rest, &tx, &mut working, &mut last_trade).await;
             }
         }
     }
 }
 
-fn symbols_of(working: &BTreeMap<String, Working>) -> Vec<String> {
-    let set: BTreeSet<&str> = working.values().map(|w| w.symbol.as_str()).collect();
-    set.into_iter().map(String::from).collect()
+/// [`poll_symbol`] for every symbol with a working order.
+async fn poll_all(
+    rest: &mut BinanceRest,
+    tx: &mpsc::UnboundedSender<VenueReport>,
+    working: &mut BTreeMap<String, Working>,
+    last_trade: &mut BTreeMap<String, u64>,
+) {
+    let symbols: BTreeSet<String> = working.values().map(|w| w.symbol.clone()).collect();
+    for symbol in symbols {
+        poll_symbol(rest, tx, working, last_trade, &symbol).await;
+    }
 }
 
 /// Looks up the working orders of `symbol`; reports the symbol's new trades to the orders

@@ -19,6 +19,7 @@ use kairos_strategies::{OrderEvent, OrderUpdate};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::now_ms;
 use crate::replay::OrderSink;
 
 /// How many recent order events `/status` keeps.
@@ -386,12 +387,6 @@ pub fn describe(s: &Snapshot) -> String {
         }
     }
     o
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn escape(v: &str) -> String {

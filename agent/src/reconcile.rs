@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::binance_rest::{BinanceRest, RestError};
 use crate::journal::{Journal, JournalFill, OrderState};
+use crate::now_ms;
 
 /// What reconciliation did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -37,12 +38,6 @@ pub struct ReconcileError {
     pub venue: String,
     /// Each problem, in words.
     pub problems: Vec<String>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Reconciles `journal` with the Binance account behind `rest` for `symbols` (see the module

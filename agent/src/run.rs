@@ -33,6 +33,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::binance_rest::{BinanceRest, Credentials, SymbolRules};
 use crate::journal::Journal;
 use crate::live::{LiveVenue, run_venue};
+use crate::now_ms;
 use crate::ops::{InstrumentView, Metrics, MetricsSink, Ops};
 use crate::paper::{AgentFile, Feeds, Hooks, Seen, drive};
 use crate::replay::Recorder;
@@ -772,12 +773,6 @@ pub async fn run_observed<S: Strategy>(
         t.abort();
     }
     Ok(RunReport { last, run_s: started.elapsed().as_secs_f64() })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `v`, or 0 when it is not a number (a flat position's average price): JSON has no NaN.

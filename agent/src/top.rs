@@ -16,6 +16,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
+use crate::now_ms;
 use crate::ops::Snapshot;
 
 /// What the dashboard shows.
@@ -31,7 +32,6 @@ pub struct View {
     pub rate: Option<f64>,
     /// When the last status was read.
     pub updated: Option<Instant>,
-    last: Option<(Instant, u64)>,
 }
 
 impl View {
@@ -44,13 +44,12 @@ impl View {
     pub fn update(&mut self, read: Result<Snapshot, String>, at: Instant) {
         match read {
             Ok(s) => {
-                if let Some((t, n)) = self.last {
+                if let (Some(t), Some(last)) = (self.updated, &self.status) {
                     let dt = at.duration_since(t).as_secs_f64();
                     if dt > 0.0 {
-                        self.rate = Some(s.messages.saturating_sub(n) as f64 / dt);
+                        self.rate = Some(s.messages.saturating_sub(last.messages) as f64 / dt);
                     }
                 }
-                self.last = Some((at, s.messages));
                 self.status = Some(s);
                 self.error = None;
                 self.updated = Some(at);
@@ -58,12 +57,6 @@ impl View {
             Err(e) => self.error = Some(e),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn state_style(state: &str) -> Style {
