@@ -156,12 +156,20 @@ impl BacktestResult {
 #[derive(Debug, Clone, Default)]
 pub struct Backtest {
     config: BacktestConfig,
+    quiet: bool,
 }
 
 impl Backtest {
     /// A backtest with these settings.
     pub fn new(config: BacktestConfig) -> Self {
-        Self { config }
+        Self { config, quiet: false }
+    }
+
+    /// Without the warning a run logs when the venue rejected orders (a sweep runs thousands
+    /// and reports the count in each row's `rejected_orders`).
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
     }
 
     /// Replays `series` through `strategy`.
@@ -208,7 +216,7 @@ impl Backtest {
         run.engine.stop(strategy);
         let unfilled_orders = run.engine.exec.working();
         let rejected_orders = run.engine.exec.rejected();
-        if rejected_orders > 0 {
+        if rejected_orders > 0 && !self.quiet {
             tracing::warn!(
                 rejected_orders,
                 "the venue rejected orders it could not size or afford"

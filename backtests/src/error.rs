@@ -46,6 +46,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A sweep setting that does not parse or cannot be run (`--grid`, `--where`, ...).
+    #[error("sweep `{key}`: {reason}")]
+    Sweep {
+        /// The setting.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// From the strategy SDK (unknown strategy, bad parameters).
     #[error(transparent)]
     Strategy(#[from] kairos_strategies::Error),

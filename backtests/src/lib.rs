@@ -9,6 +9,8 @@
 //!   simulated venue ([`venue`]) driving any [`Strategy`](kairos_strategies::Strategy).
 //! - [`stats`] and [`report`]: the summary statistics (backtesting.py's definitions) and the
 //!   files a run writes.
+//! - [`sweep`]: parameter sweeps over the same engine, in parallel, with shared indicator
+//!   series, random search, shards and their merge.
 //!
 //! ```no_run
 //! use kairos_backtests::{data, engine::{Backtest, BacktestConfig}};
@@ -27,6 +29,7 @@ mod error;
 mod mem;
 pub mod report;
 pub mod stats;
+pub mod sweep;
 pub mod time_index;
 pub mod venue;
 

@@ -120,6 +120,116 @@ pub struct Summary {
     pub warnings: Vec<String>,
 }
 
+/// One figure of a [`Summary`], for tables of many runs (a sweep's rows).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stat {
+    /// A number (`NaN` where undefined).
+    Float(f64),
+    /// A count.
+    Int(u64),
+    /// Text.
+    Text(String),
+    /// A flag.
+    Bool(bool),
+}
+
+impl Summary {
+    /// Every figure with its name, in the order of `summary.json` (`warnings` joined by
+    /// `"; "`).
+    pub fn figures(&self) -> Vec<(&'static str, Stat)> {
+        use Stat::{Bool, Float, Int, Text};
+        vec![
+            ("return_pct", Float(self.return_pct)),
+            ("buy_hold_return_pct", Float(self.buy_hold_return_pct)),
+            ("return_ann_pct", Float(self.return_ann_pct)),
+            ("volatility_ann_pct", Float(self.volatility_ann_pct)),
+            ("sharpe", Float(self.sharpe)),
+            ("sortino", Float(self.sortino)),
+            ("calmar", Float(self.calmar)),
+            ("max_drawdown_pct", Float(self.max_drawdown_pct)),
+            ("avg_drawdown_pct", Float(self.avg_drawdown_pct)),
+            ("max_drawdown_duration", Float(self.max_drawdown_duration)),
+            ("num_trades", Int(self.num_trades as u64)),
+            ("win_rate_pct", Float(self.win_rate_pct)),
+            ("best_trade_pct", Float(self.best_trade_pct)),
+            ("worst_trade_pct", Float(self.worst_trade_pct)),
+            ("avg_trade_pct", Float(self.avg_trade_pct)),
+            ("profit_factor", Float(self.profit_factor)),
+            ("expectancy_pct", Float(self.expectancy_pct)),
+            ("sqn", Float(self.sqn)),
+            ("exposure_pct", Float(self.exposure_pct)),
+            ("equity_final", Float(self.equity_final)),
+            ("equity_peak", Float(self.equity_peak)),
+            ("commissions", Float(self.commissions)),
+            ("bars", Int(self.bars as u64)),
+            ("start", Text(self.start.clone())),
+            ("end", Text(self.end.clone())),
+            ("open_trades", Int(self.open_trades as u64)),
+            ("rejected_orders", Int(self.rejected_orders)),
+            ("simulated", Bool(self.simulated)),
+            ("warnings", Text(self.warnings.join("; "))),
+        ]
+    }
+
+    /// Every figure's name, in [`Summary::figures`]' order.
+    pub fn figure_names() -> Vec<&'static str> {
+        Summary::empty().figures().into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// The names of the numeric figures (what a sweep can rank by).
+    pub fn metrics() -> Vec<&'static str> {
+        let s = Summary::empty();
+        s.figures()
+            .into_iter()
+            .filter(|(_, v)| matches!(v, Stat::Float(_) | Stat::Int(_)))
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// A numeric figure by name (`None` for an unknown or non-numeric one).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.figures().into_iter().find(|(n, _)| *n == name).and_then(|(_, v)| match v {
+            Stat::Float(x) => Some(x),
+            Stat::Int(x) => Some(x as f64),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn empty() -> Summary {
+        Summary {
+            return_pct: 0.0,
+            buy_hold_return_pct: 0.0,
+            return_ann_pct: 0.0,
+            volatility_ann_pct: 0.0,
+            sharpe: 0.0,
+            sortino: 0.0,
+            calmar: 0.0,
+            max_drawdown_pct: 0.0,
+            avg_drawdown_pct: 0.0,
+            max_drawdown_duration: 0.0,
+            num_trades: 0,
+            win_rate_pct: 0.0,
+            best_trade_pct: 0.0,
+            worst_trade_pct: 0.0,
+            avg_trade_pct: 0.0,
+            profit_factor: 0.0,
+            expectancy_pct: 0.0,
+            sqn: 0.0,
+            exposure_pct: 0.0,
+            equity_final: 0.0,
+            equity_peak: 0.0,
+            commissions: 0.0,
+            bars: 0,
+            start: String::new(),
+            end: String::new(),
+            open_trades: 0,
+            rejected_orders: 0,
+            simulated: false,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// backtesting.py's `geometric_mean`: 0 if any `1 + r <= 0`, NaN for no returns.
 fn geometric_mean(returns: &[f64]) -> f64 {
     if returns.iter().any(|r| 1.0 + r <= 0.0) {

@@ -36,6 +36,7 @@ mod market;
 mod order;
 mod portfolio;
 mod registry;
+pub mod shared;
 mod strategy;
 mod time;
 
@@ -51,6 +52,7 @@ pub use order::{
 };
 pub use portfolio::{ClosedTrade, Lot, Portfolio, Position};
 pub use registry::{ParamKind, ParamSpec, ParamValue, Params, Registry, StrategyInfo};
+pub use shared::SharedSeries;
 pub use strategy::Strategy;
 pub use time::Timestamp;
 

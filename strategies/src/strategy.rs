@@ -1,6 +1,9 @@
 //! The [`Strategy`] trait.
 
-use crate::{Bar, BookUpdate, Context, Data, Fill, OrderEvent, Quote, Timer, Trade, TradingStatus};
+use crate::{
+    Bar, BookUpdate, Context, Data, Fill, OrderEvent, Quote, SharedSeries, Timer, Trade,
+    TradingStatus,
+};
 
 /// A trading strategy: events in, orders out through the [`Context`].
 ///
@@ -45,6 +48,16 @@ pub trait Strategy: Send {
     /// ([`Context::open_orders`]) is kept either way, and fills still reach `on_fill`.
     fn wants_order_events(&self) -> bool {
         true
+    }
+
+    /// Offered before [`Strategy::on_start`] when every bar of the run is known in advance
+    /// (a parameter sweep): the strategy may take the indicator series it needs from
+    /// `shared` instead of computing them bar by bar, as `sma_cross` does. The series must
+    /// give exactly what the streaming indicators give, and a strategy must read, at its
+    /// `i`-th bar of an instrument, only value `i` (see [`SharedSeries`]). The default takes
+    /// nothing, and the strategy runs as it would anywhere else.
+    fn share(&mut self, shared: &SharedSeries) {
+        let _ = shared;
     }
 
     /// Called once before the first event.
@@ -113,6 +126,9 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     }
     fn wants_order_events(&self) -> bool {
         (**self).wants_order_events()
+    }
+    fn share(&mut self, shared: &SharedSeries) {
+        (**self).share(shared)
     }
     fn on_start(&mut self, ctx: &mut Context) {
         (**self).on_start(ctx)

@@ -8,3 +8,4 @@ mod builtin_strategies;
 mod data_loading;
 mod parity_backtesting_py;
 mod properties;
+mod sweep;

@@ -2,7 +2,10 @@
 
 use super::{Mode, go, size_spec, state_for};
 use crate::indicators::{Cross, CrossEvent, Indicator, SmaPair};
-use crate::{Bar, Context, ParamSpec, Params, Result, Strategy, StrategyInfo};
+use crate::shared::Series;
+use crate::{
+    Bar, Context, InstrumentId, ParamSpec, Params, Result, SharedSeries, Strategy, StrategyInfo,
+};
 
 /// On a golden cross (fast SMA of closes crosses above the slow one) close any short and go
 /// long; on a death cross close any long and, in long-short mode, go short.
@@ -20,8 +23,35 @@ pub struct SmaCross {
 
 #[derive(Debug, Clone)]
 struct State {
-    smas: SmaPair,
+    smas: Averages,
     cross: Cross,
+}
+
+/// Where the two averages come from.
+#[derive(Debug, Clone)]
+enum Averages {
+    /// Computed bar by bar.
+    Streaming(SmaPair),
+    /// Borrowed from a sweep's [`SharedSeries`] (the same values): the bar `next` reads
+    /// `fast[next]` and `slow[next]`, once both windows are full (`next >= from`).
+    Shared { fast: Series, slow: Series, next: usize, from: usize },
+}
+
+impl Averages {
+    #[inline(always)]
+    fn update(&mut self, close: f64) -> Option<(f64, f64)> {
+        match self {
+            Averages::Streaming(p) => p.update(close),
+            Averages::Shared { fast, slow, next, from } => {
+                let i = *next;
+                *next += 1;
+                if i < *from {
+                    return None;
+                }
+                Some((*fast.get(i)?, *slow.get(i)?))
+            }
+        }
+    }
 }
 
 impl SmaCross {
@@ -40,6 +70,22 @@ impl Strategy for SmaCross {
         self.slow.max(self.fast) - 1
     }
 
+    fn share(&mut self, shared: &SharedSeries) {
+        let (fast, slow) = (self.fast.min(self.slow), self.slow.max(self.fast));
+        let mut states = Vec::with_capacity(shared.instruments());
+        for k in 0..shared.instruments() {
+            let id = InstrumentId(k as u32);
+            let (Some(f), Some(s)) = (shared.sma(id, fast), shared.sma(id, slow)) else {
+                return;
+            };
+            states.push(State {
+                smas: Averages::Shared { fast: f, slow: s, next: 0, from: slow - 1 },
+                cross: Cross::new(),
+            });
+        }
+        self.states = states;
+    }
+
     #[inline(always)]
     fn on_bar(&mut self, ctx: &mut Context, bar: &Bar) {
         // The hit path is spelled out here rather than left to `state_for`: measured A/B on the
@@ -49,7 +95,7 @@ impl Strategy for SmaCross {
             None => {
                 let (fast, slow) = (self.fast, self.slow);
                 state_for(&mut self.states, bar.instrument, || State {
-                    smas: SmaPair::new(fast.min(slow), slow.max(fast)),
+                    smas: Averages::Streaming(SmaPair::new(fast.min(slow), slow.max(fast))),
                     cross: Cross::new(),
                 })
             }
