@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, FromArgMatches as _, Parser, Subcommand};
 use kairos_backtests::data::{self, BarSeries};
-use kairos_backtests::engine::Backtest;
+use kairos_backtests::engine::{Backtest, BacktestConfig};
 use kairos_backtests::report;
 use kairos_backtests::venue::FillAt;
 use kairos_strategies::Registry;
@@ -89,6 +89,10 @@ macro_rules! say {
 enum Command {
     /// Backtest a strategy on historical or simulated bars.
     Backtest(Box<BacktestArgs>),
+    /// Sweep a strategy's parameters: every combination of a grid (or a random sample)
+    /// through the backtest engine in parallel; rows to sweep.csv and sweep.parquet, the best
+    /// printed. `kairos sweep merge` combines the folders of a sweep run in shards.
+    Sweep(Box<crate::sweep::SweepArgs>),
     /// List the registered strategies, or describe one.
     Strategies {
         /// A strategy to describe.
@@ -173,6 +177,19 @@ struct BacktestArgs {
     /// Strategy parameter `name=value`; repeat for several.
     #[arg(long = "param", short = 'p')]
     params: Vec<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Folder for summary.json, trades.csv and equity.csv.
+    #[arg(long, env = "KAIROS_OUT")]
+    out: Option<PathBuf>,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The engine's settings, shared by `backtest` and `sweep`.
+#[derive(Debug, Args)]
+pub(crate) struct EngineArgs {
     /// Starting cash (also `KAIROS_CASH`).
     #[arg(long, allow_negative_numbers = true)]
     cash: Option<f64>,
@@ -192,12 +209,38 @@ struct BacktestArgs {
     /// Lot size for every instrument (orders trade whole lots).
     #[arg(long, allow_negative_numbers = true)]
     lot_size: Option<f64>,
-    /// Folder for summary.json, trades.csv and equity.csv.
-    #[arg(long, env = "KAIROS_OUT")]
-    out: Option<PathBuf>,
-    /// Print the summary as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+}
+
+impl EngineArgs {
+    /// `cfg` (from a config file or the defaults) with these flags over it; the environment
+    /// sits between the two for cash and commission. Checked.
+    pub(crate) fn apply(&self, mut cfg: BacktestConfig) -> Result<BacktestConfig> {
+        if let Some(v) = self.cash.map_or_else(|| env_f64("KAIROS_CASH"), |v| Ok(Some(v)))? {
+            cfg.cash = v;
+        }
+        if let Some(v) =
+            self.commission.map_or_else(|| env_f64("KAIROS_COMMISSION"), |v| Ok(Some(v)))?
+        {
+            cfg.commission = v;
+        }
+        if let Some(v) = self.fixed_fee {
+            cfg.fixed_fee = v;
+        }
+        if let Some(v) = self.slippage_bps {
+            cfg.slippage_bps = v;
+        }
+        if let Some(v) = self.fill {
+            cfg.fill = match v {
+                FillArg::NextOpen => FillAt::NextOpen,
+                FillArg::Close => FillAt::Close,
+            };
+        }
+        if let Some(v) = self.lot_size {
+            cfg.lot_size = Some(v);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 /// `--resample`: checked when parsed, so that a bad interval is refused before any data loads.
@@ -231,7 +274,7 @@ pub(crate) fn backtest_defaults() -> Vec<(&'static str, String)> {
 /// The command line, with the `backtest` defaults written into its help from the code.
 pub fn command() -> clap::Command {
     use clap::CommandFactory as _;
-    Cli::command().mut_subcommand("backtest", |mut c| {
+    let with_defaults = |mut c: clap::Command| {
         for (id, value) in backtest_defaults() {
             c = c.mut_arg(id, |a| {
                 let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
@@ -239,7 +282,8 @@ pub fn command() -> clap::Command {
             });
         }
         c
-    })
+    };
+    Cli::command().mut_subcommand("backtest", with_defaults).mut_subcommand("sweep", with_defaults)
 }
 
 /// Runs the CLI with the built-in rule strategies and the model strategies
@@ -259,6 +303,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     init_logging(cli.log_format, cli.verbose);
     let result = match cli.command {
         Command::Backtest(args) => backtest(&registry, *args),
+        Command::Sweep(args) => crate::sweep::sweep(&registry, *args),
         Command::Strategies { name } => strategies(&registry, name.as_deref()),
         Command::Data { sources, time_format } => data_info(&sources, time_format),
         Command::Replay(a) => replay(&registry, a),
@@ -904,7 +949,7 @@ fn strategies(registry: &Registry, name: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn load_sources(
+pub(crate) fn load_sources(
     sources: &[String],
     resample: Option<&str>,
     opts: &LoadOptions,
@@ -922,7 +967,7 @@ fn load_sources(
         .collect()
 }
 
-fn describe_series(s: &BarSeries) -> String {
+pub(crate) fn describe_series(s: &BarSeries) -> String {
     let (a, b) = s.span().map(|(a, b)| (a.to_iso(), b.to_iso())).unwrap_or_default();
     let bars = if s.len() == 1 { "1 bar".to_string() } else { format!("{} bars", s.len()) };
     let span = if s.len() == 1 {
@@ -1019,32 +1064,8 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         params.retain(|(pk, _)| pk != &k);
         params.push((k, v));
     }
-    let mut cfg = file.backtest.unwrap_or_default();
     // Flags win over the environment, which wins over the file.
-    if let Some(v) = args.cash.map_or_else(|| env_f64("KAIROS_CASH"), |v| Ok(Some(v)))? {
-        cfg.cash = v;
-    }
-    if let Some(v) =
-        args.commission.map_or_else(|| env_f64("KAIROS_COMMISSION"), |v| Ok(Some(v)))?
-    {
-        cfg.commission = v;
-    }
-    if let Some(v) = args.fixed_fee {
-        cfg.fixed_fee = v;
-    }
-    if let Some(v) = args.slippage_bps {
-        cfg.slippage_bps = v;
-    }
-    if let Some(v) = args.fill {
-        cfg.fill = match v {
-            FillArg::NextOpen => FillAt::NextOpen,
-            FillArg::Close => FillAt::Close,
-        };
-    }
-    if let Some(v) = args.lot_size {
-        cfg.lot_size = Some(v);
-    }
-    cfg.validate()?;
+    let cfg = args.engine.apply(file.backtest.unwrap_or_default())?;
     let mut strategy = registry.build(&strategy_name, &params)?;
     let out = args.out.clone().or(file.out.clone());
     if let Some(dir) = &out {
@@ -1128,7 +1149,7 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
 }
 
 /// Whether two data sources name the same data: the same text, or paths to the same file.
-fn same_source(a: &str, b: &str) -> bool {
+pub(crate) fn same_source(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }

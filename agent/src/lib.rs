@@ -31,6 +31,7 @@ pub mod paper;
 pub mod reconcile;
 pub mod replay;
 pub mod run;
+pub mod sweep;
 pub mod top;
 pub mod wallet;
 

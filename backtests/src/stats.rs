@@ -298,45 +298,65 @@ fn data_period_days(times: &[Timestamp]) -> i64 {
 /// Computes the summary of a finished run.
 pub fn summarize(r: &BacktestResult) -> Summary {
     let eq = &r.equity;
-    let times = &r.equity_time.to_vec();
+    // The time axis is read through its runs (a day at a time, or one time where needed),
+    // never copied out: a sweep summarises thousands of runs.
+    let times = &r.equity_time;
+    let at = |i: usize| times.get(i).unwrap_or(Timestamp(0));
     let n = eq.len();
     let first = eq.first().copied().unwrap_or(f64::NAN);
     let last = eq.last().copied().unwrap_or(f64::NAN);
 
-    // Drawdowns.
+    // Drawdowns, in one pass: `1 - equity / running peak` at each point; the periods between
+    // two points at zero drawdown (the last point closes the last one), with their duration
+    // and depth. The same operations in the same order as backtesting.py's `_drawdown`
+    // arrays, so the same bits, without holding the drawdown series.
     let mut peak = f64::NEG_INFINITY;
-    let dd: Vec<f64> = eq
-        .iter()
-        .map(|&e| {
-            peak = peak.max(e);
-            1.0 - e / peak
-        })
-        .collect();
-    let max_dd = dd.iter().copied().filter(|x| !x.is_nan()).fold(0.0f64, f64::max);
-    let mut zero_idx: Vec<usize> = (0..n).filter(|&i| dd[i] == 0.0).collect();
-    if n > 0 && zero_idx.last() != Some(&(n - 1)) {
-        zero_idx.push(n - 1);
-    }
+    let mut max_dd = 0.0f64;
+    let mut prev_zero: Option<usize> = None;
+    let mut depth = f64::NEG_INFINITY;
+    let (mut nonzero_sum, mut nonzero_n) = (-0.0f64, 0usize);
     let mut durations = Vec::new();
     let mut peaks = Vec::new();
-    for w in zero_idx.windows(2) {
-        let (prev, cur) = (w[0], w[1]);
-        if cur > prev + 1 {
-            durations.push((times[cur].0 - times[prev].0) as f64 / 1e9);
-            peaks.push(dd[prev..=cur].iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    for (i, &e) in eq.iter().enumerate() {
+        peak = peak.max(e);
+        let d = 1.0 - e / peak;
+        if !d.is_nan() {
+            max_dd = max_dd.max(d);
+        }
+        if d != 0.0 {
+            nonzero_sum += d;
+            nonzero_n += 1;
+        }
+        depth = depth.max(d);
+        if d == 0.0 || i + 1 == n {
+            if let Some(p) = prev_zero
+                && i > p + 1
+            {
+                durations.push((at(i).0 - at(p).0) as f64 / 1e9);
+                peaks.push(depth);
+            }
+            prev_zero = Some(i);
+            depth = f64::NEG_INFINITY.max(d);
         }
     }
     let (max_dd_duration, avg_dd) = if durations.is_empty() {
-        let nonzero: Vec<f64> = dd.iter().copied().filter(|&x| x != 0.0).collect();
-        (f64::NAN, mean(&nonzero))
+        let avg = if nonzero_n == 0 { f64::NAN } else { nonzero_sum / nonzero_n as f64 };
+        (f64::NAN, avg)
     } else {
         (durations.iter().copied().fold(f64::NEG_INFINITY, f64::max), mean(&peaks))
     };
 
     // Day returns.
-    let freq_days = data_period_days(times);
-    let weekend =
-        times.iter().filter(|t| t.to_datetime().weekday().num_days_from_monday() >= 5).count();
+    let tail: Vec<Timestamp> = (n.saturating_sub(100)..n).map(at).collect();
+    let freq_days = data_period_days(&tail);
+    // Saturdays and Sundays, by day number (1970-01-01 was a Thursday, day 3 from Monday):
+    // the calendar's answer without a calendar conversion.
+    let mut weekend = 0usize;
+    times.days(DAY_NS, |d, _, count| {
+        if (d + 3).rem_euclid(7) >= 5 {
+            weekend += count;
+        }
+    });
     let have_weekends = n > 0 && weekend as f64 / n as f64 > 2.0 / 7.0 * 0.6;
     let (period, annual_days) = match freq_days {
         7 => (Period::Week, 52.0),
@@ -344,10 +364,12 @@ pub fn summarize(r: &BacktestResult) -> Summary {
         365 => (Period::Year, 1.0),
         _ => (Period::Day, if have_weekends { 365.0 } else { 252.0 }),
     };
+    // The equity at the last time of each period (a period's bucket depends only on the day).
     let mut closes: Vec<f64> = Vec::new();
     let mut last_bucket = None;
-    for (t, &e) in times.iter().zip(eq) {
-        let b = bucket(*t, period);
+    times.days(DAY_NS, |d, last, _| {
+        let Some(&e) = eq.get(last) else { return };
+        let b = bucket(Timestamp(d * DAY_NS), period);
         if last_bucket == Some(b) {
             if let Some(l) = closes.last_mut() {
                 *l = e;
@@ -356,7 +378,7 @@ pub fn summarize(r: &BacktestResult) -> Summary {
             closes.push(e);
             last_bucket = Some(b);
         }
-    }
+    });
     let day_returns: Vec<f64> = closes.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
     let g = geometric_mean(&day_returns);
     let ann_return = (1.0 + g).powf(annual_days) - 1.0;
@@ -369,13 +391,26 @@ pub fn summarize(r: &BacktestResult) -> Summary {
     let returns: Vec<f64> = r.trades.iter().map(|t| t.return_frac).collect();
     let pnl: Vec<f64> = r.trades.iter().map(|t| t.pnl).collect();
     let n_trades = r.trades.len();
-    let mut have_position = vec![false; n];
-    for t in &r.trades {
-        let a = times.partition_point(|x| *x < t.entry_time);
-        let b = times.partition_point(|x| *x <= t.exit_time);
-        for h in &mut have_position[a.min(n)..b.min(n)] {
-            *h = true;
+    // Exposure: the bars from each closed trade's entry to its exit, inclusive, counted once
+    // where trades overlap.
+    let mut spans: Vec<(usize, usize)> = r
+        .trades
+        .iter()
+        .map(|t| {
+            let a = times.partition_point(|x| x < t.entry_time);
+            let b = times.partition_point(|x| x <= t.exit_time);
+            (a.min(n), b.min(n))
+        })
+        .filter(|(a, b)| a < b)
+        .collect();
+    spans.sort_unstable();
+    let (mut exposed, mut reach) = (0usize, 0usize);
+    for (a, b) in spans {
+        let from = a.max(reach);
+        if b > from {
+            exposed += b - from;
         }
+        reach = reach.max(b);
     }
     let wins: f64 = returns.iter().filter(|&&x| x > 0.0).sum();
     let losses: f64 = returns.iter().filter(|&&x| x < 0.0).sum();
@@ -404,11 +439,7 @@ pub fn summarize(r: &BacktestResult) -> Summary {
         profit_factor: wins / nan_if_zero(losses.abs()),
         expectancy_pct: mean(&returns) * 100.0,
         sqn: (n_trades as f64).sqrt() * mean(&pnl) / nan_if_zero(var1(&pnl).sqrt()),
-        exposure_pct: if n == 0 {
-            f64::NAN
-        } else {
-            have_position.iter().filter(|&&h| h).count() as f64 / n as f64 * 100.0
-        },
+        exposure_pct: if n == 0 { f64::NAN } else { exposed as f64 / n as f64 * 100.0 },
         equity_final: last,
         equity_peak: eq.iter().copied().fold(f64::NAN, f64::max),
         commissions: r.trades.iter().map(|t| t.commission).sum(),
@@ -490,6 +521,15 @@ mod tests {
         assert!((geometric_mean(&[0.1, -0.1]) - ((1.1f64 * 0.9).sqrt() - 1.0)).abs() < 1e-15);
         assert_eq!(geometric_mean(&[0.1, -1.0]), 0.0);
         assert!(geometric_mean(&[]).is_nan());
+    }
+
+    #[test]
+    fn weekdays_by_day_number_are_the_calendar_s() {
+        for k in -800..800i64 {
+            let t = Timestamp(k * (DAY_NS / 3) + 12_345);
+            let calendar = t.to_datetime().weekday().num_days_from_monday() >= 5;
+            assert_eq!((t.0.div_euclid(DAY_NS) + 3).rem_euclid(7) >= 5, calendar, "{}", t.to_iso());
+        }
     }
 
     #[test]

@@ -131,6 +131,47 @@ impl TimeIndex {
         out
     }
 
+    /// The times cut where the day (`t.div_euclid(day)`) changes: `f(day, last, count)` for
+    /// each stretch of `count` consecutive times on one day, ending at index `last`, in order.
+    /// A stretch never spans two runs (two calls may name the same day). One step per day
+    /// of an evenly spaced run, not per time.
+    pub fn days(&self, day: i64, mut f: impl FnMut(i64, usize, usize)) {
+        for run in self.closed.iter().chain(std::iter::once(&self.open)) {
+            if run.step <= 0 {
+                for k in 0..run.len {
+                    f(run.at(k).0.div_euclid(day), run.first + k, 1);
+                }
+                continue;
+            }
+            let mut k = 0usize;
+            while k < run.len {
+                let t = i128::from(run.at(k).0);
+                let d = t.div_euclid(i128::from(day));
+                // The first k' whose time is on a later day.
+                let next = (d + 1) * i128::from(day);
+                let ahead = (next - t + i128::from(run.step) - 1) / i128::from(run.step);
+                let end = (k as i128 + ahead).min(run.len as i128) as usize;
+                f(d as i64, run.first + end - 1, end - k);
+                k = end;
+            }
+        }
+    }
+
+    /// The number of leading times for which `pred` holds, `pred` holding for a prefix (as
+    /// `slice::partition_point`).
+    pub fn partition_point(&self, pred: impl Fn(Timestamp) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid).is_some_and(&pred) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// How many evenly spaced runs the times form.
     pub fn runs(&self) -> usize {
         self.closed.len() + usize::from(self.open.len > 0)
@@ -207,6 +248,36 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn days_and_partition_points_agree_with_the_times(
+            v in proptest::collection::vec(1i64..40, 0..200),
+            start in -500i64..500,
+            day in 1i64..50,
+            probe in -600i64..9000,
+        ) {
+            let mut t = start;
+            let times: Vec<Timestamp> = v.iter().map(|d| { t += d / 3 * 3 + 1; Timestamp(t) }).collect();
+            let idx: TimeIndex = times.iter().copied().collect();
+            let mut want: Vec<(i64, usize, usize)> = Vec::new();
+            for (i, t) in times.iter().enumerate() {
+                want.push((t.0.div_euclid(day), i, 1));
+            }
+            let mut got = Vec::new();
+            idx.days(day, |d, last, count| got.push((d, last, count)));
+            // Expanded back to one entry per time: each stretch's times are its day's.
+            let mut expanded = Vec::new();
+            for (d, last, count) in got {
+                for i in last + 1 - count..=last {
+                    expanded.push((d, i, 1));
+                }
+            }
+            prop_assert_eq!(expanded, want);
+            prop_assert_eq!(
+                idx.partition_point(|x| x.0 < probe),
+                times.partition_point(|x| x.0 < probe)
+            );
+        }
+
         #[test]
         fn round_trips_any_sequence(v in proptest::collection::vec(-5i64..5, 0..200), big in any::<i64>()) {
             // Small steps (often repeating) and one arbitrary value, to reach runs, gaps,

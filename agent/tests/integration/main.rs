@@ -17,5 +17,6 @@ mod paper;
 mod paper_faults;
 mod replay;
 mod run;
+mod sweep_cli;
 mod top;
 mod wallet;

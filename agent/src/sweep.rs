@@ -1,0 +1,535 @@
+//! `kairos sweep`: a strategy over a grid of parameters, every combination through the
+//! backtest engine, in parallel, with a progress bar; and `kairos sweep merge` for the
+//! outputs of a sweep run in shards.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use kairos_backtests::data::{LoadOptions, TimeFormat};
+use kairos_backtests::engine::BacktestConfig;
+use kairos_backtests::sweep::{Axis, Search, Shard, Sweep, output};
+use kairos_strategies::Registry;
+use serde::Deserialize;
+
+use crate::cli::{EngineArgs, describe_series, load_sources, note, same_source};
+use crate::config::{DataList, params_as_text};
+
+/// `kairos sweep`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    merge: Option<SweepCommand>,
+    /// TOML file with any of the settings below (see examples/sweep.toml); flags win.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Bars: a CSV/.csv.gz/Parquet/feather/JSON file, or `sim:SEED[:BARS]`. Repeat for
+    /// several instruments.
+    #[arg(long, value_delimiter = ',')]
+    data: Vec<String>,
+    /// Resample the data to this interval first (`5m`, `1h`, `1d`).
+    #[arg(long)]
+    resample: Option<String>,
+    /// The timestamps' format, where detection cannot tell [default: detected].
+    #[arg(long)]
+    time_format: Option<TimeFormat>,
+    /// Strategy name (`kairos strategies` lists them).
+    #[arg(long)]
+    strategy: Option<String>,
+    /// A parameter every run shares, `name=value`; repeat for several.
+    #[arg(long = "param", short = 'p')]
+    params: Vec<String>,
+    /// An axis of the grid: `name=A..B` (whole numbers A to B), `name=A..B:STEP`
+    /// (`size=0.25..1:0.25`), or `name=v1,v2,...`; repeat for each parameter swept.
+    #[arg(long = "grid", short = 'g')]
+    grid: Vec<String>,
+    /// Only combinations for which this holds: comparisons of parameters and numbers, with
+    /// + - * / and parentheses, joined by && (`fast<slow`, `slow >= 2*fast && fast > 3`).
+    #[arg(long = "where")]
+    filter: Option<String>,
+    /// The statistic the best rows are ranked by (any numeric column of sweep.csv)
+    /// [default: sharpe].
+    #[arg(long)]
+    metric: Option<String>,
+    /// Rank the lowest first (for volatility, drawdown duration, ...).
+    #[arg(long)]
+    ascending: bool,
+    /// How many of the best rows to print [default: 20].
+    #[arg(long)]
+    top: Option<usize>,
+    /// Folder for sweep.csv, sweep.parquet and sweep.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `grid` runs every combination; `random` a seeded sample of `--trials` of them.
+    #[arg(long, value_enum)]
+    search: Option<SearchArg>,
+    /// Combinations a random search runs.
+    #[arg(long)]
+    trials: Option<u64>,
+    /// The random search's seed [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run only slice I of N of the plan (`0/4` .. `3/4`); `kairos sweep merge` combines the
+    /// slices' folders into the whole sweep's result.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Worker threads [default: every core].
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// `kairos sweep merge`.
+#[derive(Debug, Subcommand)]
+enum SweepCommand {
+    /// Combine the output folders of every shard of one sweep into the result a single run
+    /// gives.
+    Merge {
+        /// The shards' folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Folder for the merged sweep.csv, sweep.parquet and sweep.json.
+        #[arg(long, required = true)]
+        out: PathBuf,
+        /// Rank the best rows by this statistic [default: the sweep's own].
+        #[arg(long)]
+        metric: Option<String>,
+        /// Rank the lowest first.
+        #[arg(long)]
+        ascending: bool,
+        /// How many of the best rows to print.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+}
+
+/// `--search`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SearchArg {
+    /// Every combination.
+    Grid,
+    /// A seeded random sample.
+    Random,
+}
+
+/// `kairos sweep --config FILE` (every key in examples/sweep.toml).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct SweepFile {
+    data: Option<DataList>,
+    resample: Option<String>,
+    time_format: Option<String>,
+    strategy: Option<String>,
+    /// Fixed parameters.
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+    /// Axes: `name = "A..B[:STEP]"` or `name = [v1, v2, ...]`, in the file's order.
+    #[serde(default)]
+    grid: toml::Table,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    metric: Option<String>,
+    ascending: Option<bool>,
+    top: Option<usize>,
+    out: Option<PathBuf>,
+    search: Option<SearchArg>,
+    trials: Option<u64>,
+    seed: Option<u64>,
+    shard: Option<String>,
+    threads: Option<usize>,
+    backtest: Option<BacktestConfig>,
+}
+
+impl SweepFile {
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut f: SweepFile =
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(d) = f.data.take() {
+            let rel = |s: String| {
+                if s.starts_with("sim:") || Path::new(&s).is_absolute() {
+                    s
+                } else {
+                    base.join(s).display().to_string()
+                }
+            };
+            f.data = Some(DataList::Many(d.into_vec().into_iter().map(rel).collect()));
+        }
+        if let Some(o) = f.out.take() {
+            f.out = Some(if o.is_absolute() { o } else { base.join(o) });
+        }
+        Ok(f)
+    }
+
+    /// `[grid]` as `name=VALUES` axis specs.
+    fn axes(&self) -> Result<Vec<String>> {
+        self.grid
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Array(a) => a
+                        .iter()
+                        .map(|x| match x {
+                            toml::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                Ok(format!("{k}={text}"))
+            })
+            .collect()
+    }
+}
+
+/// Runs `kairos sweep` (or `kairos sweep merge`).
+pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
+    if let Some(SweepCommand::Merge { dirs, out, metric, ascending, top }) = args.merge {
+        return merge(&dirs, &out, metric.as_deref(), ascending, top);
+    }
+    let file = match &args.config {
+        Some(p) => SweepFile::load(p)?,
+        None => SweepFile::default(),
+    };
+    let sources = if args.data.is_empty() {
+        file.data.clone().map(DataList::into_vec).unwrap_or_default()
+    } else {
+        args.data.clone()
+    };
+    if sources.is_empty() {
+        bail!("no data: pass --data FILE (or sim:SEED) or set `data` in the config file");
+    }
+    for (i, a) in sources.iter().enumerate() {
+        if let Some(j) = sources[..i].iter().position(|b| same_source(a, b)) {
+            bail!(
+                "data source {} (`{a}`) is the same as source {}: each instrument once",
+                i + 1,
+                j + 1
+            );
+        }
+    }
+    let strategy = args.strategy.clone().or(file.strategy.clone()).context(
+        "no strategy: pass --strategy NAME or set `strategy` in the config file (`kairos strategies` lists them)",
+    )?;
+    let mut fixed = params_as_text(&file.params);
+    for p in &args.params {
+        let (k, v) = Registry::parse_kv(p)?;
+        fixed.retain(|(pk, _)| pk != &k);
+        fixed.push((k, v));
+    }
+    // Axes: the file's, each replaced by a flag's of the same name.
+    let mut specs = file.axes()?;
+    for g in &args.grid {
+        let name = g.split_once('=').map_or(g.as_str(), |(k, _)| k.trim());
+        specs.retain(|s| s.split_once('=').map(|(k, _)| k.trim()) != Some(name));
+        specs.push(g.clone());
+    }
+    if specs.is_empty() {
+        bail!(
+            "no grid: pass --grid NAME=VALUES (fast=2..100) or set a [grid] table in the config file"
+        );
+    }
+    let axes = specs.iter().map(|s| Axis::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let search = match args.search.or(file.search).unwrap_or(SearchArg::Grid) {
+        SearchArg::Grid => {
+            if args.trials.is_some() {
+                bail!("--trials is for --search random");
+            }
+            Search::Grid
+        }
+        SearchArg::Random => Search::Random {
+            trials: args.trials.or(file.trials).context("--search random needs --trials N")?,
+            seed: args.seed.or(file.seed).unwrap_or(0),
+        },
+    };
+    let shard = args.shard.as_deref().or(file.shard.as_deref()).map(Shard::parse).transpose()?;
+    let config = args.engine.apply(file.backtest.unwrap_or_default())?;
+    let filter = args.filter.clone().or(file.filter.clone());
+    let sweep =
+        Sweep::new(registry, &strategy, fixed, axes, filter.as_deref(), search, shard, config)?;
+    let metric = args.metric.clone().or(file.metric.clone()).unwrap_or_else(|| "sharpe".into());
+    let metrics = kairos_backtests::stats::Summary::metrics();
+    if !metrics.contains(&metric.as_str()) {
+        bail!("--metric {metric}: not a statistic (one of {})", metrics.join(", "));
+    }
+    let ascending = args.ascending || file.ascending.unwrap_or(false);
+    let top = args.top.or(file.top).unwrap_or(20);
+    let threads = args.threads.or(file.threads).unwrap_or(0);
+    let out = args.out.clone().or(file.out.clone());
+    if let Some(dir) = &out {
+        kairos_backtests::report::check_out_dir(dir)?;
+    }
+    let plan = sweep.plan()?;
+    let time_format = match (args.time_format, &file.time_format) {
+        (Some(f), _) => Some(f),
+        (None, Some(t)) => Some(
+            t.parse::<TimeFormat>()
+                .map_err(|e| anyhow::anyhow!("config key `time_format`: {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    let resample = args.resample.as_deref().or(file.resample.as_deref());
+    let series = load_sources(&sources, resample, &LoadOptions { time_format })?;
+    for s in &series {
+        note(&format!("data: {}", describe_series(s)));
+        if s.simulated {
+            note(&format!(
+                "note: {} is SIMULATED data from the built-in market simulator, not market history",
+                s.source
+            ));
+        }
+    }
+    let threads_used = if threads == 0 { rayon_threads() } else { threads };
+    note(&format!(
+        "sweep: {strategy} over {} ({} combinations in the grid, {} eligible{}), {} to run on {threads_used} thread{}",
+        sweep.grid.axes.iter().map(|a| a.spec.as_str()).collect::<Vec<_>>().join(" "),
+        sweep.grid.size(),
+        plan.eligible,
+        shard.map(|s| format!(", shard {}/{}", s.index, s.count)).unwrap_or_default(),
+        plan.combinations.len(),
+        if threads_used == 1 { "" } else { "s" },
+    ));
+    let bar = ProgressBar::new(plan.combinations.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "sweep [{bar:30}] {pos}/{len} runs {per_sec} {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut writer = out.as_deref().map(|d| output::Writer::create(d, &sweep)).transpose()?;
+    // Without --out the rows are kept for the ranking: a sweep without files is a small one.
+    let mut kept: Vec<kairos_backtests::sweep::Row> = Vec::new();
+    if writer.is_none() && plan.combinations.len() > 1_000_000 {
+        bail!(
+            "{} runs without --out: give a folder to stream the rows into",
+            plan.combinations.len()
+        );
+    }
+    let started = Instant::now();
+    let outcome =
+        sweep.run(registry, &plan, &series, threads, &|n| bar.set_position(n), &mut |rows| {
+            match &mut writer {
+                Some(w) => w.write(&rows),
+                None => {
+                    kept.extend(rows);
+                    Ok(())
+                }
+            }
+        })?;
+    bar.finish_and_clear();
+    let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+    note(&format!(
+        "ran {} combination{} in {secs:.2} s: {:.1} M bar-evaluations/s ({} bars each, {} indicator series shared){}",
+        outcome.runs,
+        if outcome.runs == 1 { "" } else { "s" },
+        outcome.bar_evaluations as f64 / secs / 1e6,
+        series.iter().map(|s| s.len()).sum::<usize>(),
+        outcome.shared_series,
+        match (&outcome.skip_reason, outcome.skipped) {
+            (Some(why), n) if n > 0 =>
+                format!("; {n} refused by the strategy (first: {why}; --where can leave them out)"),
+            _ => String::new(),
+        }
+    ));
+    let meta = serde_json::json!({
+        "sweep": {
+            "strategy": strategy,
+            "fixed": sweep.fixed.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "grid": sweep.grid.axes.iter().map(|a| &a.spec).collect::<Vec<_>>(),
+            "where": sweep.filter.as_ref().map(|f| f.text()),
+            "search": match search {
+                Search::Grid => serde_json::json!({ "kind": "grid" }),
+                Search::Random { trials, seed } => serde_json::json!({ "kind": "random", "trials": trials, "seed": seed }),
+            },
+            "backtest": config,
+            "data": sources,
+            "resample": resample,
+        },
+        "shard": shard.map(|s| serde_json::json!({ "index": s.index, "count": s.count })),
+        "metric": metric,
+        "ascending": ascending,
+        "outcome": {
+            "combinations": plan.combinations.len(),
+            "runs": outcome.runs,
+            "skipped": outcome.skipped,
+            "skip_reason": outcome.skip_reason,
+            "bar_evaluations": outcome.bar_evaluations,
+            "seconds": secs,
+            "threads": threads_used,
+            "shared_series": outcome.shared_series,
+            "wall_seconds": started.elapsed().as_secs_f64(),
+        },
+    });
+    match (writer, &out) {
+        (Some(w), Some(dir)) => {
+            w.finish(&meta)?;
+            note(&format!("wrote {}/sweep.csv, sweep.parquet, sweep.json", dir.display()));
+            print_top(&output::top(dir, &metric, top, ascending)?, &sweep.grid.axes, &metric);
+        }
+        _ => {
+            kept.sort_by(|a, b| {
+                let (x, y) = (a.summary.metric(&metric), b.summary.metric(&metric));
+                rank(x, y, ascending).then(a.combination.cmp(&b.combination))
+            });
+            kept.truncate(top);
+            let names: Vec<&str> = sweep.grid.axes.iter().map(|a| a.name.as_str()).collect();
+            print_rows(
+                &names,
+                &metric,
+                kept.iter().map(|r| {
+                    let s = &r.summary;
+                    (
+                        r.combination,
+                        r.values.clone(),
+                        [
+                            s.metric(&metric),
+                            Some(s.return_pct),
+                            Some(s.sharpe),
+                            Some(s.max_drawdown_pct),
+                            Some(s.num_trades as f64),
+                        ],
+                    )
+                }),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Best first: higher values (or lower when `ascending`), undefined ones last.
+fn rank(x: Option<f64>, y: Option<f64>, ascending: bool) -> std::cmp::Ordering {
+    let x = x.filter(|v| v.is_finite());
+    let y = y.filter(|v| v.is_finite());
+    match (x, y) {
+        (Some(a), Some(b)) => {
+            let o = a.total_cmp(&b);
+            if ascending { o } else { o.reverse() }
+        }
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+type TopRow = (u64, Vec<String>, [Option<f64>; 5]);
+
+/// The ranking table on standard output.
+fn print_rows(axes: &[&str], metric: &str, rows: impl Iterator<Item = TopRow>) {
+    let mut head: Vec<String> = vec!["#".into(), "combination".into()];
+    head.extend(axes.iter().map(|a| a.to_string()));
+    head.extend([
+        metric.to_string(),
+        "return_pct".into(),
+        "sharpe".into(),
+        "max_drawdown_pct".into(),
+        "num_trades".into(),
+    ]);
+    let mut table = vec![head];
+    for (i, (k, values, figs)) in rows.enumerate() {
+        let mut line = vec![(i + 1).to_string(), k.to_string()];
+        line.extend(values);
+        line.extend(figs.iter().map(|f| match f {
+            Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+            Some(x) if x.is_finite() => format!("{x:.4}"),
+            _ => "-".into(),
+        }));
+        table.push(line);
+    }
+    let widths: Vec<usize> =
+        (0..table[0].len()).map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    for r in &table {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:>w$}")).collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}
+
+/// The best rows read back from sweep.parquet.
+fn print_top(df: &polars::prelude::DataFrame, axes: &[Axis], metric: &str) {
+    let names: Vec<&str> = axes.iter().map(|a| a.name.as_str()).collect();
+    let cell = |name: &str, i: usize| -> Option<polars::prelude::AnyValue<'_>> {
+        df.column(name).ok().and_then(|c| c.get(i).ok())
+    };
+    let num =
+        |name: &str, i: usize| -> Option<f64> { cell(name, i).and_then(|v| v.extract::<f64>()) };
+    let text = |v: Option<polars::prelude::AnyValue<'_>>| -> String {
+        match v {
+            Some(polars::prelude::AnyValue::String(s)) => s.to_string(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        }
+    };
+    let rows = (0..df.height()).map(|i| {
+        let k = cell("combination", i).and_then(|v| v.extract::<u64>()).unwrap_or(0);
+        let values = names.iter().map(|n| text(cell(n, i))).collect();
+        (
+            k,
+            values,
+            [
+                num(metric, i),
+                num("return_pct", i),
+                num("sharpe", i),
+                num("max_drawdown_pct", i),
+                num("num_trades", i),
+            ],
+        )
+    });
+    print_rows(&names, metric, rows);
+}
+
+/// `kairos sweep merge`.
+fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    metric: Option<&str>,
+    ascending: bool,
+    top: usize,
+) -> Result<()> {
+    let m = output::merge(dirs, out)?;
+    note(&format!("merged {} shard folders: {} rows into {}", dirs.len(), m.rows, out.display()));
+    let metric = metric
+        .map(str::to_string)
+        .or_else(|| m.meta["metric"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "sharpe".into());
+    let ascending = ascending || m.meta["ascending"].as_bool().unwrap_or(false);
+    let axes: Vec<Axis> = m.meta["sweep"]["grid"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().and_then(|s| Axis::parse(s).ok())).collect())
+        .unwrap_or_default();
+    print_top(&output::top(out, &metric, top, ascending)?, &axes, &metric);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// examples/sweep.toml parses, with its axes in the file's order.
+    #[test]
+    fn the_example_file_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sweep.toml");
+        let f = SweepFile::load(&p).unwrap();
+        assert_eq!(f.axes().unwrap(), ["fast=2..100", "slow=2..100"]);
+        assert_eq!(f.strategy.as_deref(), Some("sma_cross"));
+        assert_eq!(f.filter.as_deref(), Some("fast < slow"));
+        assert!(f.backtest.is_some());
+        let t = "[grid]\nslow = [30, 20]\nfast = \"2..4\"\n";
+        let f: SweepFile = toml::from_str(t).unwrap();
+        assert_eq!(f.axes().unwrap(), ["slow=30,20", "fast=2..4"]);
+        assert!(toml::from_str::<SweepFile>("grdi = 1").is_err());
+    }
+}
