@@ -397,8 +397,8 @@ pub fn summarize(r: &BacktestResult) -> Summary {
         .trades
         .iter()
         .map(|t| {
-            let a = times.partition_point(|x| x < t.entry_time);
-            let b = times.partition_point(|x| x <= t.exit_time);
+            let a = times.count_before(t.entry_time, false);
+            let b = times.count_before(t.exit_time, true);
             (a.min(n), b.min(n))
         })
         .filter(|(a, b)| a < b)

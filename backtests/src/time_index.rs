@@ -157,19 +157,32 @@ impl TimeIndex {
         }
     }
 
-    /// The number of leading times for which `pred` holds, `pred` holding for a prefix (as
-    /// `slice::partition_point`).
-    pub fn partition_point(&self, pred: impl Fn(Timestamp) -> bool) -> usize {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.get(mid).is_some_and(&pred) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+    /// How many times are before `t` (or, with `inclusive`, at or before it): the index
+    /// `slice::partition_point` gives on the times in order, found by arithmetic within a run.
+    pub fn count_before(&self, t: Timestamp, inclusive: bool) -> usize {
+        let before = |x: Timestamp| if inclusive { x <= t } else { x < t };
+        // The last run whose first time is before `t`: every earlier run is wholly before it
+        // (times rise), every later one wholly after.
+        let n_closed = self.closed.partition_point(|r| before(r.at(0)));
+        let run = if self.open.len > 0 && before(self.open.at(0)) {
+            &self.open
+        } else if n_closed > 0 {
+            &self.closed[n_closed - 1]
+        } else {
+            return 0;
+        };
+        if run.step <= 0 {
+            let k = (0..run.len).take_while(|&k| before(run.at(k))).count();
+            return run.first + k;
         }
-        lo
+        // Within the run: the count of k with start + k*step before t.
+        let (start, step, t) = (i128::from(run.start), i128::from(run.step), i128::from(t.0));
+        let k = if inclusive {
+            (t - start).div_euclid(step) + 1
+        } else {
+            (t - start + step - 1).div_euclid(step)
+        };
+        run.first + k.clamp(0, run.len as i128) as usize
     }
 
     /// How many evenly spaced runs the times form.
@@ -256,7 +269,8 @@ mod tests {
             probe in -600i64..9000,
         ) {
             let mut t = start;
-            let times: Vec<Timestamp> = v.iter().map(|d| { t += d / 3 * 3 + 1; Timestamp(t) }).collect();
+            // Steps of 1 and multiples of 3 plus 1: runs of several lengths, and gaps.
+            let times: Vec<Timestamp> = v.iter().map(|d| { t += if d % 2 == 0 { 1 } else { d / 3 * 3 + 1 }; Timestamp(t) }).collect();
             let idx: TimeIndex = times.iter().copied().collect();
             let mut want: Vec<(i64, usize, usize)> = Vec::new();
             for (i, t) in times.iter().enumerate() {
@@ -273,8 +287,12 @@ mod tests {
             }
             prop_assert_eq!(expanded, want);
             prop_assert_eq!(
-                idx.partition_point(|x| x.0 < probe),
+                idx.count_before(Timestamp(probe), false),
                 times.partition_point(|x| x.0 < probe)
+            );
+            prop_assert_eq!(
+                idx.count_before(Timestamp(probe), true),
+                times.partition_point(|x| x.0 <= probe)
             );
         }
 
