@@ -392,13 +392,7 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
                     (
                         r.combination,
                         r.values.clone(),
-                        [
-                            s.metric(&metric),
-                            Some(s.return_pct),
-                            Some(s.sharpe),
-                            Some(s.max_drawdown_pct),
-                            Some(s.num_trades as f64),
-                        ],
+                        shown(&metric).into_iter().map(|m| s.metric(m)).collect(),
                     )
                 }),
             );
@@ -426,19 +420,24 @@ fn rank(x: Option<f64>, y: Option<f64>, ascending: bool) -> std::cmp::Ordering {
     }
 }
 
-type TopRow = (u64, Vec<String>, [Option<f64>; 5]);
+type TopRow = (u64, Vec<String>, Vec<Option<f64>>);
+
+/// The figures the ranking table shows: the metric, then the usual ones.
+fn shown(metric: &str) -> Vec<&str> {
+    let mut v = vec![metric];
+    v.extend(
+        ["return_pct", "sharpe", "max_drawdown_pct", "num_trades"]
+            .into_iter()
+            .filter(|m| *m != metric),
+    );
+    v
+}
 
 /// The ranking table on standard output.
 fn print_rows(axes: &[&str], metric: &str, rows: impl Iterator<Item = TopRow>) {
     let mut head: Vec<String> = vec!["#".into(), "combination".into()];
     head.extend(axes.iter().map(|a| a.to_string()));
-    head.extend([
-        metric.to_string(),
-        "return_pct".into(),
-        "sharpe".into(),
-        "max_drawdown_pct".into(),
-        "num_trades".into(),
-    ]);
+    head.extend(shown(metric).into_iter().map(str::to_string));
     let mut table = vec![head];
     for (i, (k, values, figs)) in rows.enumerate() {
         let mut line = vec![(i + 1).to_string(), k.to_string()];
@@ -476,17 +475,7 @@ fn print_top(df: &polars::prelude::DataFrame, axes: &[Axis], metric: &str) {
     let rows = (0..df.height()).map(|i| {
         let k = cell("combination", i).and_then(|v| v.extract::<u64>()).unwrap_or(0);
         let values = names.iter().map(|n| text(cell(n, i))).collect();
-        (
-            k,
-            values,
-            [
-                num(metric, i),
-                num("return_pct", i),
-                num("sharpe", i),
-                num("max_drawdown_pct", i),
-                num("num_trades", i),
-            ],
-        )
+        (k, values, shown(metric).into_iter().map(|m| num(m, i)).collect())
     });
     print_rows(&names, metric, rows);
 }

@@ -185,12 +185,23 @@ fn bad_sweeps_are_refused_naming_what_is_wrong() {
         (vec!["--trials", "5"], "--trials is for --search random"),
         (vec!["--search", "random"], "needs --trials"),
         (vec!["--shard", "3/3"], "is not I/N"),
-        (vec!["--where", "fast <"], "expected a name or a number"),
         (vec!["--commission", "0.5"], "commission"),
     ] {
         let e = fails(&kairos(&sweep_args(out, &extra)));
         assert!(e.contains(want), "{extra:?}: {e}");
     }
+    let e = fails(&kairos(&[
+        "sweep",
+        "--data",
+        DATA,
+        "--strategy",
+        "sma_cross",
+        "--grid",
+        "fast=2..4",
+        "--where",
+        "fast <",
+    ]));
+    assert!(e.contains("expected a name or a number"), "{e}");
     let e = fails(&kairos(&["sweep", "--data", DATA, "--strategy", "sma_cross"]));
     assert!(e.contains("no grid"), "{e}");
     let e = fails(&kairos(&[
