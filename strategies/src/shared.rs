@@ -24,11 +24,14 @@ use crate::{Bar, InstrumentId};
 /// One value per bar of an instrument; `NaN` where the indicator has no value yet.
 pub type Series = Arc<[f64]>;
 
+/// A series being computed or computed, by instrument and key.
+type Cells = HashMap<(u32, String), Arc<OnceLock<Series>>>;
+
 /// The bars of a run, known before it starts, and the indicator series computed from them.
 #[derive(Debug, Default)]
 pub struct SharedSeries {
     closes: Vec<Arc<[f64]>>,
-    cache: Mutex<HashMap<(u32, String), Arc<OnceLock<Series>>>>,
+    cache: Mutex<Cells>,
 }
 
 impl SharedSeries {
