@@ -9,6 +9,8 @@
 //!   simulated venue ([`venue`]) driving any [`Strategy`](kairos_strategies::Strategy).
 //! - [`stats`] and [`report`]: the summary statistics (backtesting.py's definitions) and the
 //!   files a run writes.
+//! - [`checks`]: bias checks, lookahead (runs on data cut at several times must agree with
+//!   the full run up to each cut) and determinism (repeated runs agree bit for bit).
 //! - [`sweep`]: parameter sweeps over the same engine, in parallel, with shared indicator
 //!   series, random search, shards and their merge.
 //!
@@ -23,6 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod checks;
 pub mod data;
 pub mod engine;
 mod error;

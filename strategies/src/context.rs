@@ -322,6 +322,12 @@ impl Context {
         !self.commands.is_empty()
     }
 
+    /// Runtime: the commands queued and not yet taken, oldest first (what the strategy asked
+    /// for in the hook that just ran; the bias checks record these as its decisions).
+    pub fn pending_commands(&self) -> &[Command] {
+        &self.commands
+    }
+
     /// Runtime: swaps the queued commands into `out` (which should be empty), oldest first,
     /// so the runtime reuses one buffer.
     #[inline]

@@ -5,6 +5,7 @@
 mod common;
 
 mod builtin_strategies;
+mod checks;
 mod data_loading;
 mod parity_backtesting_py;
 mod properties;
