@@ -93,6 +93,10 @@ enum Command {
     /// through the backtest engine in parallel; rows to sweep.csv and sweep.parquet, the best
     /// printed. `kairos sweep merge` combines the folders of a sweep run in shards.
     Sweep(Box<crate::sweep::SweepArgs>),
+    /// Bias checks of a strategy on real data: lookahead (did a decision use later data?) and
+    /// determinism (do runs repeat bit for bit?).
+    #[command(subcommand)]
+    Check(crate::check::CheckCommand),
     /// List the registered strategies, or describe one.
     Strategies {
         /// A strategy to describe.
@@ -304,6 +308,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     let result = match cli.command {
         Command::Backtest(args) => backtest(&registry, *args),
         Command::Sweep(args) => crate::sweep::sweep(&registry, *args),
+        Command::Check(cmd) => crate::check::check(&registry, cmd),
         Command::Strategies { name } => strategies(&registry, name.as_deref()),
         Command::Data { sources, time_format } => data_info(&sources, time_format),
         Command::Replay(a) => replay(&registry, a),

@@ -19,6 +19,7 @@ pub mod binance_rest;
 pub mod binance_sim;
 pub mod binance_user;
 pub mod chain_venue;
+pub mod check;
 #[macro_use]
 pub mod cli;
 pub mod config;

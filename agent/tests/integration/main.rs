@@ -7,6 +7,7 @@ mod common;
 
 mod binance_rest;
 mod chain_venue;
+mod check_cli;
 mod cli;
 mod deploy;
 mod journal;
