@@ -7,7 +7,7 @@ use kairos_backtests::checks::{self, Divergence};
 use kairos_backtests::data::{LoadOptions, TimeFormat};
 use kairos_strategies::Registry;
 
-use crate::cli::{EngineArgs, describe_series, load_sources, note};
+use crate::cli::{EngineArgs, load_sources, merged_params, note, note_series};
 
 /// `kairos check`.
 #[derive(Debug, Subcommand)]
@@ -59,18 +59,13 @@ pub fn check(registry: &Registry, cmd: CheckCommand) -> Result<()> {
         CheckCommand::Lookahead(a) => (true, a),
         CheckCommand::Determinism(a) => (false, a),
     };
-    let mut params = Vec::new();
-    for p in &a.params {
-        params.push(Registry::parse_kv(p)?);
-    }
+    let params = merged_params(Vec::new(), &a.params)?;
     // Built once here so that bad parameters fail before any data loads.
     registry.build(&a.strategy, &params)?;
     let config = a.engine.apply(Default::default())?;
     let series =
         load_sources(&a.data, a.resample.as_deref(), &LoadOptions { time_format: a.time_format })?;
-    for s in &series {
-        note(&format!("data: {}", describe_series(s)));
-    }
+    series.iter().for_each(note_series);
     let build = || Ok(registry.build(&a.strategy, &params)?);
     let name = &a.strategy;
     if lookahead {

@@ -12,7 +12,7 @@ use kairos_backtests::report;
 use kairos_backtests::venue::FillAt;
 use kairos_strategies::Registry;
 
-use crate::config::BacktestFile;
+use crate::config::{BacktestFile, DataList};
 use kairos_backtests::data::{LoadOptions, TimeFormat};
 
 /// `--fill`.
@@ -1040,35 +1040,13 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         Some(p) => BacktestFile::load(p)?,
         None => BacktestFile::default(),
     };
-    let sources = if args.data.is_empty() {
-        file.data.clone().map(|d| d.into_vec()).unwrap_or_default()
-    } else {
-        args.data.clone()
-    };
-    if sources.is_empty() {
-        bail!("no data: pass --data FILE (or sim:SEED) or set `data` in the config file");
-    }
-    for (i, a) in sources.iter().enumerate() {
-        if let Some(j) = sources[..i].iter().position(|b| same_source(a, b)) {
-            bail!(
-                "data source {} (`{a}`) is the same as source {} (`{}`): each instrument once",
-                i + 1,
-                j + 1,
-                sources[j]
-            );
-        }
-    }
+    let sources = data_sources(&args.data, file.data.clone())?;
     let strategy_name = args
         .strategy
         .clone()
         .or_else(|| file.strategy.clone())
         .context("no strategy: pass --strategy NAME or set `strategy` in the config file (`kairos strategies` lists them)")?;
-    let mut params = file.params_as_text();
-    for p in &args.params {
-        let (k, v) = Registry::parse_kv(p)?;
-        params.retain(|(pk, _)| pk != &k);
-        params.push((k, v));
-    }
+    let params = merged_params(file.params_as_text(), &args.params)?;
     // Flags win over the environment, which wins over the file.
     let cfg = args.engine.apply(file.backtest.unwrap_or_default())?;
     let mut strategy = registry.build(&strategy_name, &params)?;
@@ -1076,25 +1054,12 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     if let Some(dir) = &out {
         report::check_out_dir(dir)?;
     }
-    let time_format = match (args.time_format, &file.time_format) {
-        (Some(f), _) => Some(f),
-        (None, Some(t)) => Some(
-            t.parse::<TimeFormat>()
-                .map_err(|e| anyhow::anyhow!("config key `time_format`: {e}"))?,
-        ),
-        (None, None) => None,
-    };
+    let time_format = time_format(args.time_format, file.time_format.as_deref())?;
     let resample = args.resample.as_deref().or(file.resample.as_deref());
     let series = load_sources(&sources, resample, &LoadOptions { time_format })?;
     let mut warnings = Vec::new();
     for s in &series {
-        say!("data: {}", describe_series(s));
-        if s.simulated {
-            say!(
-                "note: {} is SIMULATED data from the built-in market simulator, not market history",
-                s.source
-            );
-        }
+        note_series(s);
         let warmup = strategy.warmup_bars();
         if warmup >= s.len() {
             warnings.push(format!(
@@ -1151,6 +1116,69 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         say!("wrote {}/summary.json, trades.csv, equity.csv", out.display());
     }
     Ok(())
+}
+
+/// The data sources: the flags', or else the config file's. None, or one source twice, is an
+/// error.
+pub(crate) fn data_sources(flags: &[String], file: Option<DataList>) -> Result<Vec<String>> {
+    let sources = if flags.is_empty() {
+        file.map(DataList::into_vec).unwrap_or_default()
+    } else {
+        flags.to_vec()
+    };
+    if sources.is_empty() {
+        bail!("no data: pass --data FILE (or sim:SEED) or set `data` in the config file");
+    }
+    for (i, a) in sources.iter().enumerate() {
+        if let Some(j) = sources[..i].iter().position(|b| same_source(a, b)) {
+            bail!(
+                "data source {} (`{a}`) is the same as source {} (`{}`): each instrument once",
+                i + 1,
+                j + 1,
+                sources[j]
+            );
+        }
+    }
+    Ok(sources)
+}
+
+/// The config file's parameters, each replaced by a `--param name=value` flag's.
+pub(crate) fn merged_params(
+    mut params: Vec<(String, String)>,
+    flags: &[String],
+) -> Result<Vec<(String, String)>> {
+    for p in flags {
+        let (k, v) = Registry::parse_kv(p)?;
+        params.retain(|(pk, _)| pk != &k);
+        params.push((k, v));
+    }
+    Ok(params)
+}
+
+/// `--time-format`, or else the config file's `time_format`.
+pub(crate) fn time_format(
+    flag: Option<TimeFormat>,
+    file: Option<&str>,
+) -> Result<Option<TimeFormat>> {
+    match (flag, file) {
+        (Some(f), _) => Ok(Some(f)),
+        (None, Some(t)) => t
+            .parse::<TimeFormat>()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("config key `time_format`: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The `data:` line for a loaded series, and the note that simulated data is not history.
+pub(crate) fn note_series(s: &BarSeries) {
+    say!("data: {}", describe_series(s));
+    if s.simulated {
+        say!(
+            "note: {} is SIMULATED data from the built-in market simulator, not market history",
+            s.source
+        );
+    }
 }
 
 /// Whether two data sources name the same data: the same text, or paths to the same file.

@@ -56,34 +56,40 @@ pub struct BacktestFile {
 impl BacktestFile {
     /// Reads and parses a config file; paths inside it are made relative to its folder.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut cfg: BacktestFile =
-            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        if let Some(d) = cfg.data.take() {
-            cfg.data = Some(DataList::Many(
-                d.into_vec()
-                    .into_iter()
-                    .map(|s| {
-                        if s.starts_with("sim:") || Path::new(&s).is_absolute() {
-                            s
-                        } else {
-                            base.join(s).display().to_string()
-                        }
-                    })
-                    .collect(),
-            ));
-        }
-        if let Some(o) = cfg.out.take() {
-            cfg.out = Some(if o.is_absolute() { o } else { base.join(o) });
-        }
+        let mut cfg: BacktestFile = read_toml(path)?;
+        relative_to(path, &mut cfg.data, &mut cfg.out);
         Ok(cfg)
     }
 
     /// Parameters as `name=value` text, the form the registry validates.
     pub fn params_as_text(&self) -> Vec<(String, String)> {
         params_as_text(&self.params)
+    }
+}
+
+/// Reads and parses the TOML file `path`, errors naming it.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+/// A config file's data sources and output folder made relative to the file's folder
+/// (`sim:` sources and absolute paths stay as they are).
+pub fn relative_to(path: &Path, data: &mut Option<DataList>, out: &mut Option<PathBuf>) {
+    let base = path.parent().unwrap_or(Path::new("."));
+    if let Some(d) = data.take() {
+        let rel = |s: String| {
+            if s.starts_with("sim:") || Path::new(&s).is_absolute() {
+                s
+            } else {
+                base.join(s).display().to_string()
+            }
+        };
+        *data = Some(DataList::Many(d.into_vec().into_iter().map(rel).collect()));
+    }
+    if let Some(o) = out.take() {
+        *out = Some(if o.is_absolute() { o } else { base.join(o) });
     }
 }
 

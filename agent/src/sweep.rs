@@ -15,8 +15,10 @@ use kairos_backtests::sweep::{Axis, Search, Shard, Sweep, output};
 use kairos_strategies::Registry;
 use serde::Deserialize;
 
-use crate::cli::{EngineArgs, describe_series, load_sources, note, same_source};
-use crate::config::{DataList, params_as_text};
+use crate::cli::{
+    EngineArgs, data_sources, load_sources, merged_params, note, note_series, time_format,
+};
+use crate::config::{DataList, params_as_text, read_toml, relative_to};
 
 /// `kairos sweep`.
 #[derive(Debug, Args)]
@@ -148,24 +150,8 @@ struct SweepFile {
 
 impl SweepFile {
     fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut f: SweepFile =
-            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        if let Some(d) = f.data.take() {
-            let rel = |s: String| {
-                if s.starts_with("sim:") || Path::new(&s).is_absolute() {
-                    s
-                } else {
-                    base.join(s).display().to_string()
-                }
-            };
-            f.data = Some(DataList::Many(d.into_vec().into_iter().map(rel).collect()));
-        }
-        if let Some(o) = f.out.take() {
-            f.out = Some(if o.is_absolute() { o } else { base.join(o) });
-        }
+        let mut f: SweepFile = read_toml(path)?;
+        relative_to(path, &mut f.data, &mut f.out);
         Ok(f)
     }
 
@@ -201,32 +187,11 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
         Some(p) => SweepFile::load(p)?,
         None => SweepFile::default(),
     };
-    let sources = if args.data.is_empty() {
-        file.data.clone().map(DataList::into_vec).unwrap_or_default()
-    } else {
-        args.data.clone()
-    };
-    if sources.is_empty() {
-        bail!("no data: pass --data FILE (or sim:SEED) or set `data` in the config file");
-    }
-    for (i, a) in sources.iter().enumerate() {
-        if let Some(j) = sources[..i].iter().position(|b| same_source(a, b)) {
-            bail!(
-                "data source {} (`{a}`) is the same as source {}: each instrument once",
-                i + 1,
-                j + 1
-            );
-        }
-    }
+    let sources = data_sources(&args.data, file.data.clone())?;
     let strategy = args.strategy.clone().or(file.strategy.clone()).context(
         "no strategy: pass --strategy NAME or set `strategy` in the config file (`kairos strategies` lists them)",
     )?;
-    let mut fixed = params_as_text(&file.params);
-    for p in &args.params {
-        let (k, v) = Registry::parse_kv(p)?;
-        fixed.retain(|(pk, _)| pk != &k);
-        fixed.push((k, v));
-    }
+    let fixed = merged_params(params_as_text(&file.params), &args.params)?;
     // Axes: the file's, each replaced by a flag's of the same name.
     let mut specs = file.axes()?;
     for g in &args.grid {
@@ -270,25 +235,10 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
         kairos_backtests::report::check_out_dir(dir)?;
     }
     let plan = sweep.plan()?;
-    let time_format = match (args.time_format, &file.time_format) {
-        (Some(f), _) => Some(f),
-        (None, Some(t)) => Some(
-            t.parse::<TimeFormat>()
-                .map_err(|e| anyhow::anyhow!("config key `time_format`: {e}"))?,
-        ),
-        (None, None) => None,
-    };
+    let time_format = time_format(args.time_format, file.time_format.as_deref())?;
     let resample = args.resample.as_deref().or(file.resample.as_deref());
     let series = load_sources(&sources, resample, &LoadOptions { time_format })?;
-    for s in &series {
-        note(&format!("data: {}", describe_series(s)));
-        if s.simulated {
-            note(&format!(
-                "note: {} is SIMULATED data from the built-in market simulator, not market history",
-                s.source
-            ));
-        }
-    }
+    series.iter().for_each(note_series);
     let threads_used = if threads == 0 { rayon_threads() } else { threads };
     note(&format!(
         "sweep: {strategy} over {} ({} combinations in the grid, {} eligible{}), {} to run on {threads_used} thread{}",
@@ -378,11 +328,13 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
             print_top(&output::top(dir, &metric, top, ascending)?, &sweep.grid.axes, &metric);
         }
         _ => {
-            kept.sort_by(|a, b| {
-                let (x, y) = (a.summary.metric(&metric), b.summary.metric(&metric));
-                rank(x, y, ascending).then(a.combination.cmp(&b.combination))
+            // Each row's metric read once, not at every comparison.
+            let mut ranked: Vec<(Option<f64>, kairos_backtests::sweep::Row)> =
+                kept.into_iter().map(|r| (r.summary.metric(&metric), r)).collect();
+            ranked.sort_by(|(x, a), (y, b)| {
+                rank(*x, *y, ascending).then(a.combination.cmp(&b.combination))
             });
-            kept.truncate(top);
+            let kept: Vec<_> = ranked.into_iter().take(top).map(|(_, r)| r).collect();
             let names: Vec<&str> = sweep.grid.axes.iter().map(|a| a.name.as_str()).collect();
             print_rows(
                 &names,

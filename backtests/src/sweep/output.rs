@@ -80,10 +80,12 @@ impl Writer {
             return Ok(());
         }
         let path = tmp(&self.dir, "sweep.csv");
-        for r in rows {
-            writeln!(self.csv, "{}", csv_line(r)).map_err(io(&path))?;
+        // Each row's figures once, for both files.
+        let figures: Vec<Figures> = rows.iter().map(|r| r.summary.figures()).collect();
+        for (r, f) in rows.iter().zip(&figures) {
+            writeln!(self.csv, "{}", csv_line(r, f)).map_err(io(&path))?;
         }
-        let df = frame(rows, &self.axes, &self.kinds).map_err(pq(&path))?;
+        let df = frame(rows, &figures, &self.axes, &self.kinds).map_err(pq(&path))?;
         let ppath = tmp(&self.dir, "sweep.parquet");
         if self.parquet.is_none() {
             let f = File::create(&ppath).map_err(io(&ppath))?;
@@ -112,7 +114,7 @@ impl Writer {
             }
             None => {
                 // No rows: an empty table with the columns.
-                let mut df = frame(&[], &self.axes, &self.kinds).map_err(pq(&ppath))?;
+                let mut df = frame(&[], &[], &self.axes, &self.kinds).map_err(pq(&ppath))?;
                 let f = File::create(&ppath).map_err(io(&ppath))?;
                 ParquetWriter::new(f).finish(&mut df).map_err(pq(&ppath))?;
             }
@@ -152,14 +154,17 @@ fn num(x: f64) -> String {
     if x.is_finite() { format!("{x}") } else { String::new() }
 }
 
-fn csv_line(r: &Row) -> String {
+/// A row's figures, as [`Summary::figures`] gives them.
+type Figures = Vec<(&'static str, Stat)>;
+
+fn csv_line(r: &Row, figures: &Figures) -> String {
     let mut f = vec![r.combination.to_string()];
     f.extend(r.values.iter().map(|v| csv_field(v)));
-    for (_, v) in r.summary.figures() {
+    for (_, v) in figures {
         f.push(match v {
-            Stat::Float(x) => num(x),
+            Stat::Float(x) => num(*x),
             Stat::Int(x) => x.to_string(),
-            Stat::Text(s) => csv_field(&s),
+            Stat::Text(s) => csv_field(s),
             Stat::Bool(b) => b.to_string(),
         });
     }
@@ -167,7 +172,12 @@ fn csv_line(r: &Row) -> String {
 }
 
 /// `rows` as a table with typed columns (undefined figures as nulls).
-fn frame(rows: &[Row], axes: &[String], kinds: &[ParamKind]) -> PolarsResult<DataFrame> {
+fn frame(
+    rows: &[Row],
+    figures: &[Figures],
+    axes: &[String],
+    kinds: &[ParamKind],
+) -> PolarsResult<DataFrame> {
     let mut cols = vec![Column::new(
         "combination".into(),
         rows.iter().map(|r| r.combination).collect::<Vec<u64>>(),
@@ -187,8 +197,6 @@ fn frame(rows: &[Row], axes: &[String], kinds: &[ParamKind]) -> PolarsResult<Dat
             _ => Column::new(name.into(), vals.collect::<Vec<_>>()),
         });
     }
-    let figures: Vec<Vec<(&'static str, Stat)>> =
-        rows.iter().map(|r| r.summary.figures()).collect();
     for (i, (name, kind)) in Summary::empty().figures().into_iter().enumerate() {
         let col = match kind {
             Stat::Float(_) => Column::new(
