@@ -11,7 +11,8 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kairos_backtests::data::{LoadOptions, TimeFormat};
 use kairos_backtests::engine::BacktestConfig;
-use kairos_backtests::sweep::{Axis, Search, Shard, Sweep, output};
+use kairos_backtests::sweep::walk::{self, rank};
+use kairos_backtests::sweep::{Axis, Plan, Search, Select, Shard, Sweep, WalkForward, output};
 use kairos_strategies::Registry;
 use serde::Deserialize;
 
@@ -82,6 +83,11 @@ pub struct SweepArgs {
     /// Worker threads [default: every core].
     #[arg(long)]
     threads: Option<usize>,
+    /// Walk-forward: re-optimise on each train window of N bars and run the best parameters
+    /// on the M bars after it (`train=N,test=M[,step=K][,anchored]`); prints and writes the
+    /// stitched out-of-sample statistics next to the in-sample ones.
+    #[arg(long)]
+    walk_forward: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -145,6 +151,7 @@ struct SweepFile {
     seed: Option<u64>,
     shard: Option<String>,
     threads: Option<usize>,
+    walk_forward: Option<String>,
     backtest: Option<BacktestConfig>,
 }
 
@@ -240,6 +247,35 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
     let series = load_sources(&sources, resample, &LoadOptions { time_format })?;
     series.iter().for_each(note_series);
     let threads_used = if threads == 0 { rayon_threads() } else { threads };
+    // What was swept over what data, for sweep.json and walk_forward.json.
+    let definition = serde_json::json!({
+        "strategy": strategy,
+        "fixed": sweep.fixed.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "grid": sweep.grid.axes.iter().map(|a| &a.spec).collect::<Vec<_>>(),
+        "where": sweep.filter.as_ref().map(|f| f.text()),
+        "search": match search {
+            Search::Grid => serde_json::json!({ "kind": "grid" }),
+            Search::Random { trials, seed } => serde_json::json!({ "kind": "random", "trials": trials, "seed": seed }),
+        },
+        "backtest": config,
+        "data": sources,
+        "resample": resample,
+    });
+    if let Some(spec) = args.walk_forward.as_deref().or(file.walk_forward.as_deref()) {
+        if shard.is_some() {
+            bail!("--walk-forward runs whole: it cannot be split with --shard");
+        }
+        let wf = WalkForward::parse(spec)?;
+        let meta = serde_json::json!({
+            "sweep": definition,
+            "walk_forward": wf,
+            "metric": metric,
+            "ascending": ascending,
+        });
+        let run =
+            WalkRun { sweep: &sweep, plan: &plan, wf, metric, ascending, threads, threads_used };
+        return walk_forward(registry, run, &series, out.as_deref(), meta);
+    }
     note(&format!(
         "sweep: {strategy} over {} ({} combinations in the grid, {} eligible{}), {} to run on {threads_used} thread{}",
         sweep.grid.axes.iter().map(|a| a.spec.as_str()).collect::<Vec<_>>().join(" "),
@@ -293,19 +329,7 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
         }
     ));
     let meta = serde_json::json!({
-        "sweep": {
-            "strategy": strategy,
-            "fixed": sweep.fixed.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-            "grid": sweep.grid.axes.iter().map(|a| &a.spec).collect::<Vec<_>>(),
-            "where": sweep.filter.as_ref().map(|f| f.text()),
-            "search": match search {
-                Search::Grid => serde_json::json!({ "kind": "grid" }),
-                Search::Random { trials, seed } => serde_json::json!({ "kind": "random", "trials": trials, "seed": seed }),
-            },
-            "backtest": config,
-            "data": sources,
-            "resample": resample,
-        },
+        "sweep": definition,
         "shard": shard.map(|s| serde_json::json!({ "index": s.index, "count": s.count })),
         "metric": metric,
         "ascending": ascending,
@@ -357,21 +381,6 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Best first: higher values (or lower when `ascending`), undefined ones last.
-fn rank(x: Option<f64>, y: Option<f64>, ascending: bool) -> std::cmp::Ordering {
-    let x = x.filter(|v| v.is_finite());
-    let y = y.filter(|v| v.is_finite());
-    match (x, y) {
-        (Some(a), Some(b)) => {
-            let o = a.total_cmp(&b);
-            if ascending { o } else { o.reverse() }
-        }
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    }
-}
-
 type TopRow = (u64, Vec<String>, Vec<Option<f64>>);
 
 /// The figures the ranking table shows: the metric, then the usual ones.
@@ -401,12 +410,7 @@ fn print_rows(axes: &[&str], metric: &str, rows: impl Iterator<Item = TopRow>) {
         }));
         table.push(line);
     }
-    let widths: Vec<usize> =
-        (0..table[0].len()).map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    for r in &table {
-        let cells: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:>w$}")).collect();
-        println!("{}", cells.join("  ").trim_end());
-    }
+    print_table(&table);
 }
 
 /// The best rows read back from sweep.parquet.
@@ -430,6 +434,153 @@ fn print_top(df: &polars::prelude::DataFrame, axes: &[Axis], metric: &str) {
         (k, values, shown(metric).into_iter().map(|m| num(m, i)).collect())
     });
     print_rows(&names, metric, rows);
+}
+
+/// A walk-forward's settings.
+struct WalkRun<'a> {
+    sweep: &'a Sweep,
+    plan: &'a Plan,
+    wf: WalkForward,
+    metric: String,
+    ascending: bool,
+    threads: usize,
+    threads_used: usize,
+}
+
+/// `kairos sweep --walk-forward`.
+fn walk_forward(
+    registry: &Registry,
+    run: WalkRun<'_>,
+    series: &[kairos_backtests::data::BarSeries],
+    out: Option<&Path>,
+    meta: serde_json::Value,
+) -> Result<()> {
+    let line = walk::time_line(series);
+    let windows = run.wf.windows(line.len())?;
+    let total = run.wf.runs(line.len(), run.plan.combinations.len());
+    note(&format!(
+        "walk-forward: {} windows ({}) of {} combinations each on {} thread{}, best by {}",
+        windows.len(),
+        run.wf.text(),
+        run.plan.combinations.len(),
+        run.threads_used,
+        if run.threads_used == 1 { "" } else { "s" },
+        run.metric,
+    ));
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "walk-forward [{bar:30}] {pos}/{len} runs {per_sec} {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let select = Select { metric: run.metric.clone(), ascending: run.ascending };
+    let r = run.sweep.walk_forward(
+        registry,
+        run.plan,
+        series,
+        &run.wf,
+        &select,
+        run.threads,
+        &|n| bar.set_position(n),
+    )?;
+    bar.finish_and_clear();
+    let secs = r.outcome.elapsed.as_secs_f64().max(1e-9);
+    note(&format!(
+        "ran {} runs in {secs:.2} s: {:.1} M bar-evaluations/s",
+        r.outcome.runs,
+        r.outcome.bar_evaluations as f64 / secs / 1e6
+    ));
+    let names: Vec<&str> = run.sweep.grid.axes.iter().map(|a| a.name.as_str()).collect();
+    let short =
+        |t: kairos_strategies::Timestamp| t.to_string().chars().take(16).collect::<String>();
+    let fig = |x: Option<f64>| match x {
+        Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) if x.is_finite() => format!("{x:.4}"),
+        _ => "-".into(),
+    };
+    let m = run.metric.as_str();
+    let mut table = vec![
+        ["window", "train", "test"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(names.iter().map(|n| n.to_string()))
+            .chain([format!("is_{m}"), format!("oos_{m}"), "oos_return_pct".into()])
+            .collect::<Vec<_>>(),
+    ];
+    for w in &r.windows {
+        let mut line = vec![
+            w.window.index.to_string(),
+            format!("{}..{}", short(w.train_span.0), short(w.train_span.1)),
+            format!("{}..{}", short(w.test_span.0), short(w.test_span.1)),
+        ];
+        match &w.best {
+            Some(b) => line.extend(b.values.iter().cloned()),
+            None => line.extend(names.iter().map(|_| "(none: flat)".to_string())),
+        }
+        line.push(fig(w.best.as_ref().and_then(|b| b.summary.metric(m))));
+        line.push(fig(w.test.as_ref().and_then(|t| t.metric(m))));
+        line.push(fig(w.test.as_ref().map(|t| t.return_pct)));
+        table.push(line);
+    }
+    print_table(&table);
+    println!();
+    let mut compare = vec![vec![
+        "statistic".to_string(),
+        "in-sample (mean of windows)".into(),
+        "out-of-sample (stitched)".into(),
+    ]];
+    let mut shown_metrics = vec![m];
+    shown_metrics.extend(
+        [
+            "return_pct",
+            "return_ann_pct",
+            "sharpe",
+            "max_drawdown_pct",
+            "win_rate_pct",
+            "num_trades",
+        ]
+        .into_iter()
+        .filter(|x| *x != m),
+    );
+    for name in shown_metrics {
+        compare.push(vec![
+            name.to_string(),
+            fig(r.in_sample_mean(name)),
+            fig(r.oos_summary.metric(name)),
+        ]);
+    }
+    print_table(&compare);
+    println!(
+        "walk-forward efficiency (out-of-sample / in-sample annual return): {}{}",
+        fig(r.efficiency()),
+        if r.untested > 0 {
+            format!("; the last {} bar times fit no whole window and were not tested", r.untested)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(dir) = out {
+        walk::write(dir, run.sweep, &r, meta)?;
+        note(&format!(
+            "wrote {}/walk_forward.csv, walk_forward.json and the stitched run's summary.json, trades.csv, equity.csv",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Rows of cells, right-aligned in columns.
+fn print_table(table: &[Vec<String>]) {
+    let cols = table.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| table.iter().map(|r| r.get(c).map_or(0, String::len)).max().unwrap_or(0))
+        .collect();
+    for r in table {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:>w$}")).collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
 }
 
 /// `kairos sweep merge`.

@@ -216,3 +216,58 @@ fn bad_sweeps_are_refused_naming_what_is_wrong() {
     assert!(e.contains("/nonexistent.csv"), "{e}");
     assert!(!Path::new(out).join("sweep.csv").exists());
 }
+
+/// `--walk-forward`: a table of windows and the stitched statistics on standard output; the
+/// files hold one row per window and the stitched run as a backtest writes it, and agree.
+#[test]
+fn a_walk_forward_prints_and_writes_the_out_of_sample_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("wf");
+    let o = out.to_str().unwrap();
+    let stdout = ok(&kairos(&sweep_args(o, &["--walk-forward", "train=1000,test=500"])));
+    assert!(stdout.contains("out-of-sample (stitched)"), "{stdout}");
+    assert!(stdout.contains("walk-forward efficiency"), "{stdout}");
+    let text = std::fs::read_to_string(out.join("walk_forward.csv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        &head[..9],
+        [
+            "window",
+            "train_start",
+            "train_end",
+            "test_start",
+            "test_end",
+            "warmup",
+            "combination",
+            "fast",
+            "slow"
+        ]
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "(3000 - 1000) / 500 windows");
+    for r in &rows {
+        assert!(r[2] < r[3], "train ends before test starts: {r:?}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("walk_forward.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["out_of_sample"], summary);
+    assert_eq!(meta["windows"].as_array().unwrap().len(), 4);
+    assert_eq!(meta["walk_forward"]["step"], 500);
+    let equity = std::fs::read_to_string(out.join("equity.csv")).unwrap();
+    assert_eq!(equity.lines().count(), 1 + 4 * 500, "one point per test bar");
+    assert!(!out.join("sweep.csv").exists());
+
+    let e = fails(&kairos(&sweep_args(
+        o,
+        &["--walk-forward", "train=1000,test=500", "--shard", "0/2"],
+    )));
+    assert!(e.contains("--shard"), "{e}");
+    let e = fails(&kairos(&sweep_args(o, &["--walk-forward", "train=2500,test=600"])));
+    assert!(e.contains("needs 3100 bar times; the data has 3000"), "{e}");
+    let e = fails(&kairos(&sweep_args(o, &["--walk-forward", "train=100,test=50,step=10"])));
+    assert!(e.contains("overlap"), "{e}");
+}

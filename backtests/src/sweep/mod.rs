@@ -15,6 +15,7 @@
 
 pub mod grid;
 pub mod output;
+pub mod walk;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use kairos_strategies::{ParamKind, Registry, SharedSeries};
 use rayon::prelude::*;
 
 pub use grid::{Axis, Filter, Grid, Plan, Search, Shard};
+pub use walk::{Select, WalkForward, WalkResult, Window, WindowResult};
 
 use crate::data::BarSeries;
 use crate::engine::{Backtest, BacktestConfig};

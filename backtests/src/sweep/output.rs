@@ -140,7 +140,7 @@ impl Drop for Writer {
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -150,7 +150,7 @@ fn csv_field(s: &str) -> String {
 
 /// A number as the shortest text that reads back to the same bits; empty for NaN and
 /// infinities (undefined figures).
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     if x.is_finite() { format!("{x}") } else { String::new() }
 }
 

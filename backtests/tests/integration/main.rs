@@ -10,3 +10,4 @@ mod data_loading;
 mod parity_backtesting_py;
 mod properties;
 mod sweep;
+mod walk_forward;
