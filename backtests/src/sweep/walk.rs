@@ -634,7 +634,8 @@ mod tests {
             ("train=10,test=5,step=4", "overlap"),
             ("train=10,test=5,train=3", "twice"),
             ("train=10,tset=5", "`tset`"),
-            ("train=10;test=5", "expected"),
+            ("train=10;test=5", "not a whole number"),
+            ("train=10,test=5,walk", "expected"),
         ] {
             let e = WalkForward::parse(spec).unwrap_err().to_string();
             assert!(e.contains(says), "{spec}: {e}");
