@@ -183,9 +183,12 @@ struct BacktestArgs {
     params: Vec<String>,
     #[command(flatten)]
     engine: EngineArgs,
-    /// Folder for summary.json, trades.csv and equity.csv.
+    /// Folder for summary.json, trades.csv, equity.csv and report.html.
     #[arg(long, env = "KAIROS_OUT")]
     out: Option<PathBuf>,
+    /// Also write each chart of report.html as DIR/charts/NAME.png.
+    #[arg(long, requires = "out")]
+    png: bool,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -1113,9 +1116,30 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     );
     if let Some(out) = &out {
         report::write(out, &result, &summary)?;
-        say!("wrote {}/summary.json, trades.csv, equity.csv", out.display());
+        let about = report::html::about(&strategy_name, &params, &result, &summary);
+        let title = format!("{strategy_name} on {}", data_title(&series));
+        let page = report::html::run_page(title, about, &result, &summary, &series)?;
+        let files = report::html::write(out, &page, args.png)?;
+        say!(
+            "wrote {}/summary.json, trades.csv, equity.csv, report.html{}",
+            out.display(),
+            if args.png {
+                format!(" and {} charts as PNG", files.len() - 1)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(())
+}
+
+/// The instruments' names, for a report's title.
+pub(crate) fn data_title(series: &[kairos_backtests::data::BarSeries]) -> String {
+    let names: Vec<&str> = series.iter().map(|s| s.instrument.symbol.as_str()).collect();
+    match names.len() {
+        0..=3 => names.join(", "),
+        n => format!("{}, ... ({n} instruments)", names[..3].join(", ")),
+    }
 }
 
 /// The data sources: the flags', or else the config file's. None, or one source twice, is an

@@ -11,13 +11,15 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kairos_backtests::data::{LoadOptions, TimeFormat};
 use kairos_backtests::engine::BacktestConfig;
+use kairos_backtests::report;
 use kairos_backtests::sweep::walk::{self, rank};
 use kairos_backtests::sweep::{Axis, Plan, Search, Select, Shard, Sweep, WalkForward, output};
 use kairos_strategies::Registry;
 use serde::Deserialize;
 
 use crate::cli::{
-    EngineArgs, data_sources, load_sources, merged_params, note, note_series, time_format,
+    EngineArgs, data_sources, data_title, load_sources, merged_params, note, note_series,
+    time_format,
 };
 use crate::config::{DataList, params_as_text, read_toml, relative_to};
 
@@ -88,6 +90,9 @@ pub struct SweepArgs {
     /// stitched out-of-sample statistics next to the in-sample ones.
     #[arg(long)]
     walk_forward: Option<String>,
+    /// Also write report.html's charts as DIR/charts/NAME.png.
+    #[arg(long, requires = "out")]
+    png: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -272,8 +277,18 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
             "metric": metric,
             "ascending": ascending,
         });
-        let run =
-            WalkRun { sweep: &sweep, plan: &plan, wf, metric, ascending, threads, threads_used };
+        let about = sweep_about(&sweep, &sources, config, &format!("walk-forward {}", wf.text()));
+        let run = WalkRun {
+            sweep: &sweep,
+            plan: &plan,
+            wf,
+            metric,
+            ascending,
+            threads,
+            threads_used,
+            about,
+            png: args.png,
+        };
         return walk_forward(registry, run, &series, out.as_deref(), meta);
     }
     note(&format!(
@@ -303,8 +318,12 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
         );
     }
     let started = Instant::now();
+    let mut heat = out.as_ref().and_then(|_| output::Heat::new(&sweep.grid, &metric, ascending));
     let outcome =
         sweep.run(registry, &plan, &series, threads, &|n| bar.set_position(n), &mut |rows| {
+            if let Some(h) = &mut heat {
+                h.add(&sweep.grid, &rows);
+            }
             match &mut writer {
                 Some(w) => w.write(&rows),
                 None => {
@@ -348,8 +367,38 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
     match (writer, &out) {
         (Some(w), Some(dir)) => {
             w.finish(&meta)?;
-            note(&format!("wrote {}/sweep.csv, sweep.parquet, sweep.json", dir.display()));
-            print_top(&output::top(dir, &metric, top, ascending)?, &sweep.grid.axes, &metric);
+            let best =
+                top_rows(&output::top(dir, &metric, top, ascending)?, &sweep.grid.axes, &metric);
+            let mut page = report::html::Page {
+                title: format!(
+                    "sweep: {strategy} over {} on {}",
+                    sweep.grid.axes.iter().map(|a| a.spec.as_str()).collect::<Vec<_>>().join(" "),
+                    data_title(&series)
+                ),
+                about: sweep_about(
+                    &sweep,
+                    &sources,
+                    config,
+                    &format!("{} runs in {secs:.2} s on {threads_used} threads", outcome.runs),
+                ),
+                ..Default::default()
+            };
+            if let Some((head, rows)) = best.split_first() {
+                page.tables.push((
+                    format!("best {} by {metric}", rows.len()),
+                    head.clone(),
+                    rows.to_vec(),
+                ));
+            }
+            if let Some(h) = &heat {
+                page.charts.push(h.chart(&sweep.grid)?);
+            }
+            report::html::write(dir, &page, args.png)?;
+            note(&format!(
+                "wrote {}/sweep.csv, sweep.parquet, sweep.json, report.html",
+                dir.display()
+            ));
+            print_table(&best);
         }
         _ => {
             // Each row's metric read once, not at every comparison.
@@ -360,7 +409,7 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
             });
             let kept: Vec<_> = ranked.into_iter().take(top).map(|(_, r)| r).collect();
             let names: Vec<&str> = sweep.grid.axes.iter().map(|a| a.name.as_str()).collect();
-            print_rows(
+            print_table(&top_table(
                 &names,
                 &metric,
                 kept.iter().map(|r| {
@@ -371,7 +420,7 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
                         shown(&metric).into_iter().map(|m| s.metric(m)).collect(),
                     )
                 }),
-            );
+            ));
         }
     }
     Ok(())
@@ -394,8 +443,8 @@ fn shown(metric: &str) -> Vec<&str> {
     v
 }
 
-/// The ranking table on standard output.
-fn print_rows(axes: &[&str], metric: &str, rows: impl Iterator<Item = TopRow>) {
+/// The ranking table: a header, then a line per row.
+fn top_table(axes: &[&str], metric: &str, rows: impl Iterator<Item = TopRow>) -> Vec<Vec<String>> {
     let mut head: Vec<String> = vec!["#".into(), "combination".into()];
     head.extend(axes.iter().map(|a| a.to_string()));
     head.extend(shown(metric).into_iter().map(str::to_string));
@@ -403,18 +452,24 @@ fn print_rows(axes: &[&str], metric: &str, rows: impl Iterator<Item = TopRow>) {
     for (i, (k, values, figs)) in rows.enumerate() {
         let mut line = vec![(i + 1).to_string(), k.to_string()];
         line.extend(values);
-        line.extend(figs.iter().map(|f| match f {
-            Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
-            Some(x) if x.is_finite() => format!("{x:.4}"),
-            _ => "-".into(),
-        }));
+        line.extend(figs.iter().map(|f| fig(*f)));
         table.push(line);
     }
-    print_table(&table);
+    table
 }
 
-/// The best rows read back from sweep.parquet.
-fn print_top(df: &polars::prelude::DataFrame, axes: &[Axis], metric: &str) {
+/// A figure as the tables show it: whole numbers bare, others to four decimals, `-` where
+/// undefined.
+fn fig(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) if x.is_finite() => format!("{x:.4}"),
+        _ => "-".into(),
+    }
+}
+
+/// The best rows read back from sweep.parquet, as a table.
+fn top_rows(df: &polars::prelude::DataFrame, axes: &[Axis], metric: &str) -> Vec<Vec<String>> {
     let names: Vec<&str> = axes.iter().map(|a| a.name.as_str()).collect();
     let cell = |name: &str, i: usize| -> Option<polars::prelude::AnyValue<'_>> {
         df.column(name).ok().and_then(|c| c.get(i).ok())
@@ -433,7 +488,41 @@ fn print_top(df: &polars::prelude::DataFrame, axes: &[Axis], metric: &str) {
         let values = names.iter().map(|n| text(cell(n, i))).collect();
         (k, values, shown(metric).into_iter().map(|m| num(m, i)).collect())
     });
-    print_rows(&names, metric, rows);
+    top_table(&names, metric, rows)
+}
+
+/// What a sweep ran, for its report.
+fn sweep_about(
+    sweep: &Sweep,
+    sources: &[String],
+    config: BacktestConfig,
+    ran: &str,
+) -> Vec<(String, String)> {
+    let mut about = vec![(
+        "strategy".to_string(),
+        format!(
+            "{} {}",
+            sweep.strategy,
+            sweep.fixed.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        ),
+    )];
+    about.push((
+        "grid".into(),
+        sweep.grid.axes.iter().map(|a| a.spec.as_str()).collect::<Vec<_>>().join(" "),
+    ));
+    if let Some(f) = &sweep.filter {
+        about.push(("where".into(), f.text().to_string()));
+    }
+    about.push(("data".into(), sources.join(", ")));
+    about.push((
+        "engine".into(),
+        format!(
+            "cash {}, commission {}, fixed fee {}, slippage {} bps",
+            config.cash, config.commission, config.fixed_fee, config.slippage_bps
+        ),
+    ));
+    about.push(("ran".into(), ran.to_string()));
+    about
 }
 
 /// A walk-forward's settings.
@@ -445,6 +534,9 @@ struct WalkRun<'a> {
     ascending: bool,
     threads: usize,
     threads_used: usize,
+    /// What was run, for the report.
+    about: Vec<(String, String)>,
+    png: bool,
 }
 
 /// `kairos sweep --walk-forward`.
@@ -563,8 +655,30 @@ fn walk_forward(
     );
     if let Some(dir) = out {
         walk::write(dir, run.sweep, &r, meta)?;
+        // The report of the stitched run, over the bars it tested.
+        let tested = match (r.windows.first(), r.windows.last()) {
+            (Some(a), Some(b)) => {
+                walk::slice(series, a.test_span.0, line.get(b.window.test_end).copied())
+            }
+            _ => Vec::new(),
+        };
+        let title = format!(
+            "walk-forward: {} over {} on {}, out of sample",
+            run.sweep.strategy,
+            run.sweep.grid.axes.iter().map(|a| a.spec.as_str()).collect::<Vec<_>>().join(" "),
+            data_title(series)
+        );
+        let mut page =
+            report::html::run_page(title, run.about.clone(), &r.oos, &r.oos_summary, &tested)?;
+        if let Some((head, rows)) = table.split_first() {
+            page.tables.push(("windows".into(), head.clone(), rows.to_vec()));
+        }
+        if let Some((head, rows)) = compare.split_first() {
+            page.tables.push(("in and out of sample".into(), head.clone(), rows.to_vec()));
+        }
+        report::html::write(dir, &page, run.png)?;
         note(&format!(
-            "wrote {}/walk_forward.csv, walk_forward.json and the stitched run's summary.json, trades.csv, equity.csv",
+            "wrote {}/walk_forward.csv, walk_forward.json, report.html and the stitched run's summary.json, trades.csv, equity.csv",
             dir.display()
         ));
     }
@@ -602,7 +716,7 @@ fn merge(
         .as_array()
         .map(|a| a.iter().filter_map(|s| s.as_str().and_then(|s| Axis::parse(s).ok())).collect())
         .unwrap_or_default();
-    print_top(&output::top(out, &metric, top, ascending)?, &axes, &metric);
+    print_table(&top_rows(&output::top(out, &metric, top, ascending)?, &axes, &metric));
     Ok(())
 }
 

@@ -54,6 +54,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A chart of a report could not be drawn.
+    #[error("report chart `{chart}`: {reason}")]
+    Chart {
+        /// The chart.
+        chart: String,
+        /// Why.
+        reason: String,
+    },
     /// From the strategy SDK (unknown strategy, bad parameters).
     #[error(transparent)]
     Strategy(#[from] kairos_strategies::Error),

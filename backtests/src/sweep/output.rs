@@ -385,3 +385,74 @@ pub fn top(dir: &Path, metric: &str, n: usize, ascending: bool) -> Result<DataFr
         .map_err(pq(&p))?;
     Ok(sorted.head(Some(n)))
 }
+
+/// The best value of a metric over two axes of a sweep (the first two with more than one
+/// value), the others taken at their best: what the report's heatmap shows. Fed rows as they
+/// stream, it holds one number per cell of the two axes.
+#[derive(Debug, Clone)]
+pub struct Heat {
+    metric: String,
+    ascending: bool,
+    /// The axes across and down.
+    pub axes: (usize, usize),
+    /// `cells[y][x]`.
+    pub cells: Vec<Vec<Option<f64>>>,
+    digits: Vec<usize>,
+}
+
+impl Heat {
+    /// For `grid`, ranking by `metric`; `None` when fewer than two axes have several values.
+    pub fn new(grid: &super::Grid, metric: &str, ascending: bool) -> Option<Heat> {
+        let mut wide = grid.axes.iter().enumerate().filter(|(_, a)| a.values.len() > 1);
+        let (x, ax) = wide.next()?;
+        let (y, ay) = wide.next()?;
+        Some(Heat {
+            metric: metric.to_string(),
+            ascending,
+            axes: (x, y),
+            cells: vec![vec![None; ax.values.len()]; ay.values.len()],
+            digits: Vec::new(),
+        })
+    }
+
+    /// Takes in `rows`' metric.
+    pub fn add(&mut self, grid: &super::Grid, rows: &[Row]) {
+        for r in rows {
+            let Some(m) = r.summary.metric(&self.metric).filter(|v| v.is_finite()) else {
+                continue;
+            };
+            grid.digits(r.combination, &mut self.digits);
+            let (Some(&i), Some(&j)) = (self.digits.get(self.axes.0), self.digits.get(self.axes.1))
+            else {
+                continue;
+            };
+            if let Some(cell) = self.cells.get_mut(j).and_then(|row| row.get_mut(i)) {
+                let better = super::walk::rank(Some(m), *cell, self.ascending);
+                if cell.is_none() || better == std::cmp::Ordering::Less {
+                    *cell = Some(m);
+                }
+            }
+        }
+    }
+
+    /// The heatmap chart.
+    pub fn chart(&self, grid: &super::Grid) -> Result<crate::report::charts::Chart> {
+        let (ax, ay) = (&grid.axes[self.axes.0], &grid.axes[self.axes.1]);
+        let others: Vec<&str> = grid
+            .axes
+            .iter()
+            .enumerate()
+            .filter(|(k, a)| *k != self.axes.0 && *k != self.axes.1 && a.values.len() > 1)
+            .map(|(_, a)| a.name.as_str())
+            .collect();
+        let note =
+            (!others.is_empty()).then(|| format!("each cell the best over {}", others.join(", ")));
+        crate::report::charts::heatmap(
+            &self.metric,
+            (&ax.name, &ax.values),
+            (&ay.name, &ay.values),
+            &self.cells,
+            note,
+        )
+    }
+}

@@ -237,7 +237,7 @@ pub fn time_line(series: &[BarSeries]) -> Vec<Timestamp> {
 }
 
 /// The bars of `series` at times `[from, to)` (`to = None`: to the end).
-fn slice(series: &[BarSeries], from: Timestamp, to: Option<Timestamp>) -> Vec<BarSeries> {
+pub fn slice(series: &[BarSeries], from: Timestamp, to: Option<Timestamp>) -> Vec<BarSeries> {
     series
         .iter()
         .map(|s| {

@@ -1,5 +1,8 @@
 //! Writing a run's results: `summary.json`, `trades.csv`, `equity.csv`, and the summary table.
 
+pub mod charts;
+pub mod html;
+
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -126,10 +129,25 @@ fn write_temporaries(
 /// The summary as an aligned two-column table, its warnings (figures that mean nothing for
 /// this run) after it, one a line.
 pub fn table(summary: &Summary) -> String {
-    let v = serde_json::to_value(summary).unwrap_or_default();
+    let rows = rows(summary);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut s = String::new();
+    for (k, text) in rows {
+        let _ = writeln!(s, "{k:<width$}  {text:>24}");
+    }
+    for w in &summary.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The summary's figures as (name, text) in `summary.json`'s order: money to the cent, the
+/// drawdown duration as days and time, other numbers to four decimals, undefined ones as `-`
+/// (the warnings are not among them).
+pub fn rows(summary: &Summary) -> Vec<(String, String)> {
+    let v = serde_json::to_value(summary).unwrap_or_default();
+    let mut out = Vec::new();
     if let Some(map) = v.as_object() {
-        let width = map.keys().map(String::len).max().unwrap_or(0);
         for (k, v) in map {
             let text = match v {
                 serde_json::Value::Number(n) if k == "max_drawdown_duration" => {
@@ -147,13 +165,10 @@ pub fn table(summary: &Summary) -> String {
                 serde_json::Value::Array(_) => continue,
                 other => other.to_string(),
             };
-            let _ = writeln!(s, "{k:<width$}  {text:>24}");
+            out.push((k.clone(), text));
         }
     }
-    for w in &summary.warnings {
-        let _ = writeln!(s, "warning: {w}");
-    }
-    s
+    out
 }
 
 /// Amounts of money, shown to the cent rather than to significant digits.

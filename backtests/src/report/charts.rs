@@ -1,0 +1,674 @@
+//! The report's charts, drawn server-side as SVG with plotters: price with entries and exits,
+//! equity against buy-and-hold, drawdown, monthly returns, the trade return histogram, and a
+//! sweep's metric over two parameters.
+//!
+//! Long series are reduced to what a pixel column can show (the first, lowest, highest and
+//! last point of each column, in time order), so a chart of a million bars stays a few tens
+//! of kilobytes and looks the same as one drawn from every point.
+
+use chrono::{DateTime, Datelike, Utc};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use kairos_strategies::{ClosedTrade, Timestamp};
+
+use crate::data::BarSeries;
+use crate::engine::BacktestResult;
+use crate::{Error, Result};
+
+/// Width of every chart, in pixels (the page scales them down on narrow screens).
+pub const WIDTH: u32 = 1100;
+
+/// Trades whose entry and exit are marked on the price chart, at the most (the rest are in
+/// trades.csv; the caption says when some were left off).
+pub const MAX_MARKED_TRADES: usize = 4000;
+
+/// One chart: an id for the page and the tests, a title, and the SVG.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// `price`, `equity`, `drawdown`, `monthly`, `trades`, `heatmap` (with a suffix where
+    /// there are several).
+    pub id: String,
+    /// The caption.
+    pub title: String,
+    /// A note under it (what was left off, why it is empty).
+    pub note: Option<String>,
+    /// The SVG document.
+    pub svg: String,
+}
+
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const GREY: RGBColor = RGBColor(127, 127, 127);
+const GREEN: RGBColor = RGBColor(44, 160, 44);
+const RED: RGBColor = RGBColor(214, 39, 40);
+const INK: RGBColor = RGBColor(40, 40, 40);
+const GRID: RGBColor = RGBColor(225, 225, 225);
+const FONT: &str = "sans-serif";
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+fn chart_error(id: &str) -> impl Fn(String) -> Error + '_ {
+    move |reason| Error::Chart { chart: id.to_string(), reason }
+}
+
+/// Draws into a fresh SVG of `WIDTH × height`.
+fn svg(
+    id: &str,
+    height: u32,
+    draw: impl FnOnce(&Area<'_>) -> Result<(), String>,
+) -> Result<String> {
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string()).map_err(chart_error(id))?;
+        draw(&root).map_err(chart_error(id))?;
+        root.present().map_err(|e| e.to_string()).map_err(chart_error(id))?;
+    }
+    Ok(s)
+}
+
+fn e<E: std::fmt::Display>(err: E) -> String {
+    err.to_string()
+}
+
+fn time(t: Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(t.0)
+}
+
+/// Labels for a time axis spanning `span` nanoseconds.
+fn time_label(span: i64) -> impl Fn(&DateTime<Utc>) -> String {
+    move |d: &DateTime<Utc>| {
+        if span > 400 * 86_400 * 1_000_000_000 {
+            d.format("%Y-%m").to_string()
+        } else if span > 3 * 86_400 * 1_000_000_000 {
+            d.format("%Y-%m-%d").to_string()
+        } else {
+            d.format("%m-%d %H:%M").to_string()
+        }
+    }
+}
+
+/// The points of a curve a chart `WIDTH` pixels wide can show: per pixel column the first,
+/// lowest, highest and last point, in time order; non-finite values are left out.
+pub fn decimate(
+    points: impl Iterator<Item = (Timestamp, f64)>,
+    t0: Timestamp,
+    t1: Timestamp,
+) -> Vec<(Timestamp, f64)> {
+    let span = (t1.0 - t0.0).max(1) as f64;
+    let columns = f64::from(WIDTH);
+    let mut out = Vec::new();
+    // The column being filled: (column, first, low, high, last), each with its order.
+    let mut cur: Option<(i64, [(Timestamp, f64); 4])> = None;
+    let flush = |out: &mut Vec<(Timestamp, f64)>, pts: [(Timestamp, f64); 4]| {
+        let mut p = pts.to_vec();
+        p.sort_by_key(|(t, _)| *t);
+        p.dedup_by_key(|(t, _)| *t);
+        out.extend(p);
+    };
+    for (t, v) in points.filter(|(_, v)| v.is_finite()) {
+        let col = ((t.0 - t0.0) as f64 / span * columns) as i64;
+        match &mut cur {
+            Some((c, pts)) if *c == col => {
+                if v < pts[1].1 {
+                    pts[1] = (t, v);
+                }
+                if v > pts[2].1 {
+                    pts[2] = (t, v);
+                }
+                pts[3] = (t, v);
+            }
+            _ => {
+                if let Some((_, pts)) = cur.take() {
+                    flush(&mut out, pts);
+                }
+                cur = Some((col, [(t, v); 4]));
+            }
+        }
+    }
+    if let Some((_, pts)) = cur {
+        flush(&mut out, pts);
+    }
+    out
+}
+
+/// `lo..hi` widened by a margin, and never empty.
+fn pad(lo: f64, hi: f64) -> (f64, f64) {
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let d = (hi - lo).abs();
+    let m = if d > 0.0 { d * 0.05 } else { lo.abs().max(1.0) * 0.01 };
+    (lo - m, hi + m)
+}
+
+fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    v.filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)))
+}
+
+/// A time-axis chart: the mesh drawn, ready for series.
+macro_rules! time_chart {
+    ($root:expr, $caption:expr, $t0:expr, $t1:expr, $lo:expr, $hi:expr, $yfmt:expr, $ydesc:expr) => {{
+        let (t0, t1): (Timestamp, Timestamp) = ($t0, $t1);
+        let t1 = if t1 > t0 { t1 } else { Timestamp(t0.0 + 1) };
+        let (lo, hi) = pad($lo, $hi);
+        let mut chart = ChartBuilder::on($root)
+            .margin(12)
+            .caption($caption, (FONT, 17))
+            .x_label_area_size(32)
+            .y_label_area_size(72)
+            .build_cartesian_2d(time(t0)..time(t1), lo..hi)
+            .map_err(e)?;
+        let label = time_label(t1.0 - t0.0);
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&label)
+            .y_label_formatter($yfmt)
+            .y_desc($ydesc)
+            .light_line_style(GRID.mix(0.5))
+            .bold_line_style(GRID)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(e)?;
+        chart
+    }};
+}
+
+/// Close prices of `series` with each marked trade's entry (▲ long, ▼ short) and exit (✕).
+pub fn price(series: &BarSeries, trades: &[&ClosedTrade], id: String) -> Result<Chart> {
+    let bars = &series.bars;
+    let (t0, t1) = match (bars.first(), bars.last()) {
+        (Some(a), Some(b)) => (a.ts, b.ts),
+        _ => (Timestamp(0), Timestamp(1)),
+    };
+    let line = decimate(bars.iter().map(|b| (b.ts, b.close)), t0, t1);
+    let (lo, hi) = bounds(line.iter().map(|p| p.1));
+    let marked = &trades[..trades.len().min(MAX_MARKED_TRADES)];
+    // Smaller marks where there are many, so the price stays readable under them.
+    let r = if marked.len() > 300 { 3 } else { 5 };
+    let title = format!("{}: close, entries and exits", series.instrument.symbol);
+    let chart_id = id.clone();
+    let svg = svg(&chart_id, 380, |root| {
+        let fmt = |y: &f64| format_axis(*y);
+        let mut chart = time_chart!(root, &title, t0, t1, lo, hi, &fmt, "price");
+        chart
+            .draw_series(LineSeries::new(
+                line.iter().map(|&(t, v)| (time(t), v)),
+                INK.stroke_width(1),
+            ))
+            .map_err(e)?
+            .label("close")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], INK));
+        let longs = marked.iter().filter(|t| t.size > 0.0);
+        chart
+            .draw_series(longs.map(|t| {
+                TriangleMarker::new((time(t.entry_time), t.entry_price), r, GREEN.filled())
+            }))
+            .map_err(e)?
+            .label("long entry")
+            .legend(|(x, y)| TriangleMarker::new((x + 9, y), 5, GREEN.filled()));
+        let shorts = marked.iter().filter(|t| t.size < 0.0);
+        chart
+            .draw_series(shorts.map(|t| {
+                EmptyElement::at((time(t.entry_time), t.entry_price))
+                    + Polygon::new(vec![(-5, -4), (5, -4), (0, 5)], RED.filled())
+            }))
+            .map_err(e)?
+            .label("short entry")
+            .legend(|(x, y)| {
+                EmptyElement::at((x + 9, y))
+                    + Polygon::new(vec![(-5, -4), (5, -4), (0, 5)], RED.filled())
+            });
+        chart
+            .draw_series(marked.iter().map(|t| {
+                Cross::new((time(t.exit_time), t.exit_price), r.min(3), BLUE.stroke_width(1))
+            }))
+            .map_err(e)?
+            .label("exit")
+            .legend(|(x, y)| Cross::new((x + 9, y), 3, BLUE.stroke_width(1)));
+        legend(&mut chart)
+    })?;
+    let note = (trades.len() > marked.len()).then(|| {
+        format!(
+            "entries and exits marked for the first {} of {} trades",
+            marked.len(),
+            trades.len()
+        )
+    });
+    Ok(Chart { id, title, note, svg })
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GRID)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(e)
+}
+
+/// Axis numbers: whole where large, a few decimals where small.
+fn format_axis(y: f64) -> String {
+    let a = y.abs();
+    if a >= 1e6 {
+        format!("{:.2}M", y / 1e6)
+    } else if a >= 1000.0 {
+        format!("{y:.0}")
+    } else if a >= 1.0 {
+        format!("{y:.2}")
+    } else {
+        format!("{y:.4}")
+    }
+}
+
+/// The buy-and-hold value at each equity time: the cash put into every instrument in equal
+/// parts at its close at the first tradable bar (`result.buy_hold`), as the table's figure.
+pub fn buy_hold_curve(result: &BacktestResult, series: &[BarSeries]) -> Vec<(Timestamp, f64)> {
+    let cash = result.config.cash;
+    let n = series.len().max(1) as f64;
+    let mut cursor = vec![0usize; series.len()];
+    let mut last = vec![f64::NAN; series.len()];
+    result
+        .equity_time
+        .iter()
+        .map(|t| {
+            let mut v = 0.0;
+            for (k, s) in series.iter().enumerate() {
+                while let Some(b) = s.bars.get(cursor[k]).filter(|b| b.ts <= t) {
+                    last[k] = b.close;
+                    cursor[k] += 1;
+                }
+                let base = result.buy_hold.get(k).map_or(f64::NAN, |b| b.0);
+                // Before an instrument's first bar, its part is still cash.
+                v += if last[k].is_nan() { cash / n } else { cash / n * last[k] / base };
+            }
+            (t, v)
+        })
+        .collect()
+}
+
+/// The equity curve and buy-and-hold.
+pub fn equity(result: &BacktestResult, series: &[BarSeries]) -> Result<Chart> {
+    let (t0, t1) = span(result);
+    let eq = decimate(result.equity_time.iter().zip(result.equity.iter().copied()), t0, t1);
+    let bh = decimate(buy_hold_curve(result, series).into_iter(), t0, t1);
+    let (lo, hi) = bounds(eq.iter().chain(&bh).map(|p| p.1));
+    let title = "Equity and buy-and-hold".to_string();
+    let svg = svg("equity", 320, |root| {
+        let fmt = |y: &f64| format_axis(*y);
+        let mut chart = time_chart!(root, &title, t0, t1, lo, hi, &fmt, "equity");
+        chart
+            .draw_series(LineSeries::new(
+                bh.iter().map(|&(t, v)| (time(t), v)),
+                GREY.stroke_width(1),
+            ))
+            .map_err(e)?
+            .label("buy and hold")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], GREY));
+        chart
+            .draw_series(LineSeries::new(
+                eq.iter().map(|&(t, v)| (time(t), v)),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label("strategy")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        legend(&mut chart)
+    })?;
+    Ok(Chart { id: "equity".into(), title, note: None, svg })
+}
+
+fn span(result: &BacktestResult) -> (Timestamp, Timestamp) {
+    match (result.equity_time.first(), result.equity_time.last()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (Timestamp(0), Timestamp(1)),
+    }
+}
+
+/// The drawdown from the running peak after each point, in percent (0 or below).
+pub fn drawdown_curve(equity: &[f64]) -> Vec<f64> {
+    let mut peak = f64::NEG_INFINITY;
+    equity
+        .iter()
+        .map(|&v| {
+            peak = peak.max(v);
+            if peak > 0.0 && v.is_finite() { (v / peak - 1.0) * 100.0 } else { f64::NAN }
+        })
+        .collect()
+}
+
+/// The underwater chart.
+pub fn drawdown(result: &BacktestResult) -> Result<Chart> {
+    let (t0, t1) = span(result);
+    let dd = drawdown_curve(&result.equity);
+    let pts = decimate(result.equity_time.iter().zip(dd.iter().copied()), t0, t1);
+    let (lo, _) = bounds(pts.iter().map(|p| p.1));
+    let lo = if lo.is_finite() && lo < 0.0 { lo } else { -1.0 };
+    let title = "Drawdown (underwater)".to_string();
+    let svg = svg("drawdown", 220, |root| {
+        let fmt = |y: &f64| format!("{y:.1}%");
+        let mut chart = time_chart!(root, &title, t0, t1, lo, 0.0, &fmt, "drawdown");
+        chart
+            .draw_series(
+                AreaSeries::new(pts.iter().map(|&(t, v)| (time(t), v)), 0.0, RED.mix(0.35))
+                    .border_style(RED.stroke_width(1)),
+            )
+            .map_err(e)?;
+        Ok(())
+    })?;
+    Ok(Chart { id: "drawdown".into(), title, note: None, svg })
+}
+
+/// Each calendar month's return in percent: the equity at its last point over the equity at
+/// the previous month's last point (the first month: over the first point), by (year, month).
+pub fn monthly_returns(result: &BacktestResult) -> Vec<(i32, u32, f64)> {
+    let mut out: Vec<(i32, u32, f64)> = Vec::new();
+    let mut prev = result.equity.first().copied().unwrap_or(f64::NAN);
+    let mut month: Option<(i32, u32, f64)> = None;
+    for (t, &v) in result.equity_time.iter().zip(&result.equity) {
+        let d = time(t);
+        let key = (d.year(), d.month());
+        match &mut month {
+            Some((y, m, last)) if (*y, *m) == key => *last = v,
+            _ => {
+                if let Some((y, m, last)) = month.take() {
+                    out.push((y, m, (last / prev - 1.0) * 100.0));
+                    prev = last;
+                }
+                month = Some((key.0, key.1, v));
+            }
+        }
+    }
+    if let Some((y, m, last)) = month {
+        out.push((y, m, (last / prev - 1.0) * 100.0));
+    }
+    out
+}
+
+/// Red for losses, green for gains, white at zero, by `v / scale` in `[-1, 1]`.
+fn diverging(v: f64, scale: f64) -> RGBColor {
+    let x = if scale > 0.0 { (v / scale).clamp(-1.0, 1.0) } else { 0.0 };
+    let mix =
+        |a: u8, b: u8, f: f64| (f64::from(a) + (f64::from(b) - f64::from(a)) * f).round() as u8;
+    let (to, f) = if x < 0.0 { (RED, -x) } else { (GREEN, x) };
+    RGBColor(mix(255, to.0, f), mix(255, to.1, f), mix(255, to.2, f))
+}
+
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// Months across, years down, each cell its return.
+pub fn monthly(result: &BacktestResult) -> Result<Chart> {
+    let rets = monthly_returns(result);
+    let years: Vec<i32> = {
+        let mut y: Vec<i32> = rets.iter().map(|r| r.0).collect();
+        y.dedup();
+        y
+    };
+    let ny = years.len().max(1);
+    let scale = rets.iter().map(|r| r.2.abs()).filter(|x| x.is_finite()).fold(0.0, f64::max);
+    let title = "Monthly returns (%)".to_string();
+    let height = (90 + 34 * ny as u32).min(1400);
+    let svg = svg("monthly", height, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .caption(&title, (FONT, 17))
+            .x_label_area_size(28)
+            .y_label_area_size(72)
+            .build_cartesian_2d(-0.5f64..11.5, -0.5f64..(ny as f64 - 0.5))
+            .map_err(e)?;
+        let xl = |x: &f64| MONTHS.get(x.round() as usize).map_or(String::new(), |m| m.to_string());
+        // The first year at the top.
+        let row_of = |y: i32| (ny - 1 - years.iter().position(|&v| v == y).unwrap_or(0)) as f64;
+        let yl = |y: &f64| {
+            let i = ny as i64 - 1 - y.round() as i64;
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| years.get(i))
+                .map_or(String::new(), |y| y.to_string())
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(12)
+            .y_labels(ny)
+            .x_label_formatter(&xl)
+            .y_label_formatter(&yl)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(e)?;
+        chart
+            .draw_series(rets.iter().map(|&(y, m, r)| {
+                let row = row_of(y);
+                let col = f64::from(m - 1);
+                let color = if r.is_finite() { diverging(r, scale) } else { GRID };
+                Rectangle::new([(col - 0.48, row - 0.45), (col + 0.48, row + 0.45)], color.filled())
+            }))
+            .map_err(e)?;
+        chart
+            .draw_series(rets.iter().map(|&(y, m, r)| {
+                let row = row_of(y);
+                let text = if r.is_finite() { format!("{r:+.1}") } else { "-".into() };
+                Text::new(
+                    text,
+                    (f64::from(m - 1), row),
+                    (FONT, 12).into_font().color(&INK).pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    )),
+                )
+            }))
+            .map_err(e)?;
+        Ok(())
+    })?;
+    let note = rets.is_empty().then(|| "no equity points".to_string());
+    Ok(Chart { id: "monthly".into(), title, note, svg })
+}
+
+/// Bins of closed trades' returns (percent): the bins' edges and counts.
+pub fn histogram(returns: &[f64], bins: usize) -> (Vec<f64>, Vec<usize>) {
+    let v: Vec<f64> = returns.iter().copied().filter(|x| x.is_finite()).collect();
+    let (lo, hi) = bounds(v.iter().copied());
+    if v.is_empty() || bins == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+    let w = (hi - lo) / bins as f64;
+    let edges: Vec<f64> = (0..=bins).map(|i| lo + w * i as f64).collect();
+    let mut counts = vec![0usize; bins];
+    for x in v {
+        let i = (((x - lo) / w) as usize).min(bins - 1);
+        counts[i] += 1;
+    }
+    (edges, counts)
+}
+
+/// The distribution of closed trades' returns.
+pub fn trades(trades: &[ClosedTrade]) -> Result<Chart> {
+    let returns: Vec<f64> = trades.iter().map(|t| t.return_frac * 100.0).collect();
+    let (edges, counts) = histogram(&returns, 40);
+    let title = format!("Trade returns (%), {} closed trades", trades.len());
+    let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let (lo, hi) = match (edges.first(), edges.last()) {
+        (Some(&a), Some(&b)) => (a, b),
+        _ => (-1.0, 1.0),
+    };
+    let svg = svg("trades", 260, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .caption(&title, (FONT, 17))
+            .x_label_area_size(32)
+            .y_label_area_size(72)
+            .build_cartesian_2d(lo..hi, 0f64..top * 1.08)
+            .map_err(e)?;
+        let xf = |x: &f64| format!("{x:.2}");
+        let yf = |y: &f64| format!("{y:.0}");
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(10)
+            .y_labels(5)
+            .x_label_formatter(&xf)
+            .y_label_formatter(&yf)
+            .x_desc("return per trade, %")
+            .y_desc("trades")
+            .light_line_style(GRID.mix(0.5))
+            .bold_line_style(GRID)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(e)?;
+        chart
+            .draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, &c)| {
+                let (a, b) = (edges[i], edges[i + 1]);
+                let color = if (a + b) / 2.0 < 0.0 { RED } else { GREEN };
+                // A bin of one trade among thousands still shows as a sliver.
+                Rectangle::new(
+                    [(a, 0.0), (b, (c as f64).max(top * 0.012))],
+                    color.mix(0.8).filled(),
+                )
+            }))
+            .map_err(e)?;
+        Ok(())
+    })?;
+    let note = trades.is_empty().then(|| "no closed trades".to_string());
+    Ok(Chart { id: "trades".into(), title, note, svg })
+}
+
+/// Viridis, by `x` in `[0, 1]`.
+fn sequential(x: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let x = if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 } * 4.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let m = |p: f64, q: f64| (p + (q - p) * f).round() as u8;
+    RGBColor(m(a.0, b.0), m(a.1, b.1), m(a.2, b.2))
+}
+
+/// A metric over two parameters: `cells[y][x]` (`None` where no combination ran or the
+/// metric is undefined), with a colour scale.
+pub fn heatmap(
+    metric: &str,
+    x: (&str, &[String]),
+    y: (&str, &[String]),
+    cells: &[Vec<Option<f64>>],
+    note: Option<String>,
+) -> Result<Chart> {
+    let (nx, ny) = (x.1.len().max(1), y.1.len().max(1));
+    // The colour scale spans the 2nd to the 98th percentile, so a few extreme cells (a
+    // Sharpe ratio of a run with three trades) do not wash out the rest.
+    let mut values: Vec<f64> =
+        cells.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied();
+    let (lo, hi) = match (at(0.02), at(0.98)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0.0, 1.0),
+    };
+    let clipped = values.first().is_some_and(|&v| v < lo) || values.last().is_some_and(|&v| v > hi);
+    let note = match (note, clipped) {
+        (n, false) => n,
+        (None, true) => Some("colour scale from the 2nd to the 98th percentile".into()),
+        (Some(n), true) => Some(format!("{n}; colour scale from the 2nd to the 98th percentile")),
+    };
+    let title = format!("{metric} over {} and {}", x.0, y.0);
+    let height = 560;
+    let svg = svg("heatmap", height, |root| {
+        let (plot, bar) = root.split_horizontally(WIDTH - 110);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(12)
+            .caption(&title, (FONT, 17))
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..(nx as f64 - 0.5), -0.5f64..(ny as f64 - 0.5))
+            .map_err(e)?;
+        let xl = |v: &f64| {
+            let i = v.round();
+            if (v - i).abs() < 1e-9 {
+                x.1.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let yl = |v: &f64| {
+            let i = v.round();
+            if (v - i).abs() < 1e-9 {
+                y.1.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(nx.min(12))
+            .y_labels(ny.min(12))
+            .x_label_formatter(&xl)
+            .y_label_formatter(&yl)
+            .x_desc(x.0)
+            .y_desc(y.0)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(e)?;
+        let scale = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+        chart
+            .draw_series(
+                cells
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(j, row)| {
+                        row.iter().enumerate().filter_map(move |(i, c)| c.map(|v| (i, j, v)))
+                    })
+                    .map(|(i, j, v)| {
+                        let (i, j) = (i as f64, j as f64);
+                        Rectangle::new(
+                            [(i - 0.5, j - 0.5), (i + 0.5, j + 0.5)],
+                            sequential(scale(v)).filled(),
+                        )
+                    }),
+            )
+            .map_err(e)?;
+        // The colour scale.
+        let mut cb = ChartBuilder::on(&bar)
+            .margin_top(44)
+            .margin_bottom(52)
+            .margin_right(10)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..1.0, if hi > lo { lo..hi } else { lo - 1.0..lo + 1.0 })
+            .map_err(e)?;
+        let yf = |v: &f64| format_axis(*v);
+        cb.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_labels(6)
+            .y_label_formatter(&yf)
+            .label_style((FONT, 11))
+            .draw()
+            .map_err(e)?;
+        let steps = 64;
+        let (a, b) = if hi > lo { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+        cb.draw_series((0..steps).map(|k| {
+            let (p, q) = (
+                a + (b - a) * k as f64 / steps as f64,
+                a + (b - a) * (k + 1) as f64 / steps as f64,
+            );
+            Rectangle::new([(0.0, p), (1.0, q)], sequential(k as f64 / (steps - 1) as f64).filled())
+        }))
+        .map_err(e)?;
+        Ok(())
+    })?;
+    Ok(Chart { id: "heatmap".into(), title, note, svg })
+}
