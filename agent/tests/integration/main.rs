@@ -17,6 +17,7 @@ mod onchain;
 mod paper;
 mod paper_faults;
 mod replay;
+mod report_browser;
 mod run;
 mod sweep_cli;
 mod top;

@@ -177,6 +177,22 @@ macro_rules! time_chart {
     }};
 }
 
+/// A labelled line of (time, value) points on a [`time_chart!`].
+macro_rules! time_line {
+    ($chart:expr, $pts:expr, $color:expr, $width:expr, $label:expr) => {
+        $chart
+            .draw_series(LineSeries::new(
+                $pts.iter().map(|&(t, v)| (time(t), v)),
+                $color.stroke_width($width),
+            ))
+            .map_err(e)?
+            .label($label)
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], $color.stroke_width($width))
+            })
+    };
+}
+
 /// Close prices of `series` with each marked trade's entry (▲ long, ▼ short) and exit (✕).
 pub fn price(series: &BarSeries, trades: &[&ClosedTrade], id: String) -> Result<Chart> {
     let bars = &series.bars;
@@ -194,14 +210,7 @@ pub fn price(series: &BarSeries, trades: &[&ClosedTrade], id: String) -> Result<
     let svg = svg(&chart_id, 380, |root| {
         let fmt = |y: &f64| format_axis(*y);
         let mut chart = time_chart!(root, &title, t0, t1, lo, hi, &fmt, "price");
-        chart
-            .draw_series(LineSeries::new(
-                line.iter().map(|&(t, v)| (time(t), v)),
-                INK.stroke_width(1),
-            ))
-            .map_err(e)?
-            .label("close")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], INK));
+        time_line!(chart, line, INK, 1, "close");
         let longs = marked.iter().filter(|t| t.size > 0.0);
         chart
             .draw_series(longs.map(|t| {
@@ -304,22 +313,8 @@ pub fn equity(result: &BacktestResult, series: &[BarSeries]) -> Result<Chart> {
     let svg = svg("equity", 320, |root| {
         let fmt = |y: &f64| format_axis(*y);
         let mut chart = time_chart!(root, &title, t0, t1, lo, hi, &fmt, "equity");
-        chart
-            .draw_series(LineSeries::new(
-                bh.iter().map(|&(t, v)| (time(t), v)),
-                GREY.stroke_width(1),
-            ))
-            .map_err(e)?
-            .label("buy and hold")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], GREY));
-        chart
-            .draw_series(LineSeries::new(
-                eq.iter().map(|&(t, v)| (time(t), v)),
-                BLUE.stroke_width(2),
-            ))
-            .map_err(e)?
-            .label("strategy")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        time_line!(chart, bh, GREY, 1, "buy and hold");
+        time_line!(chart, eq, BLUE, 2, "strategy");
         legend(&mut chart)
     })?;
     Ok(Chart { id: "equity".into(), title, note: None, svg })
@@ -671,4 +666,75 @@ pub fn heatmap(
         Ok(())
     })?;
     Ok(Chart { id: "heatmap".into(), title, note, svg })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimation_keeps_every_extreme_in_time_order() {
+        let n = 1_000_000i64;
+        let pts: Vec<(Timestamp, f64)> =
+            (0..n).map(|i| (Timestamp(i * 60_000_000_000), ((i * 7919) % 10_007) as f64)).collect();
+        let d = decimate(pts.iter().copied(), pts[0].0, pts[pts.len() - 1].0);
+        assert!(d.len() <= 4 * (WIDTH as usize + 1), "{} points", d.len());
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0), "in time order");
+        let (lo, hi) = bounds(pts.iter().map(|p| p.1));
+        assert!(d.iter().any(|p| p.1 == lo) && d.iter().any(|p| p.1 == hi));
+        assert_eq!(d.first(), pts.first());
+        assert_eq!(d.last(), pts.last());
+        // NaN points are left out, not drawn as zero.
+        let holes = [(Timestamp(0), 1.0), (Timestamp(1), f64::NAN), (Timestamp(2), 2.0)];
+        assert_eq!(decimate(holes.into_iter(), Timestamp(0), Timestamp(2)).len(), 2);
+    }
+
+    #[test]
+    fn histogram_counts_every_finite_return_once() {
+        let r = [-2.0, -1.0, -0.5, 0.0, 0.25, 3.0, f64::NAN];
+        let (edges, counts) = histogram(&r, 10);
+        assert_eq!(edges.len(), 11);
+        assert_eq!(counts.iter().sum::<usize>(), 6);
+        assert_eq!((edges[0], edges[10]), (-2.0, 3.0));
+        assert_eq!(counts[9], 1, "the maximum lands in the last bin");
+        let (e, c) = histogram(&[1.5, 1.5], 4);
+        assert_eq!((c.iter().sum::<usize>(), e.len()), (2, 5));
+        assert!(histogram(&[], 4).1.is_empty());
+    }
+
+    #[test]
+    fn monthly_returns_compound_to_the_whole_run() {
+        let day = 86_400_000_000_000i64;
+        let start = 1_640_995_200_000_000_000i64; // 2022-01-01
+        let mut r = BacktestResult {
+            config: Default::default(),
+            instruments: Vec::new(),
+            sources: Vec::new(),
+            simulated: false,
+            bars: 0,
+            equity_time: Default::default(),
+            equity: Vec::new(),
+            trades: Vec::new(),
+            fills: Vec::new(),
+            portfolio: kairos_strategies::Portfolio::new(100.0, 1),
+            rejected_orders: 0,
+            unfilled_orders: 0,
+            buy_hold: Vec::new(),
+        };
+        for i in 0..100 {
+            r.equity_time.push(Timestamp(start + i * day));
+            r.equity.push(100.0 * (1.0 + 0.01 * (i as f64).sin()) + i as f64);
+        }
+        let m = monthly_returns(&r);
+        assert_eq!(
+            m.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+            [(2022, 1), (2022, 2), (2022, 3), (2022, 4)]
+        );
+        let total: f64 = m.iter().map(|x| 1.0 + x.2 / 100.0).product();
+        let whole = r.equity[99] / r.equity[0];
+        assert!((total - whole).abs() < 1e-12, "{total} vs {whole}");
+        let dd = drawdown_curve(&[100.0, 110.0, 99.0, 120.0, 60.0]);
+        assert_eq!(dd[..2], [0.0, 0.0]);
+        assert!((dd[2] + 10.0).abs() < 1e-12 && dd[3] == 0.0 && (dd[4] + 50.0).abs() < 1e-12);
+    }
 }
