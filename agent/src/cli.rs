@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, FromArgMatches as _, Parser, Subcommand};
 use kairos_backtests::data::{self, BarSeries};
 use kairos_backtests::engine::{Backtest, BacktestConfig};
+use kairos_backtests::montecarlo::{self, MonteCarlo};
 use kairos_backtests::report;
 use kairos_backtests::venue::FillAt;
 use kairos_strategies::Registry;
@@ -192,6 +193,16 @@ struct BacktestArgs {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Monte Carlo: resample the run N times per method (trade order, trade bootstrap, block
+    /// bootstrap of bar returns) and report bands of final equity and maximum drawdown.
+    #[arg(long, value_name = "N")]
+    monte_carlo: Option<usize>,
+    /// The Monte Carlo seed [default: 0].
+    #[arg(long, value_name = "SEED")]
+    mc_seed: Option<u64>,
+    /// Bars per block of the return bootstrap [default: the cube root of the bars].
+    #[arg(long, value_name = "BARS")]
+    mc_block: Option<usize>,
 }
 
 /// The engine's settings, shared by `backtest` and `sweep`.
@@ -1114,11 +1125,43 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         elapsed.as_secs_f64(),
         result.bars as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
     );
+    let mc_file = file.monte_carlo.unwrap_or_default();
+    let monte_carlo = match (args.monte_carlo.or(mc_file.runs), args.mc_seed, args.mc_block) {
+        (None, None, None) => None,
+        (None, _, _) => bail!("--mc-seed and --mc-block go with --monte-carlo N"),
+        (Some(runs), seed, block) => {
+            let mc = MonteCarlo {
+                runs,
+                seed: seed.or(mc_file.seed).unwrap_or(0),
+                block: block.or(mc_file.block),
+            };
+            let started = Instant::now();
+            let o = montecarlo::simulate(&result, &mc, 0)?;
+            if !args.json {
+                println!();
+                print!("{}", monte_carlo_table(&o));
+            }
+            say!(
+                "monte carlo: {} simulations per method in {:.2} s (seed {}, blocks of {} bars)",
+                runs,
+                started.elapsed().as_secs_f64(),
+                mc.seed,
+                o.block
+            );
+            Some(o)
+        }
+    };
     if let Some(out) = &out {
         report::write(out, &result, &summary)?;
         let about = report::html::about(&strategy_name, &params, &result, &summary);
         let title = format!("{strategy_name} on {}", data_title(&series));
-        let page = report::html::run_page(title, about, &result, &summary, &series)?;
+        let mut page = report::html::run_page(title, about, &result, &summary, &series)?;
+        if let Some(o) = &monte_carlo {
+            montecarlo::write(out, o)?;
+            page.tables.push(monte_carlo_rows(o));
+            page.charts.push(report::charts::monte_carlo_paths(&result, o)?);
+            page.charts.push(report::charts::monte_carlo_bands(o)?);
+        }
         let files = report::html::write(out, &page, args.png)?;
         say!(
             "wrote {}/summary.json, trades.csv, equity.csv, report.html{}",
@@ -1131,6 +1174,62 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The Monte Carlo bands as a report table: caption, header, rows.
+fn monte_carlo_rows(o: &montecarlo::Outcome) -> (String, Vec<String>, Vec<Vec<String>>) {
+    let mut head = vec!["method".to_string(), "figure".into()];
+    head.extend(o.percentiles.iter().map(|p| format!("p{p:.0}")));
+    head.extend(["actual".into(), "actual rank".into(), "P(loss)".into()]);
+    let mut rows = Vec::new();
+    for m in &o.methods {
+        for (name, b) in [
+            ("final equity", &m.final_equity),
+            ("return %", &m.return_pct),
+            ("max drawdown %", &m.max_drawdown_pct),
+        ] {
+            let mut r = vec![m.name.replace('_', " "), name.to_string()];
+            r.extend(b.percentiles.iter().map(|v| format!("{v:.2}")));
+            r.push(format!("{:.2}", b.actual));
+            r.push(format!("{:.0}%", b.actual_rank_pct));
+            r.push(if name == "final equity" {
+                format!("{:.1}%", m.loss_probability_pct)
+            } else {
+                String::new()
+            });
+            rows.push(r);
+        }
+    }
+    (
+        format!(
+            "Monte Carlo bands ({} simulations per method, seed {})",
+            o.settings.runs, o.settings.seed
+        ),
+        head,
+        rows,
+    )
+}
+
+/// The Monte Carlo bands as an aligned text table.
+fn monte_carlo_table(o: &montecarlo::Outcome) -> String {
+    let (caption, head, rows) = monte_carlo_rows(o);
+    let mut all = vec![head];
+    all.extend(rows);
+    let widths: Vec<usize> = (0..all[0].len())
+        .map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = format!("{caption}\n");
+    for r in &all {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| if i < 2 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .collect();
+        s.push_str(cells.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
 }
 
 /// The instruments' names, for a report's title.

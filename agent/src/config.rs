@@ -51,6 +51,20 @@ pub struct BacktestFile {
     /// Engine settings.
     #[serde(default)]
     pub backtest: Option<BacktestConfig>,
+    /// Monte Carlo resampling of the run (`[monte_carlo]`).
+    pub monte_carlo: Option<MonteCarloFile>,
+}
+
+/// `[monte_carlo]` of a backtest file.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MonteCarloFile {
+    /// Simulations per method.
+    pub runs: Option<usize>,
+    /// The seed.
+    pub seed: Option<u64>,
+    /// Bars per block of the return bootstrap.
+    pub block: Option<usize>,
 }
 
 impl BacktestFile {

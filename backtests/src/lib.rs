@@ -11,6 +11,8 @@
 //!   files a run writes.
 //! - [`checks`]: bias checks, lookahead (runs on data cut at several times must agree with
 //!   the full run up to each cut) and determinism (repeated runs agree bit for bit).
+//! - [`montecarlo`]: trade-order and trade bootstrap resampling and a block bootstrap of
+//!   returns, giving bands for final equity and maximum drawdown.
 //! - [`sweep`]: parameter sweeps over the same engine, in parallel, with shared indicator
 //!   series, random search, shards and their merge.
 //!
@@ -30,6 +32,7 @@ pub mod data;
 pub mod engine;
 mod error;
 mod mem;
+pub mod montecarlo;
 pub mod report;
 pub mod stats;
 pub mod sweep;

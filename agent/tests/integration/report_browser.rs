@@ -306,7 +306,18 @@ async fn the_btc_report_opens_offline_and_every_chart_draws() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("bt");
     let d = data.to_str().unwrap();
-    kairos(&["backtest", "--data", d, "--strategy", "sma_cross", "--out", out.to_str().unwrap()]);
+    let o = out.to_str().unwrap();
+    kairos(&[
+        "backtest",
+        "--data",
+        d,
+        "--strategy",
+        "sma_cross",
+        "--out",
+        o,
+        "--monte-carlo",
+        "200",
+    ]);
     let html = out.join("report.html");
     let size = std::fs::metadata(&html).unwrap().len();
     assert!(size < 2 << 20, "report.html is {size} bytes");
@@ -316,6 +327,9 @@ async fn the_btc_report_opens_offline_and_every_chart_draws() {
     }
     let seen = browse(&browser, &html, &tmp.path().join("profile")).await;
     check(&seen, &RUN_CHARTS, "backtest report");
+    let mc: [(&str, &[(&str, u64)]); 2] =
+        [("mc-paths", &[("polygons", 2), ("curves", 2)]), ("mc-bands", &[("bars", 4)])];
+    check(&seen, &mc, "backtest report, Monte Carlo");
     assert!(text.contains("sharpe") && text.contains("max_drawdown_pct"), "the statistics table");
 
     // A sweep's page: its heatmap; a walk-forward's: the stitched run's charts.
@@ -355,8 +369,10 @@ fn png_charts_are_written_and_not_blank() {
         "--out",
         out.to_str().unwrap(),
         "--png",
+        "--monte-carlo",
+        "50",
     ]);
-    for id in ["price", "equity", "drawdown", "monthly", "trades"] {
+    for id in ["price", "equity", "drawdown", "monthly", "trades", "mc-paths", "mc-bands"] {
         let p = out.join("charts").join(format!("{id}.png"));
         let img = resvg::tiny_skia::Pixmap::load_png(&p)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -370,4 +386,10 @@ fn png_charts_are_written_and_not_blank() {
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("simulated data"), "the page says the data is simulated");
+    let mc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("montecarlo.json")).unwrap())
+            .unwrap();
+    assert_eq!(mc["methods"].as_array().unwrap().len(), 3);
+    assert_eq!(mc["settings"]["runs"], 50);
+    assert_eq!(mc["path"].as_array().unwrap().len(), 400);
 }

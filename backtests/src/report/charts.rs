@@ -668,6 +668,133 @@ pub fn heatmap(
     Ok(Chart { id: "heatmap".into(), title, note, svg })
 }
 
+/// The return bootstrap's equity bands over time (5–95 and 25–75 percentiles, the median) with
+/// the actual equity.
+pub fn monte_carlo_paths(
+    result: &BacktestResult,
+    mc: &crate::montecarlo::Outcome,
+) -> Result<Chart> {
+    let (t0, t1) = span(result);
+    let at = |k: usize| result.equity_time.get(k).unwrap_or(t1);
+    let band = |i: usize| mc.path.iter().map(|(k, v)| (at(*k), v[i])).collect::<Vec<_>>();
+    let (p5, p25, p50, p75, p95) = (band(0), band(1), band(2), band(3), band(4));
+    let eq = decimate(result.equity_time.iter().zip(result.equity.iter().copied()), t0, t1);
+    let (lo, hi) = bounds(p5.iter().chain(&p95).chain(&eq).map(|p| p.1));
+    let title = format!(
+        "Monte Carlo: equity bands of {} block bootstraps of the bar returns (blocks of {} bars)",
+        mc.settings.runs, mc.block
+    );
+    let svg = svg("mc-paths", 340, |root| {
+        let fmt = |y: &f64| format_axis(*y);
+        let mut chart = time_chart!(root, &title, t0, t1, lo, hi, &fmt, "equity");
+        let area = |upper: &[(Timestamp, f64)], lower: &[(Timestamp, f64)]| {
+            let mut pts: Vec<(DateTime<Utc>, f64)> =
+                upper.iter().map(|&(t, v)| (time(t), v)).collect();
+            pts.extend(lower.iter().rev().map(|&(t, v)| (time(t), v)));
+            pts
+        };
+        chart
+            .draw_series(std::iter::once(Polygon::new(area(&p95, &p5), BLUE.mix(0.15).filled())))
+            .map_err(e)?
+            .label("5–95%")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.15).filled())
+            });
+        chart
+            .draw_series(std::iter::once(Polygon::new(area(&p75, &p25), BLUE.mix(0.35).filled())))
+            .map_err(e)?
+            .label("25–75%")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.35).filled())
+            });
+        time_line!(chart, p50, BLUE, 1, "median");
+        time_line!(chart, eq, INK, 1, "actual");
+        legend(&mut chart)
+    })?;
+    Ok(Chart { id: "mc-paths".into(), title, note: None, svg })
+}
+
+/// Each method's bands of the return and of the maximum drawdown: 5–95% as a thin bar,
+/// 25–75% as a thick one, the median as a tick, the actual run as a dot.
+pub fn monte_carlo_bands(mc: &crate::montecarlo::Outcome) -> Result<Chart> {
+    let rows: Vec<&crate::montecarlo::Method> = mc.methods.iter().collect();
+    let n = rows.len().max(1);
+    let title = format!(
+        "Monte Carlo: return and maximum drawdown, {} simulations per method",
+        mc.settings.runs
+    );
+    let height = 120 + 46 * n as u32;
+    let svg = svg("mc-bands", height, |root| {
+        let root = root.titled(&title, (FONT, 17)).map_err(e)?;
+        let (left, right) = root.split_horizontally(WIDTH / 2);
+        let panel = |area: &Area<'_>,
+                     pick: &dyn Fn(&crate::montecarlo::Method) -> &crate::montecarlo::Band,
+                     name: &str|
+         -> Result<(), String> {
+            let (lo, hi) = bounds(rows.iter().flat_map(|m| {
+                let b = pick(m);
+                b.percentiles.iter().copied().chain([b.actual])
+            }));
+            let (lo, hi) = pad(lo, hi);
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(32)
+                .y_label_area_size(if name.starts_with("return") { 120 } else { 20 })
+                .build_cartesian_2d(lo..hi, -0.5f64..(n as f64 - 0.5))
+                .map_err(e)?;
+            let label = |y: &f64| {
+                let i = y.round();
+                if (y - i).abs() > 1e-9 || !name.starts_with("return") {
+                    return String::new();
+                }
+                rows.get(n - 1 - i as usize).map_or(String::new(), |m| m.name.replace('_', " "))
+            };
+            let xf = |x: &f64| format!("{x:.1}%");
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .x_labels(6)
+                .y_labels(n)
+                .x_label_formatter(&xf)
+                .y_label_formatter(&label)
+                .x_desc(name)
+                .light_line_style(GRID.mix(0.5))
+                .bold_line_style(GRID)
+                .label_style((FONT, 12))
+                .draw()
+                .map_err(e)?;
+            for (j, m) in rows.iter().enumerate() {
+                let y = (n - 1 - j) as f64;
+                let b = pick(m);
+                let p = &b.percentiles;
+                // A band without spread (trade order's return) is its median tick alone.
+                let spread = (hi - lo) * 1e-4;
+                let outer = (p[4] - p[0] > spread).then(|| {
+                    Rectangle::new([(p[0], y - 0.06), (p[4], y + 0.06)], BLUE.mix(0.35).filled())
+                });
+                let inner = (p[3] - p[1] > spread).then(|| {
+                    Rectangle::new([(p[1], y - 0.2), (p[3], y + 0.2)], BLUE.mix(0.7).filled())
+                });
+                chart.draw_series([outer, inner].into_iter().flatten()).map_err(e)?;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(p[2], y - 0.28), (p[2], y + 0.28)],
+                        INK.stroke_width(2),
+                    )))
+                    .map_err(e)?;
+                chart
+                    .draw_series(std::iter::once(Circle::new((b.actual, y), 4, RED.filled())))
+                    .map_err(e)?;
+            }
+            Ok(())
+        };
+        panel(&left, &|m| &m.return_pct, "return, % (red: the actual run)")?;
+        panel(&right, &|m| &m.max_drawdown_pct, "maximum drawdown, %")?;
+        Ok(())
+    })?;
+    Ok(Chart { id: "mc-bands".into(), title, note: None, svg })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod common;
 mod builtin_strategies;
 mod checks;
 mod data_loading;
+mod montecarlo;
 mod parity_backtesting_py;
 mod properties;
 mod sweep;
