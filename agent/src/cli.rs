@@ -1068,6 +1068,13 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     if let Some(dir) = &out {
         report::check_out_dir(dir)?;
     }
+    let mc_file = file.monte_carlo.unwrap_or_default();
+    if args.monte_carlo.or(mc_file.runs) == Some(0) {
+        bail!("--monte-carlo takes a number of simulations above 0");
+    }
+    if args.mc_block.or(mc_file.block) == Some(0) {
+        bail!("--mc-block takes a number of bars above 0");
+    }
     let time_format = time_format(args.time_format, file.time_format.as_deref())?;
     let resample = args.resample.as_deref().or(file.resample.as_deref());
     let series = load_sources(&sources, resample, &LoadOptions { time_format })?;
@@ -1125,7 +1132,6 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         elapsed.as_secs_f64(),
         result.bars as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
     );
-    let mc_file = file.monte_carlo.unwrap_or_default();
     let monte_carlo = match (args.monte_carlo.or(mc_file.runs), args.mc_seed, args.mc_block) {
         (None, None, None) => None,
         (None, _, _) => bail!("--mc-seed and --mc-block go with --monte-carlo N"),
@@ -1136,19 +1142,27 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
                 block: block.or(mc_file.block),
             };
             let started = Instant::now();
-            let o = montecarlo::simulate(&result, &mc, 0)?;
-            if !args.json {
-                println!();
-                print!("{}", monte_carlo_table(&o));
+            match montecarlo::simulate(&result, &mc, 0) {
+                Ok(o) => {
+                    if !args.json {
+                        println!();
+                        print!("{}", monte_carlo_table(&o));
+                    }
+                    say!(
+                        "monte carlo: {} simulations per method in {:.2} s (seed {}, blocks of {} bars)",
+                        runs,
+                        started.elapsed().as_secs_f64(),
+                        mc.seed,
+                        o.block
+                    );
+                    Some(o)
+                }
+                // A run Monte Carlo cannot resample still writes its results.
+                Err(e) => {
+                    say!("warning: no Monte Carlo: {e}");
+                    None
+                }
             }
-            say!(
-                "monte carlo: {} simulations per method in {:.2} s (seed {}, blocks of {} bars)",
-                runs,
-                started.elapsed().as_secs_f64(),
-                mc.seed,
-                o.block
-            );
-            Some(o)
         }
     };
     if let Some(out) = &out {

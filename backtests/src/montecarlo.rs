@@ -126,11 +126,7 @@ fn band(mut v: Vec<f64>, actual: f64) -> Band {
         percentiles: PERCENTILES.iter().map(|&q| percentile(&v, q)).collect(),
         mean: if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 },
         actual,
-        actual_rank_pct: if v.is_empty() {
-            f64::NAN
-        } else {
-            below * 100.0 / v.len() as f64
-        },
+        actual_rank_pct: if v.is_empty() { f64::NAN } else { below * 100.0 / v.len() as f64 },
     }
 }
 
