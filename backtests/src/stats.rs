@@ -295,21 +295,98 @@ fn data_period_days(times: &[Timestamp]) -> i64 {
     (median / DAY_NS as f64).floor() as i64
 }
 
-/// Computes the summary of a finished run.
-pub fn summarize(r: &BacktestResult) -> Summary {
-    let eq = &r.equity;
-    // The time axis is read through its runs (a day at a time, or one time where needed),
-    // never copied out: a sweep summarises thousands of runs.
-    let times = &r.equity_time;
-    let at = |i: usize| times.get(i).unwrap_or(Timestamp(0));
-    let n = eq.len();
-    let first = eq.first().copied().unwrap_or(f64::NAN);
-    let last = eq.last().copied().unwrap_or(f64::NAN);
+/// The drawdown figures of an equity curve: the deepest, and each period between two points at
+/// zero drawdown (the last point closes the last one) with its duration in seconds and its
+/// depth; and the sum and count of the nonzero drawdowns (the average where no period closed).
+#[derive(Debug, Clone, PartialEq)]
+struct Drawdowns {
+    max_dd: f64,
+    durations: Vec<f64>,
+    peaks: Vec<f64>,
+    nonzero_sum: f64,
+    nonzero_n: usize,
+}
 
-    // Drawdowns, in one pass: `1 - equity / running peak` at each point; the periods between
-    // two points at zero drawdown (the last point closes the last one), with their duration
-    // and depth. The same operations in the same order as backtesting.py's `_drawdown`
-    // arrays, so the same bits, without holding the drawdown series.
+/// [`Drawdowns`] as backtesting.py's `_drawdown` arrays give them: `1 - equity / running
+/// peak` at each point, the same operations in the same order, so the same bits.
+///
+/// For a curve of finite equity that starts above zero (every run that did not blow up) the
+/// division is done once per period instead of once per point: the running peak is constant
+/// inside a period, and correctly rounded division and subtraction are monotonic, so the
+/// period's deepest point is `1 - min / peak` exactly; a point is at zero drawdown exactly when
+/// it equals the peak (for `0 < e < peak`, `e / peak` rounds below 1). The nonzero sum, which
+/// needs every point's value, is only computed where it is used. Other curves take
+/// [`drawdowns_each_point`].
+fn drawdowns(eq: &[f64], at: &dyn Fn(usize) -> Timestamp) -> Drawdowns {
+    let n = eq.len();
+    if n == 0 || eq[0].is_nan() || eq[0] <= 0.0 || !eq.iter().all(|e| e.is_finite()) {
+        return drawdowns_each_point(eq, at);
+    }
+    let mut d = Drawdowns {
+        max_dd: 0.0,
+        durations: Vec::new(),
+        peaks: Vec::new(),
+        nonzero_sum: -0.0,
+        nonzero_n: 0,
+    };
+    // The period being walked: its peak, its lowest point since, and where it started.
+    let mut peak = eq[0];
+    let mut low = f64::INFINITY;
+    let mut start = 0usize;
+    let close = |d: &mut Drawdowns, i: usize, low: f64, peak: f64, start: usize| {
+        let depth = if low < peak { 1.0 - low / peak } else { 0.0 };
+        if depth > d.max_dd {
+            d.max_dd = depth;
+        }
+        if i > start + 1 {
+            d.durations.push((at(i).0 - at(start).0) as f64 / 1e9);
+            d.peaks.push(depth);
+        }
+    };
+    // Eight points at a time while none reaches the peak (most of a curve, in drawdown): their
+    // lowest and highest computed side by side, one comparison with the peak for the eight.
+    let mut i = 1;
+    while i < n {
+        if i + 8 <= n {
+            let c = &eq[i..i + 8];
+            let (mut lo, mut hi) = (c[0], c[0]);
+            for &e in &c[1..] {
+                lo = if e < lo { e } else { lo };
+                hi = if e > hi { e } else { hi };
+            }
+            if hi < peak {
+                low = if lo < low { lo } else { low };
+                d.nonzero_n += 8;
+                i += 8;
+                continue;
+            }
+        }
+        let e = eq[i];
+        if e >= peak {
+            close(&mut d, i, low, peak, start);
+            peak = e;
+            low = f64::INFINITY;
+            start = i;
+        } else {
+            low = if e < low { e } else { low };
+            d.nonzero_n += 1;
+        }
+        i += 1;
+    }
+    // The last point closes the last period (unless it closed one itself, at a new peak).
+    if start + 1 < n {
+        close(&mut d, n - 1, low, peak, start);
+    }
+    if d.durations.is_empty() && d.nonzero_n > 0 {
+        d.nonzero_sum = drawdowns_each_point(eq, at).nonzero_sum;
+    }
+    d
+}
+
+/// [`Drawdowns`] with `1 - equity / running peak` computed at every point (any curve: NaN,
+/// infinities, zero or negative equity).
+fn drawdowns_each_point(eq: &[f64], at: &dyn Fn(usize) -> Timestamp) -> Drawdowns {
+    let n = eq.len();
     let mut peak = f64::NEG_INFINITY;
     let mut max_dd = 0.0f64;
     let mut prev_zero: Option<usize> = None;
@@ -339,6 +416,21 @@ pub fn summarize(r: &BacktestResult) -> Summary {
             depth = f64::NEG_INFINITY.max(d);
         }
     }
+    Drawdowns { max_dd, durations, peaks, nonzero_sum, nonzero_n }
+}
+
+/// Computes the summary of a finished run.
+pub fn summarize(r: &BacktestResult) -> Summary {
+    let eq = &r.equity;
+    // The time axis is read through its runs (a day at a time, or one time where needed),
+    // never copied out: a sweep summarises thousands of runs.
+    let times = &r.equity_time;
+    let at = |i: usize| times.get(i).unwrap_or(Timestamp(0));
+    let n = eq.len();
+    let first = eq.first().copied().unwrap_or(f64::NAN);
+    let last = eq.last().copied().unwrap_or(f64::NAN);
+
+    let Drawdowns { max_dd, durations, peaks, nonzero_sum, nonzero_n } = drawdowns(eq, &at);
     let (max_dd_duration, avg_dd) = if durations.is_empty() {
         let avg = if nonzero_n == 0 { f64::NAN } else { nonzero_sum / nonzero_n as f64 };
         (f64::NAN, avg)
@@ -515,6 +607,56 @@ fn degenerate(s: &Summary, periods: usize, period: Period) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn same(a: &Drawdowns, b: &Drawdowns) -> bool {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        a.max_dd.to_bits() == b.max_dd.to_bits()
+            && bits(&a.durations) == bits(&b.durations)
+            && bits(&a.peaks) == bits(&b.peaks)
+            && a.nonzero_n == b.nonzero_n
+            && (a.durations.is_empty() && a.nonzero_sum.to_bits() == b.nonzero_sum.to_bits()
+                || !a.durations.is_empty())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The one-division-per-period drawdowns are the every-point ones bit for bit, on
+        /// curves with plateaus, repeated peaks, new highs and deep falls.
+        #[test]
+        fn drawdowns_per_period_equal_drawdowns_per_point(
+            steps in proptest::collection::vec(prop_oneof![Just(0i32), -40i32..40, Just(1000)], 0..300),
+            start in 1.0f64..1e7,
+        ) {
+            let mut e = start;
+            let eq: Vec<f64> = steps.iter().map(|&s| {
+                e = (e * (1.0 + f64::from(s) / 1000.0)).max(1e-3);
+                e
+            }).collect();
+            let at = |i: usize| Timestamp(i as i64 * 60_000_000_000);
+            let fast = drawdowns(&eq, &at);
+            let each = drawdowns_each_point(&eq, &at);
+            prop_assert!(same(&fast, &each), "{fast:?}\n{each:?}");
+            // Where no period closed, the average needs the nonzero sum: the same bits too.
+            if fast.durations.is_empty() {
+                prop_assert_eq!(fast.nonzero_sum.to_bits(), each.nonzero_sum.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn drawdowns_of_odd_curves_take_the_every_point_path() {
+        let at = |i: usize| Timestamp(i as i64);
+        for eq in
+            [vec![], vec![5.0], vec![1.0, f64::NAN, 0.5], vec![-1.0, -2.0, 3.0], vec![0.0, 1.0]]
+        {
+            assert!(same(&drawdowns(&eq, &at), &drawdowns_each_point(&eq, &at)), "{eq:?}");
+        }
+        // A dip of one point and recovery: one period of two bars.
+        let d = drawdowns(&[100.0, 90.0, 100.0], &at);
+        assert_eq!((d.max_dd, d.durations.len()), (0.09999999999999998, 1));
+    }
 
     #[test]
     fn geometric_mean_like_backtesting_py() {
