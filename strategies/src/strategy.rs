@@ -60,6 +60,14 @@ pub trait Strategy: Send {
         let _ = shared;
     }
 
+    /// The strategy as `Any`, for a runtime that has a loop compiled for its concrete type: a
+    /// sweep runs the built-ins that return `Some` through the engine monomorphized for them
+    /// (their hooks inlined into the bar loop) instead of through `dyn Strategy`, with the
+    /// same results. The default, `None`, runs through `dyn Strategy`.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
+
     /// Called once before the first event.
     fn on_start(&mut self, ctx: &mut Context) {
         let _ = ctx;
@@ -129,6 +137,9 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     }
     fn share(&mut self, shared: &SharedSeries) {
         (**self).share(shared)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        (**self).as_any_mut()
     }
     fn on_start(&mut self, ctx: &mut Context) {
         (**self).on_start(ctx)

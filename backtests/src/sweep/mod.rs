@@ -188,10 +188,15 @@ impl Sweep {
         if let Some(s) = shared {
             strategy.share(s);
         }
-        let r = Backtest::new(self.config)
-            .quiet()
-            .run(series, &mut strategy)
-            .map_err(|e| e.to_string())?;
+        let backtest = Backtest::new(self.config).quiet();
+        // Built-ins with a loop compiled for their type run through it (the same engine and
+        // results, the hooks inlined); any other strategy through `dyn Strategy`.
+        let any = strategy.as_any_mut();
+        let r = match any.and_then(|a| a.downcast_mut::<kairos_strategies::builtin::SmaCross>()) {
+            Some(s) => backtest.run(series, s),
+            None => backtest.run(series, &mut strategy),
+        }
+        .map_err(|e| e.to_string())?;
         Ok(r.summary())
     }
 

@@ -70,6 +70,10 @@ impl Strategy for SmaCross {
         self.slow.max(self.fast) - 1
     }
 
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
     fn share(&mut self, shared: &SharedSeries) {
         let (fast, slow) = (self.fast.min(self.slow), self.slow.max(self.fast));
         let mut states = Vec::with_capacity(shared.instruments());
