@@ -106,7 +106,7 @@ enum SweepCommand {
         /// The shards' folders.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
-        /// Folder for the merged sweep.csv, sweep.parquet and sweep.json.
+        /// Folder for the merged sweep.csv, sweep.parquet, sweep.json and report.html.
         #[arg(long, required = true)]
         out: PathBuf,
         /// Rank the best rows by this statistic [default: the sweep's own].
@@ -716,7 +716,47 @@ fn merge(
         .as_array()
         .map(|a| a.iter().filter_map(|s| s.as_str().and_then(|s| Axis::parse(s).ok())).collect())
         .unwrap_or_default();
-    print_table(&top_rows(&output::top(out, &metric, top, ascending)?, &axes, &metric));
+    let best = top_rows(&output::top(out, &metric, top, ascending)?, &axes, &metric);
+    // The merged sweep's report, as one run of the whole sweep writes it.
+    let sweep = &m.meta["sweep"];
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let mut page = report::html::Page {
+        title: format!(
+            "sweep: {} over {}, merged from {} shards",
+            text(&sweep["strategy"]),
+            text(&sweep["grid"]),
+            dirs.len()
+        ),
+        about: ["strategy", "fixed", "grid", "where", "data"]
+            .into_iter()
+            .map(|k| (k.to_string(), text(&sweep[k])))
+            .chain([(
+                "ran".to_string(),
+                format!("{} rows from {} shard folders", m.rows, dirs.len()),
+            )])
+            .collect(),
+        ..Default::default()
+    };
+    if let Some((head, rows)) = best.split_first() {
+        page.tables.push((format!("best {} by {metric}", rows.len()), head.clone(), rows.to_vec()));
+    }
+    if let Ok(grid) = kairos_backtests::sweep::Grid::new(axes.clone())
+        && let Some(mut heat) = output::Heat::new(&grid, &metric, ascending)
+    {
+        heat.add_file(&grid, out)?;
+        page.charts.push(heat.chart(&grid)?);
+    }
+    report::html::write(out, &page, false)?;
+    print_table(&best);
     Ok(())
 }
 

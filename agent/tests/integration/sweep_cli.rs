@@ -155,6 +155,21 @@ fn a_config_file_shards_and_a_random_search() {
     let stdout = ok(&merged);
     assert!(stdout.lines().count() > 5, "{stdout}");
     assert_eq!(read(&p("merged")), read(&whole), "the merged shards are the whole sweep");
+    // And its report has the whole sweep's heatmap and best rows.
+    let part = |d: &str, from: &str, to: &str| {
+        let html = std::fs::read_to_string(Path::new(d).join("report.html")).unwrap();
+        let a = html.find(from).unwrap_or_else(|| panic!("{d}: no {from}"));
+        let b = a + html[a..].find(to).unwrap();
+        html[a..b].to_string()
+    };
+    assert_eq!(
+        part(&p("merged"), "<figure id=\"chart-heatmap\"", "<figcaption>"),
+        part(&whole, "<figure id=\"chart-heatmap\"", "<figcaption>")
+    );
+    assert_eq!(
+        part(&p("merged"), "<table class=\"rows\"", "</table>"),
+        part(&whole, "<table class=\"rows\"", "</table>")
+    );
     let e = fails(&kairos(&["sweep", "merge", &p("shard0"), &p("shard1"), "--out", &p("m2")]));
     assert!(e.contains("shard 2/3 is missing"), "{e}");
     // A random search is reproducible by its seed, and a subset of the grid.

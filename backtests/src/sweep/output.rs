@@ -418,21 +418,45 @@ impl Heat {
     /// Takes in `rows`' metric.
     pub fn add(&mut self, grid: &super::Grid, rows: &[Row]) {
         for r in rows {
-            let Some(m) = r.summary.metric(&self.metric).filter(|v| v.is_finite()) else {
-                continue;
-            };
-            grid.digits(r.combination, &mut self.digits);
-            let (Some(&i), Some(&j)) = (self.digits.get(self.axes.0), self.digits.get(self.axes.1))
-            else {
-                continue;
-            };
-            if let Some(cell) = self.cells.get_mut(j).and_then(|row| row.get_mut(i)) {
-                let better = super::walk::rank(Some(m), *cell, self.ascending);
-                if cell.is_none() || better == std::cmp::Ordering::Less {
-                    *cell = Some(m);
-                }
+            self.add_value(grid, r.combination, r.summary.metric(&self.metric));
+        }
+    }
+
+    /// Takes in combination `k`'s metric (`None` or not finite: nothing).
+    pub fn add_value(&mut self, grid: &super::Grid, k: u64, value: Option<f64>) {
+        let Some(m) = value.filter(|v| v.is_finite()) else { return };
+        if k >= grid.size() {
+            return;
+        }
+        grid.digits(k, &mut self.digits);
+        let (Some(&i), Some(&j)) = (self.digits.get(self.axes.0), self.digits.get(self.axes.1))
+        else {
+            return;
+        };
+        if let Some(cell) = self.cells.get_mut(j).and_then(|row| row.get_mut(i)) {
+            let better = super::walk::rank(Some(m), *cell, self.ascending);
+            if cell.is_none() || better == std::cmp::Ordering::Less {
+                *cell = Some(m);
             }
         }
+    }
+
+    /// Takes in every row of a finished sweep's `sweep.parquet` (a merged one, say).
+    pub fn add_file(&mut self, grid: &super::Grid, dir: &Path) -> Result<()> {
+        let p = dir.join("sweep.parquet");
+        let df = ParquetReader::new(File::open(&p).map_err(io(&p))?).finish().map_err(pq(&p))?;
+        let ks = df.column("combination").and_then(|c| c.u64().cloned()).map_err(pq(&p))?;
+        let vs = df
+            .column(&self.metric)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .and_then(|c| c.f64().cloned())
+            .map_err(pq(&p))?;
+        for (k, v) in ks.iter().zip(vs.iter()) {
+            if let Some(k) = k {
+                self.add_value(grid, k, v);
+            }
+        }
+        Ok(())
     }
 
     /// The heatmap chart.
