@@ -188,7 +188,7 @@ struct BacktestArgs {
     #[arg(long, env = "KAIROS_OUT")]
     out: Option<PathBuf>,
     /// Also write each chart of report.html as DIR/charts/NAME.png.
-    #[arg(long, requires = "out")]
+    #[arg(long)]
     png: bool,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
@@ -1067,6 +1067,9 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     let out = args.out.clone().or(file.out.clone());
     if let Some(dir) = &out {
         report::check_out_dir(dir)?;
+    }
+    if args.png && out.is_none() {
+        bail!("--png writes into the output folder: give --out DIR (or `out` in the config file)");
     }
     let mc_file = file.monte_carlo.unwrap_or_default();
     if args.monte_carlo.or(mc_file.runs) == Some(0) {

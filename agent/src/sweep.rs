@@ -91,7 +91,7 @@ pub struct SweepArgs {
     #[arg(long)]
     walk_forward: Option<String>,
     /// Also write report.html's charts as DIR/charts/NAME.png.
-    #[arg(long, requires = "out")]
+    #[arg(long)]
     png: bool,
     #[command(flatten)]
     engine: EngineArgs,
@@ -245,6 +245,9 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
     let out = args.out.clone().or(file.out.clone());
     if let Some(dir) = &out {
         kairos_backtests::report::check_out_dir(dir)?;
+    }
+    if args.png && out.is_none() {
+        bail!("--png writes into the output folder: give --out DIR (or `out` in the config file)");
     }
     let plan = sweep.plan()?;
     let time_format = time_format(args.time_format, file.time_format.as_deref())?;

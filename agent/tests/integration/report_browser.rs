@@ -386,6 +386,19 @@ fn png_charts_are_written_and_not_blank() {
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("simulated data"), "the page says the data is simulated");
+    // The folder may come from the config file; without any folder --png is refused.
+    let cfg = tmp.path().join("bt.toml");
+    std::fs::write(&cfg, "data = \"sim:4:500\"\nstrategy = \"sma_cross\"\nout = \"from-file\"\n")
+        .unwrap();
+    kairos(&["backtest", "--config", cfg.to_str().unwrap(), "--png"]);
+    assert!(tmp.path().join("from-file/charts/equity.png").is_file());
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["backtest", "--data", "sim:4:500", "--strategy", "sma_cross", "--png"])
+        .env_remove("KAIROS_OUT")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--png writes into the output folder"));
     let mc: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("montecarlo.json")).unwrap())
             .unwrap();
