@@ -464,6 +464,8 @@ fn top_table(axes: &[&str], metric: &str, rows: impl Iterator<Item = TopRow>) ->
 /// A figure as the tables show it: whole numbers bare, others to four decimals, `-` where
 /// undefined.
 fn fig(x: Option<f64>) -> String {
+    // Never `-0`.
+    let x = x.map(|v| if v == 0.0 { 0.0 } else { v });
     match x {
         Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
         Some(x) if x.is_finite() => format!("{x:.4}"),
@@ -647,6 +649,19 @@ fn walk_forward(
         ]);
     }
     print_table(&compare);
+    let flat = r.windows.iter().filter(|w| w.best.is_none()).count();
+    if flat > 0 {
+        note(&format!(
+            "warning: in {flat} of {} windows no combination had a defined {m} on the train window, \
+             so they stay in cash{}",
+            r.windows.len(),
+            if m == "sharpe" || m == "sortino" || m == "calmar" || m.ends_with("_ann_pct") {
+                " (annualised figures need at least two days of returns; --metric return_pct is defined on any window)"
+            } else {
+                ""
+            }
+        ));
+    }
     println!(
         "walk-forward efficiency (out-of-sample / in-sample annual return): {}{}",
         fig(r.efficiency()),
