@@ -303,14 +303,7 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
         plan.combinations.len(),
         if threads_used == 1 { "" } else { "s" },
     ));
-    let bar = ProgressBar::new(plan.combinations.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "sweep [{bar:30}] {pos}/{len} runs {per_sec} {elapsed_precise} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar("sweep", plan.combinations.len() as u64);
     let mut writer = out.as_deref().map(|d| output::Writer::create(d, &sweep)).transpose()?;
     // Without --out the rows are kept for the ranking: a sweep without files is a small one.
     let mut kept: Vec<kairos_backtests::sweep::Row> = Vec::new();
@@ -429,6 +422,19 @@ pub fn sweep(registry: &Registry, args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// A progress bar of `len` runs, with the rate and an ETA.
+fn progress_bar(label: &str, len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{label} [{{bar:30}}] {{pos}}/{{len}} runs {{per_sec}} {{elapsed_precise}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -519,13 +525,7 @@ fn sweep_about(
         about.push(("where".into(), f.text().to_string()));
     }
     about.push(("data".into(), sources.join(", ")));
-    about.push((
-        "engine".into(),
-        format!(
-            "cash {}, commission {}, fixed fee {}, slippage {} bps",
-            config.cash, config.commission, config.fixed_fee, config.slippage_bps
-        ),
-    ));
+    about.push(("engine".into(), report::html::engine_text(&config)));
     about.push(("ran".into(), ran.to_string()));
     about
 }
@@ -554,7 +554,8 @@ fn walk_forward(
 ) -> Result<()> {
     let line = walk::time_line(series);
     let windows = run.wf.windows(line.len())?;
-    let total = run.wf.runs(line.len(), run.plan.combinations.len());
+    // A sweep per window, then one test run.
+    let total = windows.len() as u64 * (run.plan.combinations.len() as u64 + 1);
     note(&format!(
         "walk-forward: {} windows ({}) of {} combinations each on {} thread{}, best by {}",
         windows.len(),
@@ -564,14 +565,7 @@ fn walk_forward(
         if run.threads_used == 1 { "" } else { "s" },
         run.metric,
     ));
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "walk-forward [{bar:30}] {pos}/{len} runs {per_sec} {elapsed_precise} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar("walk-forward", total);
     let select = Select { metric: run.metric.clone(), ascending: run.ascending };
     let r = run.sweep.walk_forward(
         registry,
@@ -592,11 +586,6 @@ fn walk_forward(
     let names: Vec<&str> = run.sweep.grid.axes.iter().map(|a| a.name.as_str()).collect();
     let short =
         |t: kairos_strategies::Timestamp| t.to_string().chars().take(16).collect::<String>();
-    let fig = |x: Option<f64>| match x {
-        Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
-        Some(x) if x.is_finite() => format!("{x:.4}"),
-        _ => "-".into(),
-    };
     let m = run.metric.as_str();
     let mut table = vec![
         ["window", "train", "test"]

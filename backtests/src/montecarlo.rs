@@ -277,8 +277,6 @@ pub fn simulate(r: &BacktestResult, mc: &MonteCarlo, threads: usize) -> Result<O
 /// Writes `montecarlo.json` into `dir` (through a temporary file): the settings, each
 /// method's bands, and the return bootstrap's bands over time.
 pub fn write(dir: &std::path::Path, o: &Outcome) -> Result<()> {
-    let path = dir.join("montecarlo.json");
-    let tmp = dir.join(".montecarlo.json.tmp");
     let mut v = serde_json::to_value(o).unwrap_or_default();
     if let Some(m) = v.as_object_mut() {
         m.insert(
@@ -292,8 +290,7 @@ pub fn write(dir: &std::path::Path, o: &Outcome) -> Result<()> {
         );
     }
     let text = serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
-    std::fs::write(&tmp, text).map_err(|cause| Error::Io { path: tmp.clone(), cause })?;
-    std::fs::rename(&tmp, &path).map_err(|cause| Error::Io { path, cause })
+    crate::report::write_file(dir, "montecarlo.json", text).map(|_| ())
 }
 
 #[cfg(test)]

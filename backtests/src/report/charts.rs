@@ -60,9 +60,9 @@ fn svg(
     let mut s = String::new();
     {
         let root = SVGBackend::with_string(&mut s, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string()).map_err(chart_error(id))?;
+        root.fill(&WHITE).map_err(e).map_err(chart_error(id))?;
         draw(&root).map_err(chart_error(id))?;
-        root.present().map_err(|e| e.to_string()).map_err(chart_error(id))?;
+        root.present().map_err(e).map_err(chart_error(id))?;
     }
     Ok(s)
 }
@@ -147,6 +147,20 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)))
 }
 
+/// The grid lines and labels every chart with a grid shares.
+fn house_grid<
+    'm,
+    'a,
+    'b,
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+    DB: DrawingBackend,
+>(
+    m: &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB> {
+    m.light_line_style(GRID.mix(0.5)).bold_line_style(GRID).label_style((FONT, 12))
+}
+
 /// A time-axis chart: the mesh drawn, ready for series.
 macro_rules! time_chart {
     ($root:expr, $caption:expr, $t0:expr, $t1:expr, $lo:expr, $hi:expr, $yfmt:expr, $ydesc:expr) => {{
@@ -161,16 +175,12 @@ macro_rules! time_chart {
             .build_cartesian_2d(time(t0)..time(t1), lo..hi)
             .map_err(e)?;
         let label = time_label(t1.0 - t0.0);
-        chart
-            .configure_mesh()
+        house_grid(&mut chart.configure_mesh())
             .x_labels(8)
             .y_labels(6)
             .x_label_formatter(&label)
             .y_label_formatter($yfmt)
             .y_desc($ydesc)
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
-            .label_style((FONT, 12))
             .draw()
             .map_err(e)?;
         chart
@@ -206,8 +216,7 @@ pub fn price(series: &BarSeries, trades: &[&ClosedTrade], id: String) -> Result<
     // Smaller marks where there are many, so the price stays readable under them.
     let r = if marked.len() > 300 { 3 } else { 5 };
     let title = format!("{}: close, entries and exits", series.instrument.symbol);
-    let chart_id = id.clone();
-    let svg = svg(&chart_id, 380, |root| {
+    let svg = svg(&id, 380, |root| {
         let fmt = |y: &f64| format_axis(*y);
         let mut chart = time_chart!(root, &title, t0, t1, lo, hi, &fmt, "price");
         time_line!(chart, line, INK, 1, "close");
@@ -505,8 +514,7 @@ pub fn trades(trades: &[ClosedTrade]) -> Result<Chart> {
             .map_err(e)?;
         let xf = |x: &f64| format!("{x:.2}");
         let yf = |y: &f64| format!("{y:.0}");
-        chart
-            .configure_mesh()
+        house_grid(&mut chart.configure_mesh())
             .disable_x_mesh()
             .x_labels(10)
             .y_labels(5)
@@ -514,9 +522,6 @@ pub fn trades(trades: &[ClosedTrade]) -> Result<Chart> {
             .y_label_formatter(&yf)
             .x_desc("return per trade, %")
             .y_desc("trades")
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
-            .label_style((FONT, 12))
             .draw()
             .map_err(e)?;
         chart
@@ -750,17 +755,13 @@ pub fn monte_carlo_bands(mc: &crate::montecarlo::Outcome) -> Result<Chart> {
                 rows.get(n - 1 - i as usize).map_or(String::new(), |m| m.name.replace('_', " "))
             };
             let xf = |x: &f64| format!("{x:.1}%");
-            chart
-                .configure_mesh()
+            house_grid(&mut chart.configure_mesh())
                 .disable_y_mesh()
                 .x_labels(6)
                 .y_labels(n)
                 .x_label_formatter(&xf)
                 .y_label_formatter(&label)
                 .x_desc(name)
-                .light_line_style(GRID.mix(0.5))
-                .bold_line_style(GRID)
-                .label_style((FONT, 12))
                 .draw()
                 .map_err(e)?;
             for (j, m) in rows.iter().enumerate() {

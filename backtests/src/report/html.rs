@@ -64,11 +64,6 @@ pub fn run_charts(result: &BacktestResult, series: &[BarSeries]) -> Result<Vec<C
     Ok(out)
 }
 
-/// The statistics as (label, value), formatted as the terminal table formats them.
-pub fn stats_rows(summary: &Summary) -> Vec<(String, String)> {
-    super::rows(summary)
-}
-
 const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;\
 margin:24px auto;max-width:1140px;color:#222;padding:0 12px}h1{font-size:22px;margin:0 0 6px}\
 h2{font-size:16px;margin:26px 0 8px}table{border-collapse:collapse;font-size:13px}\
@@ -159,30 +154,14 @@ pub fn render(page: &Page) -> String {
 /// with `png` each chart as `charts/ID.png`. Returns the files written.
 pub fn write(dir: &Path, page: &Page, png: bool) -> Result<Vec<PathBuf>> {
     super::check_out_dir(dir)?;
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| Error::Io { path, cause }
-    };
-    let mut written = Vec::new();
-    let path = dir.join("report.html");
-    let tmp = dir.join(".report.html.tmp");
-    std::fs::write(&tmp, render(page)).map_err(io(&tmp))?;
-    if let Err(e) = std::fs::rename(&tmp, &path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io { path, cause: e });
-    }
-    written.push(path);
+    let mut written = vec![super::write_file(dir, "report.html", render(page))?];
     if png {
         let folder = dir.join("charts");
-        std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+        std::fs::create_dir_all(&folder)
+            .map_err(|cause| Error::Io { path: folder.clone(), cause })?;
         let raster = Rasterizer::new();
         for c in &page.charts {
-            let bytes = raster.png(c)?;
-            let path = folder.join(format!("{}.png", c.id));
-            let tmp = folder.join(format!(".{}.png.tmp", c.id));
-            std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
-            written.push(path);
+            written.push(super::write_file(&folder, &format!("{}.png", c.id), raster.png(c)?)?);
         }
     }
     Ok(written)
@@ -255,7 +234,7 @@ pub fn run_page(
         title,
         about,
         warnings,
-        stats: stats_rows(summary),
+        stats: super::rows(summary),
         tables: Vec::new(),
         charts: run_charts(result, series)?,
     })
@@ -280,19 +259,21 @@ pub fn about(
         ),
         ("data".into(), result.sources.join(", ")),
         ("period".into(), format!("{} .. {} ({} bars)", summary.start, summary.end, summary.bars)),
-        (
-            "engine".into(),
-            format!(
-                "cash {}, commission {}, fixed fee {}, slippage {} bps, fills at {}",
-                c.cash,
-                c.commission,
-                c.fixed_fee,
-                c.slippage_bps,
-                match c.fill {
-                    crate::venue::FillAt::NextOpen => "the next open",
-                    crate::venue::FillAt::Close => "the signal bar's close",
-                }
-            ),
-        ),
+        ("engine".into(), engine_text(c)),
     ]
+}
+
+/// The engine's settings, for a page's `about`.
+pub fn engine_text(c: &crate::engine::BacktestConfig) -> String {
+    format!(
+        "cash {}, commission {}, fixed fee {}, slippage {} bps, fills at {}",
+        c.cash,
+        c.commission,
+        c.fixed_fee,
+        c.slippage_bps,
+        match c.fill {
+            crate::venue::FillAt::NextOpen => "the next open",
+            crate::venue::FillAt::Close => "the signal bar's close",
+        }
+    )
 }

@@ -26,6 +26,22 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `dir/name` through the hidden temporary `dir/.name.tmp`, renamed into
+/// place once complete (removed on failure): the file is never seen half written.
+pub fn write_file(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let done = std::fs::write(&tmp, bytes)
+        .map_err(|cause| Error::Io { path: tmp.clone(), cause })
+        .and_then(|()| {
+            std::fs::rename(&tmp, &path).map_err(|cause| Error::Io { path: path.clone(), cause })
+        });
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done.map(|()| path)
+}
+
 /// `dir`, created if missing; an error naming it when it is a file.
 fn create_out_dir(dir: &Path) -> Result<()> {
     let bad = |reason: String| Error::Format { path: dir.to_path_buf(), reason };

@@ -236,16 +236,24 @@ pub fn time_line(series: &[BarSeries]) -> Vec<Timestamp> {
     t
 }
 
+/// The bars of `s` at times `[from, to)` (`to = None`: to the end), borrowed.
+fn span(s: &BarSeries, from: Timestamp, to: Option<Timestamp>) -> &[kairos_strategies::Bar] {
+    let a = s.bars.partition_point(|b| b.ts < from);
+    let b = to.map_or(s.bars.len(), |to| s.bars.partition_point(|b| b.ts < to));
+    &s.bars[a..b.max(a)]
+}
+
 /// The bars of `series` at times `[from, to)` (`to = None`: to the end).
 pub fn slice(series: &[BarSeries], from: Timestamp, to: Option<Timestamp>) -> Vec<BarSeries> {
     series
         .iter()
-        .map(|s| {
-            let a = s.bars.partition_point(|b| b.ts < from);
-            let b = to.map_or(s.bars.len(), |to| s.bars.partition_point(|b| b.ts < to));
-            BarSeries { bars: s.bars[a..b.max(a)].to_vec(), ..clone_empty(s) }
-        })
+        .map(|s| BarSeries { bars: span(s, from, to).to_vec(), ..clone_empty(s) })
         .collect()
+}
+
+/// The number of bars of `series` at times `[from, to)`.
+fn bars_in(series: &[BarSeries], from: Timestamp, to: Option<Timestamp>) -> usize {
+    series.iter().map(|s| span(s, from, to).len()).sum()
 }
 
 /// `s`'s description without its bars.
@@ -279,13 +287,11 @@ fn cut(r: &BacktestResult, from: Timestamp) -> (BacktestResult, f64) {
 /// First close at or after `from` and last close before `to`, per series: the test window's
 /// buy-and-hold.
 fn buy_hold(series: &[BarSeries], from: Timestamp, to: Option<Timestamp>) -> Vec<(f64, f64)> {
-    slice(series, from, to)
+    series
         .iter()
         .map(|s| {
-            (
-                s.bars.first().map_or(f64::NAN, |b| b.close),
-                s.bars.last().map_or(f64::NAN, |b| b.close),
-            )
+            let bars = span(s, from, to);
+            (bars.first().map_or(f64::NAN, |b| b.close), bars.last().map_or(f64::NAN, |b| b.close))
         })
         .collect()
 }
@@ -293,7 +299,7 @@ fn buy_hold(series: &[BarSeries], from: Timestamp, to: Option<Timestamp>) -> Vec
 impl Sweep {
     /// Runs `plan` walk-forward over `series`: a sweep on each train window (on `threads`
     /// threads), the best row's parameters on its test window. `progress` is told how many
-    /// runs have finished over all windows ([`WalkForward::runs`] in all).
+    /// runs have finished over all windows (windows × (combinations + 1) in all).
     #[allow(clippy::too_many_arguments)]
     pub fn walk_forward(
         &self,
@@ -383,7 +389,7 @@ impl Sweep {
                     outcome.bar_evaluations += r.bars as u64;
                     let (mut part, base) = cut(&r, s0);
                     part.buy_hold = buy_hold(series, s0, s1);
-                    part.bars = slice(series, s0, s1).iter().map(BarSeries::len).sum();
+                    part.bars = bars_in(series, s0, s1);
                     let summary = stats::summarize(&part);
                     parts.push((part, base, w.index));
                     Some(summary)
@@ -399,7 +405,7 @@ impl Sweep {
                     instruments: series.iter().map(|s| s.instrument.clone()).collect(),
                     sources: series.iter().map(|s| s.source.clone()).collect(),
                     simulated: series.iter().any(|s| s.simulated),
-                    bars: slice(series, s0, s1).iter().map(BarSeries::len).sum(),
+                    bars: bars_in(series, s0, s1),
                     equity: vec![self.config.cash; w.test_end - w.test_start],
                     equity_time: time,
                     trades: Vec::new(),
@@ -424,14 +430,6 @@ impl Sweep {
         let oos_summary = stats::summarize(&oos);
         let untested = line.len() - windows.last().map_or(0, |w| w.test_end);
         Ok(WalkResult { windows: results, oos, oos_summary, oos_window, outcome, untested })
-    }
-}
-
-impl WalkForward {
-    /// Runs a walk-forward of `plan_len` combinations makes over `len` times: a sweep per
-    /// window and one test run.
-    pub fn runs(&self, len: usize, plan_len: usize) -> u64 {
-        self.windows(len).map_or(0, |w| w.len() as u64 * (plan_len as u64 + 1))
     }
 }
 
@@ -534,10 +532,6 @@ fn figure_cells(s: Option<&Summary>, out: &mut Vec<String>) {
 /// statistics, the in-sample means and the efficiency. Each file appears under its name only
 /// once complete.
 pub fn write(dir: &Path, sweep: &Sweep, r: &WalkResult, meta: serde_json::Value) -> Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| Error::Io { path, cause }
-    };
     crate::report::check_out_dir(dir)?;
     let axes: Vec<String> = sweep.grid.axes.iter().map(|a| a.name.clone()).collect();
     let mut text =
@@ -564,15 +558,7 @@ pub fn write(dir: &Path, sweep: &Sweep, r: &WalkResult, meta: serde_json::Value)
         text.push_str(&cells.join(","));
         text.push('\n');
     }
-    let tmp = |name: &str| dir.join(format!(".{name}.tmp"));
-    let csv = tmp("walk_forward.csv");
-    std::fs::write(&csv, text).map_err(io(&csv))?;
-    let done = std::fs::rename(&csv, dir.join("walk_forward.csv"))
-        .map_err(io(&dir.join("walk_forward.csv")));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&csv);
-    }
-    done?;
+    crate::report::write_file(dir, "walk_forward.csv", text)?;
     crate::report::write(dir, &r.oos, &r.oos_summary)?;
 
     let windows: Vec<serde_json::Value> = r
@@ -608,11 +594,8 @@ pub fn write(dir: &Path, sweep: &Sweep, r: &WalkResult, meta: serde_json::Value)
         o.insert("efficiency".into(), serde_json::json!(r.efficiency()));
         o.insert("untested_times".into(), serde_json::json!(r.untested));
     }
-    let json = tmp("walk_forward.json");
     let text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
-    std::fs::write(&json, text).map_err(io(&json))?;
-    std::fs::rename(&json, dir.join("walk_forward.json"))
-        .map_err(io(&dir.join("walk_forward.json")))
+    crate::report::write_file(dir, "walk_forward.json", text).map(|_| ())
 }
 
 #[cfg(test)]
