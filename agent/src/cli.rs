@@ -125,6 +125,10 @@ enum Command {
     Walkforward(Box<crate::ml::WalkForwardArgs>),
     /// Generate text with a small LLM (Gemma-3 GGUF), or a validated JSON trading decision.
     Generate(Box<crate::ml::GenerateArgs>),
+    /// Serve models over the OpenAI-compatible HTTP protocol (chat, completions, embeddings,
+    /// forecasts) with keys, limits and metrics: the program for a rented GPU (see
+    /// examples/worker.toml).
+    Worker(Box<crate::worker::WorkerArgs>),
     /// Replay a recorded exchange feed (`<receive ns> <raw JSON>` a line, gzipped).
     Replay(ReplayArgs),
     /// Run a strategy on live feeds with paper execution (see examples/agent.toml).
@@ -341,6 +345,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Train(a) => crate::ml::train(*a),
         Command::Evaluate(a) => crate::ml::evaluate(a),
         Command::Generate(a) => crate::ml::generate(*a),
+        Command::Worker(a) => crate::worker::worker(*a),
         Command::Walkforward(a) => crate::ml::walk_forward(&registry, *a),
     };
     match result {

@@ -35,6 +35,7 @@ pub mod run;
 pub mod sweep;
 pub mod top;
 pub mod wallet;
+pub mod worker;
 
 /// Milliseconds since the Unix epoch by the local clock (0 for a clock before 1970).
 pub(crate) fn now_ms() -> i64 {

@@ -318,6 +318,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         seed: a.seed,
         stop: a.stop,
         chat: a.chat,
+        logprobs: false,
     };
     let g = if a.decision {
         let (d, g) = model.decide(&prompt, &opts)?;

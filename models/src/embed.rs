@@ -175,6 +175,20 @@ impl TextEncoder {
         self.bert.dim()
     }
 
+    /// How many tokens each text is, after truncation to [`MAX_TOKENS`] (with the special
+    /// tokens): what a batch of them costs and what a usage block reports.
+    pub fn token_counts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<usize>> {
+        texts
+            .iter()
+            .map(|t| {
+                self.tokenizer
+                    .encode(t.as_ref(), true)
+                    .map(|e| e.get_ids().len())
+                    .map_err(|e| Error::Tokenizer(e.to_string()))
+            })
+            .collect()
+    }
+
     /// Unit-length embeddings of `texts`, one per input, in order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {

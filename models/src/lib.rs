@@ -10,6 +10,7 @@
 //! - [`llm`]: Gemma-3-270M (GGUF, Q4_K_M) for text generation and JSON trading decisions;
 //! - [`sentiment`]: bullish/bearish scores for headlines from prototype sentences;
 //! - [`strategies`]: `ml_forecast` and `news_sentiment`, registered beside the rule strategies;
+//! - [`openai`]: the OpenAI-compatible wire format of the inference worker and router;
 //! - [`cache`]: one copy of each model per process, shared across strategies and threads;
 //! - [`synthetic`]: the same models with made-up weights (GPU timing and parity runs where
 //!   the real weights cannot be fetched).
@@ -23,6 +24,7 @@ pub mod features;
 pub mod forecast;
 pub mod hub;
 pub mod llm;
+pub mod openai;
 pub mod sentiment;
 pub mod strategies;
 pub mod synthetic;

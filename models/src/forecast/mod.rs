@@ -225,6 +225,22 @@ impl Forecaster {
         Ok(self.net.forward(x)?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
     }
 
+    /// Predictions for `batch` windows of standardised rows, flattened (`batch * window *
+    /// features` values, each window oldest row first), run as one tensor on the model's
+    /// device.
+    pub fn predict_windows(&self, rows: Vec<f32>, batch: usize) -> Result<Vec<f64>> {
+        let shape = (batch, self.window(), features::COUNT);
+        if rows.len() != batch * self.window() * features::COUNT {
+            return Err(Error::Data(format!(
+                "{} values do not make {batch} windows of {} rows of {} features",
+                rows.len(),
+                self.window(),
+                features::COUNT
+            )));
+        }
+        self.predict_batch(&Tensor::from_vec(rows, shape, &self.device)?)
+    }
+
     /// Predictions for a `[batch, window, features]` tensor of standardised rows.
     pub fn predict_batch(&self, x: &Tensor) -> Result<Vec<f64>> {
         Ok(self.forward_raw(x)?.into_iter().map(|r| self.to_prediction(r)).collect())
@@ -262,16 +278,28 @@ impl ForecastStream {
     /// Adds a closed bar; returns the prediction made at it, once the features and the
     /// model's window are full of consecutive valid rows.
     pub fn update(&mut self, bar: &Bar) -> Option<f64> {
+        self.push(bar).then(|| self.model.predict_window(&self.window))
+    }
+
+    /// Adds a closed bar without predicting; true once the window is full (then
+    /// [`window_rows`](Self::window_rows) is what the model reads). For callers that batch
+    /// predictions of many streams ([`Forecaster::predict_batch`]).
+    pub fn push(&mut self, bar: &Bar) -> bool {
         let Some(row) = self.features.update(bar) else {
             // A gap in valid rows restarts the window, as in training.
             self.filled = 0;
-            return None;
+            return false;
         };
         let w = self.window.len();
         self.window.rotate_left(1);
         self.model.config.normalizer.apply(&row, &mut self.window[w - 1]);
         self.filled = (self.filled + 1).min(w);
-        (self.filled == w).then(|| self.model.predict_window(&self.window))
+        self.filled == w
+    }
+
+    /// The standardised feature rows the next prediction reads, oldest first, once full.
+    pub fn window_rows(&self) -> Option<&[[f32; features::COUNT]]> {
+        (self.filled == self.window.len()).then_some(self.window.as_slice())
     }
 
     /// The model.

@@ -38,6 +38,9 @@ pub struct GenerateOptions {
     /// Wrap the prompt in Gemma's chat turn markers (`<start_of_turn>user ...`), for
     /// instruction-tuned models. The shipped Gemma-3-270M is the base model: plain completion.
     pub chat: bool,
+    /// Compute each new token's log-probability ([`Step::logprob`]) even without
+    /// alternatives (costs a softmax over the vocabulary per token).
+    pub logprobs: bool,
 }
 
 impl Default for GenerateOptions {
@@ -49,6 +52,7 @@ impl Default for GenerateOptions {
             seed: 299_792_458,
             stop: Vec::new(),
             chat: false,
+            logprobs: false,
         }
     }
 }
@@ -63,6 +67,52 @@ pub enum StopReason {
     StopSequence,
     /// `max_tokens` were generated.
     MaxTokens,
+    /// The caller stopped it (a deadline, a client that went away).
+    Cancelled,
+}
+
+/// One message of a conversation for [`Gemma::chat_tokens`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatTurn<'a> {
+    /// `system`, `developer`, `user` or `assistant`.
+    pub role: &'a str,
+    /// Its text.
+    pub content: &'a str,
+}
+
+/// One generated token, as [`Gemma::generate_from`] hands it out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step<'a> {
+    /// The token id.
+    pub id: u32,
+    /// The text this token completes (empty while a character is still incomplete; cut
+    /// before a stop sequence).
+    pub text: &'a str,
+    /// Its natural-log probability under the model, when asked for.
+    pub logprob: Option<f32>,
+    /// The likeliest tokens at this position with their log-probabilities, likeliest first.
+    pub top: &'a [(u32, f32)],
+}
+
+/// The log-softmax of `logits` at `pick`, and the `k` likeliest entries into `top` (likeliest
+/// first, ties to the lower id).
+fn log_softmax_pick(logits: &[f32], pick: u32, k: usize, top: &mut Vec<(u32, f32)>) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    let lse = max + sum.ln() as f32;
+    top.clear();
+    if k > 0 {
+        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+        let k = k.min(idx.len());
+        let by = |a: &u32, b: &u32| {
+            logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b))
+        };
+        idx.select_nth_unstable_by(k.saturating_sub(1), by);
+        idx.truncate(k);
+        idx.sort_by(by);
+        top.extend(idx.into_iter().map(|i| (i, logits[i as usize] - lse)));
+    }
+    logits.get(pick as usize).map_or(f32::NEG_INFINITY, |&l| l - lse)
 }
 
 /// A finished generation.
@@ -180,6 +230,89 @@ impl Gemma {
         opts: &GenerateOptions,
         mut on_text: impl FnMut(&str),
     ) -> Result<Generation> {
+        let ids = self.prompt_tokens(prompt, opts.chat);
+        self.generate_from(&ids, opts, 0, |step| {
+            if !step.text.is_empty() {
+                on_text(step.text);
+            }
+            true
+        })
+    }
+
+    /// Prompt tokens of a conversation in Gemma's chat format: `<bos>`, one turn per message
+    /// (`system` text goes at the head of the first user turn, as Gemma's template does), then
+    /// the model's turn opened. When the last message is the `assistant`'s, its turn is left
+    /// open and generation continues it (a prefill). Message text never becomes control tokens.
+    pub fn chat_tokens(&self, messages: &[ChatTurn<'_>]) -> Result<Vec<u32>> {
+        let t = &self.tokenizer;
+        let (Some(sot), Some(eot)) = (self.start_of_turn, self.end_of_turn) else {
+            return Err(Error::Data(
+                "this GGUF has no <start_of_turn>/<end_of_turn> tokens: it cannot chat".into(),
+            ));
+        };
+        let mut system = String::new();
+        let mut turns: Vec<(&str, String)> = Vec::new();
+        for m in messages {
+            match m.role {
+                "system" | "developer" => {
+                    if !system.is_empty() {
+                        system.push_str("\n\n");
+                    }
+                    system.push_str(m.content);
+                }
+                "user" => {
+                    let mut text = std::mem::take(&mut system);
+                    if !text.is_empty() {
+                        text.push_str("\n\n");
+                    }
+                    text.push_str(m.content);
+                    turns.push(("user", text));
+                }
+                "assistant" => turns.push(("model", m.content.to_string())),
+                other => {
+                    return Err(Error::Data(format!(
+                        "message role `{other}` is not one of system, developer, user, assistant"
+                    )));
+                }
+            }
+        }
+        if !system.is_empty() {
+            turns.push(("user", system));
+        }
+        if turns.is_empty() {
+            return Err(Error::Data("the conversation has no user or assistant message".into()));
+        }
+        let prefill = turns.last().is_some_and(|(role, _)| *role == "model");
+        let mut ids = vec![t.bos];
+        let n = turns.len();
+        for (i, (role, text)) in turns.iter().enumerate() {
+            ids.push(sot);
+            ids.extend(t.encode(&format!("{role}\n"), false));
+            ids.extend(t.encode(text, false));
+            if prefill && i + 1 == n {
+                return Ok(ids);
+            }
+            ids.push(eot);
+            ids.extend(t.encode("\n", false));
+        }
+        ids.push(sot);
+        ids.extend(t.encode("model\n", false));
+        Ok(ids)
+    }
+
+    /// The core of generation, from prompt token ids. `on_step` sees every new token with the
+    /// text it completes (whole characters only, so sometimes empty; cut before a stop
+    /// sequence), its log-probability under the model (before temperature and top-p, as
+    /// OpenAI reports it) and the `top_logprobs` likeliest alternatives. Returning `false`
+    /// from `on_step` stops generation ([`StopReason::Cancelled`]): a deadline or a client
+    /// that went away.
+    pub fn generate_from(
+        &mut self,
+        prompt_ids: &[u32],
+        opts: &GenerateOptions,
+        top_logprobs: usize,
+        mut on_step: impl FnMut(&Step<'_>) -> bool,
+    ) -> Result<Generation> {
         if !(opts.temperature >= 0.0 && opts.temperature.is_finite()) {
             return Err(Error::Setting {
                 name: "temperature",
@@ -191,6 +324,15 @@ impl Gemma {
         {
             return Err(Error::Setting { name: "top_p", reason: "must be in (0, 1]".into() });
         }
+        if prompt_ids.is_empty() {
+            return Err(Error::Setting { name: "prompt", reason: "no tokens".into() });
+        }
+        if let Some(bad) = prompt_ids.iter().find(|&&i| i as usize >= self.tokenizer.len()) {
+            return Err(Error::Data(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.tokenizer.len()
+            )));
+        }
         let sampling = if opts.temperature == 0.0 {
             Sampling::ArgMax
         } else {
@@ -200,10 +342,9 @@ impl Gemma {
             }
         };
         let mut sampler = LogitsProcessor::from_sampling(opts.seed, sampling);
-        let prompt_ids = self.prompt_tokens(prompt, opts.chat);
 
         let t0 = Instant::now();
-        let input = Tensor::new(prompt_ids.as_slice(), &self.device)?.unsqueeze(0)?;
+        let input = Tensor::new(prompt_ids, &self.device)?.unsqueeze(0)?;
         // Position 0 resets the KV cache.
         let mut logits = self.model.forward(&input, 0)?.squeeze(0)?;
         let prefill = t0.elapsed();
@@ -214,8 +355,15 @@ impl Gemma {
         let mut ids = Vec::new();
         let mut stop = StopReason::MaxTokens;
         let mut text = String::new();
+        let mut top: Vec<(u32, f32)> = Vec::new();
         for step in 0..opts.max_tokens {
             let next = sampler.sample(&logits)?;
+            let logprob = if top_logprobs > 0 || opts.logprobs {
+                let raw = logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+                Some(log_softmax_pick(&raw, next, top_logprobs, &mut top))
+            } else {
+                None
+            };
             if next == self.tokenizer.eos || Some(next) == self.end_of_turn {
                 stop = StopReason::EndOfTurn;
                 break;
@@ -227,8 +375,9 @@ impl Gemma {
                 Ok(_) => bytes.len(),
                 Err(e) => emitted + e.valid_up_to(),
             };
+            let mut piece = String::new();
             if valid > emitted {
-                let piece = String::from_utf8_lossy(&bytes[emitted..valid]).into_owned();
+                piece = String::from_utf8_lossy(&bytes[emitted..valid]).into_owned();
                 text.push_str(&piece);
                 emitted = valid;
                 if let Some(s) =
@@ -237,14 +386,17 @@ impl Gemma {
                     let cut = text.find(s.as_str()).unwrap_or(text.len());
                     // Hand out what precedes the stop sequence and no more.
                     let already = text.len() - piece.len();
-                    if cut > already {
-                        on_text(&text[already..cut]);
-                    }
+                    let out = if cut > already { &text[already..cut] } else { "" };
+                    let step = Step { id: next, text: out, logprob, top: &top };
+                    on_step(&step);
                     text.truncate(cut);
                     stop = StopReason::StopSequence;
                     break;
                 }
-                on_text(&piece);
+            }
+            if !on_step(&Step { id: next, text: &piece, logprob, top: &top }) {
+                stop = StopReason::Cancelled;
+                break;
             }
             if step + 1 == opts.max_tokens {
                 break;
@@ -255,7 +407,9 @@ impl Gemma {
         }
         if stop != StopReason::StopSequence && emitted < bytes.len() {
             let tail = String::from_utf8_lossy(&bytes[emitted..]).into_owned();
-            on_text(&tail);
+            if let Some(&last) = ids.last() {
+                on_step(&Step { id: last, text: &tail, logprob: None, top: &[] });
+            }
             text.push_str(&tail);
         }
         let decode = t1.elapsed().as_secs_f64();

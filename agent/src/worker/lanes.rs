@@ -1,0 +1,580 @@
+//! Where requests wait for a model, and how they run.
+//!
+//! - [`Batcher`]: requests for a batched model (embeddings, forecasts) go into a bounded queue;
+//!   one task takes the first, adds every other that is already waiting while the batch stays
+//!   within its budget (tokens for embeddings, rows for forecasts), and runs them as one model
+//!   call on a blocking thread. While a batch runs, the next one gathers, so batches grow with
+//!   the load, as in text-embeddings-inference.
+//! - [`Generator`]: a thread that owns the LLM (its KV cache makes generation one request at a
+//!   time) and streams each request's tokens back through a channel; it stops a request whose
+//!   deadline passed or whose client went away.
+//!
+//! A full queue is refused at once with a `Retry-After` estimate from the recent service time;
+//! a request whose deadline passes while it waits is answered without running.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kairos_models::embed::TextEncoder;
+use kairos_models::features::COUNT;
+use kairos_models::forecast::Forecaster;
+use kairos_models::llm::{ChatTurn, Gemma, GenerateOptions, Generation};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Worker;
+use super::metrics::{BATCH_BUCKETS, LATENCY_BUCKETS, labels};
+
+/// Why a request could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    /// Seconds to wait before retrying.
+    pub retry_after_s: u64,
+}
+
+/// Recent seconds of model time per request (an exponential average), for `Retry-After`.
+#[derive(Debug, Default)]
+struct ServiceTime(AtomicU64);
+
+impl ServiceTime {
+    fn record(&self, per_request: f64) {
+        let old = f64::from_bits(self.0.load(Ordering::Relaxed));
+        let new = if old == 0.0 { per_request } else { 0.8 * old + 0.2 * per_request };
+        self.0.store(new.to_bits(), Ordering::Relaxed);
+    }
+    fn retry_after(&self, waiting: usize) -> u64 {
+        let per = f64::from_bits(self.0.load(Ordering::Relaxed));
+        ((waiting as f64 + 1.0) * per).ceil().clamp(1.0, 60.0) as u64
+    }
+}
+
+/// A request for a batched model.
+pub trait Job: Send + 'static {
+    /// What it adds to a batch's budget.
+    fn cost(&self) -> usize;
+    /// When its answer is no longer wanted.
+    fn deadline(&self) -> Instant;
+    /// When it arrived.
+    fn arrived(&self) -> Instant;
+    /// Answers it without running: its deadline passed in the queue.
+    fn expire(self);
+}
+
+/// A queue in front of a batched model.
+pub struct Batcher<J: Job> {
+    tx: mpsc::Sender<J>,
+    waiting: Arc<AtomicUsize>,
+    service: Arc<ServiceTime>,
+    /// The model's name.
+    pub model: String,
+    /// Most inputs a request may carry.
+    pub max_inputs: usize,
+}
+
+impl<J: Job> std::fmt::Debug for Batcher<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").field("model", &self.model).finish_non_exhaustive()
+    }
+}
+
+impl<J: Job> Batcher<J> {
+    /// Starts the batching task; `run` computes one batch (on a blocking thread) and answers
+    /// every job in it.
+    pub fn start(
+        worker: Arc<Worker>,
+        model: String,
+        queue: usize,
+        budget: usize,
+        max_inputs: usize,
+        rt: &tokio::runtime::Handle,
+        run: impl Fn(Vec<J>) + Send + Sync + 'static,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::channel::<J>(queue);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let service = Arc::new(ServiceTime::default());
+        let run = Arc::new(run);
+        let (w, s, name) = (waiting.clone(), service.clone(), model.clone());
+        rt.spawn(async move {
+            let l = labels(&[("model", &name)]);
+            let mut carry: Option<J> = None;
+            loop {
+                let first = match carry.take() {
+                    Some(j) => j,
+                    None => match rx.recv().await {
+                        Some(j) => j,
+                        None => return,
+                    },
+                };
+                let mut batch = vec![first];
+                let mut cost = batch[0].cost();
+                while let Ok(j) = rx.try_recv() {
+                    if cost + j.cost() > budget {
+                        carry = Some(j);
+                        break;
+                    }
+                    cost += j.cost();
+                    batch.push(j);
+                }
+                let taken = batch.len() + usize::from(carry.is_some());
+                // The carried job still waits.
+                w.fetch_sub(batch.len(), Ordering::Relaxed);
+                let now = Instant::now();
+                let (live, late): (Vec<J>, Vec<J>) =
+                    batch.into_iter().partition(|j| j.deadline() > now);
+                for j in late {
+                    worker.metrics.add(
+                        "kairos_worker_rejected_total",
+                        labels(&[("model", &name), ("reason", "deadline")]),
+                        1.0,
+                    );
+                    j.expire();
+                }
+                let _ = taken;
+                publish(&worker, &l, &w, live.len());
+                if live.is_empty() {
+                    continue;
+                }
+                let m = &worker.metrics;
+                for j in &live {
+                    let q = now.duration_since(j.arrived()).as_secs_f64();
+                    m.observe("kairos_worker_queue_time_seconds", l.clone(), LATENCY_BUCKETS, q);
+                }
+                m.observe("kairos_worker_batch_size", l.clone(), BATCH_BUCKETS, live.len() as f64);
+                m.observe("kairos_worker_batch_inputs", l.clone(), BATCH_BUCKETS, cost as f64);
+                let n = live.len();
+                let run = run.clone();
+                let t0 = Instant::now();
+                let _ = tokio::task::spawn_blocking(move || run(live)).await;
+                s.record(t0.elapsed().as_secs_f64() / n as f64);
+                publish(&worker, &l, &w, 0);
+            }
+        });
+        Self { tx, waiting, service, model, max_inputs }
+    }
+
+    /// Queues `job`, or refuses it when the queue is full.
+    pub fn submit(&self, job: J) -> Result<(), Busy> {
+        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(Busy { retry_after_s: self.service.retry_after(waiting) })
+            }
+        }
+    }
+}
+
+fn publish(worker: &Worker, l: &str, waiting: &AtomicUsize, running: usize) {
+    let m = &worker.metrics;
+    m.set("kairos_worker_num_requests_waiting", l.to_string(), waiting.load(Ordering::Relaxed) as f64);
+    m.set("kairos_worker_num_requests_running", l.to_string(), running as f64);
+}
+
+/// An embedding request.
+pub struct EmbedJob {
+    /// The texts.
+    pub texts: Vec<String>,
+    /// Their tokens, all together.
+    pub tokens: usize,
+    /// Arrival.
+    pub arrived: Instant,
+    /// Deadline.
+    pub deadline: Instant,
+    /// Where the vectors go.
+    pub reply: oneshot::Sender<Result<Vec<Vec<f32>>, JobError>>,
+}
+
+/// Why a queued job did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// Its deadline passed before it ran.
+    Deadline,
+    /// The model failed.
+    Model(String),
+}
+
+impl Job for EmbedJob {
+    fn cost(&self) -> usize {
+        self.tokens
+    }
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+    fn arrived(&self) -> Instant {
+        self.arrived
+    }
+    fn expire(self) {
+        let _ = self.reply.send(Err(JobError::Deadline));
+    }
+}
+
+/// The embedding model and its queue.
+pub struct EmbedLane {
+    /// The queue.
+    pub batcher: Batcher<EmbedJob>,
+    /// The model (the handlers count tokens with its tokenizer).
+    pub encoder: Arc<TextEncoder>,
+}
+
+/// Starts the embedding lane.
+pub fn embed_batcher(
+    worker: Arc<Worker>,
+    name: String,
+    encoder: Arc<TextEncoder>,
+    s: &super::ModelSection,
+    rt: &tokio::runtime::Handle,
+) -> EmbedLane {
+    let enc = encoder.clone();
+    let batcher =
+        Batcher::start(worker, name, s.queue, s.max_batch, s.max_inputs, rt, move |jobs: Vec<EmbedJob>| {
+            let all: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
+            match enc.embed(&all) {
+                Ok(vectors) => {
+                    let mut it = vectors.into_iter();
+                    for j in jobs {
+                        let mine: Vec<Vec<f32>> = it.by_ref().take(j.texts.len()).collect();
+                        let _ = j.reply.send(Ok(mine));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for j in jobs {
+                        let _ = j.reply.send(Err(JobError::Model(msg.clone())));
+                    }
+                }
+            }
+        });
+    EmbedLane { batcher, encoder }
+}
+
+/// A forecast request: one window of standardised rows.
+pub struct ForecastJob {
+    /// The window, oldest row first.
+    pub rows: Vec<[f32; COUNT]>,
+    /// Arrival.
+    pub arrived: Instant,
+    /// Deadline.
+    pub deadline: Instant,
+    /// Where the prediction goes.
+    pub reply: oneshot::Sender<Result<f64, JobError>>,
+}
+
+impl Job for ForecastJob {
+    fn cost(&self) -> usize {
+        1
+    }
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+    fn arrived(&self) -> Instant {
+        self.arrived
+    }
+    fn expire(self) {
+        let _ = self.reply.send(Err(JobError::Deadline));
+    }
+}
+
+/// The forecaster and its queue.
+pub struct ForecastLane {
+    /// The queue.
+    pub batcher: Batcher<ForecastJob>,
+    /// The model (the handlers compute the features).
+    pub model: Arc<Forecaster>,
+}
+
+/// Starts the forecast lane: on the CPU each window runs on the plain-Rust path; on a GPU the
+/// batch runs as one `[batch, window, features]` tensor.
+pub fn forecast_batcher(
+    worker: Arc<Worker>,
+    name: String,
+    model: Arc<Forecaster>,
+    s: &super::ModelSection,
+    rt: &tokio::runtime::Handle,
+) -> ForecastLane {
+    let m = model.clone();
+    let batcher = Batcher::start(worker, name, s.queue, s.max_batch, 1, rt, move |jobs: Vec<ForecastJob>| {
+        if m.device().is_cpu() {
+            for j in jobs {
+                let p = m.predict_window(&j.rows);
+                let _ = j.reply.send(Ok(p));
+            }
+            return;
+        }
+        let flat: Vec<f32> = jobs.iter().flat_map(|j| j.rows.iter().flatten().copied()).collect();
+        let out = m.predict_windows(flat, jobs.len());
+        match out {
+            Ok(p) => {
+                for (j, p) in jobs.into_iter().zip(p) {
+                    let _ = j.reply.send(Ok(p));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for j in jobs {
+                    let _ = j.reply.send(Err(JobError::Model(msg.clone())));
+                }
+            }
+        }
+    });
+    ForecastLane { batcher, model }
+}
+
+/// What a generation request asks for.
+#[derive(Debug, Clone)]
+pub enum PromptSpec {
+    /// Plain text (a completion).
+    Text(String),
+    /// Token ids (a completion).
+    Tokens(Vec<u32>),
+    /// A conversation, as (role, text).
+    Chat(Vec<(String, String)>),
+}
+
+/// A generated token as the handlers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenOut {
+    /// The text it completes (may be empty mid-character).
+    pub text: String,
+    /// The token's own text and bytes (with `logprobs`).
+    pub token: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its log-probability (with `logprobs`).
+    pub logprob: Option<f32>,
+    /// Alternatives: text, bytes, log-probability.
+    pub top: Vec<(String, Vec<u8>, f32)>,
+}
+
+/// What the generator thread reports for a request.
+#[derive(Debug, Clone)]
+pub enum GenEvent {
+    /// The prompt was read: its token count.
+    Started {
+        /// Prompt tokens.
+        prompt_tokens: usize,
+    },
+    /// A new token.
+    Token(TokenOut),
+    /// The end.
+    Done(Generation),
+    /// It failed.
+    Failed(GenError),
+}
+
+/// Why a generation failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenError {
+    /// Prompt and answer would not fit the context.
+    ContextLength {
+        /// Prompt tokens.
+        prompt: usize,
+        /// Tokens asked for.
+        asked: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The request is malformed (a role, a token id).
+    Invalid(String),
+    /// The deadline passed (queued or while generating).
+    Deadline,
+    /// The model failed.
+    Model(String),
+}
+
+/// A generation request.
+pub struct GenJob {
+    /// The prompt.
+    pub prompt: PromptSpec,
+    /// How to generate (`max_tokens` None: the model's default).
+    pub opts: GenerateOptions,
+    /// Whether `max_tokens` was given (otherwise the section's default, capped by the context).
+    pub max_tokens_given: bool,
+    /// Alternatives per token.
+    pub top_logprobs: usize,
+    /// Arrival.
+    pub arrived: Instant,
+    /// Deadline.
+    pub deadline: Instant,
+    /// Where events go; a closed channel stops the request.
+    pub events: mpsc::UnboundedSender<GenEvent>,
+}
+
+/// The LLM's thread and queue.
+pub struct Generator {
+    tx: mpsc::Sender<GenJob>,
+    waiting: Arc<AtomicUsize>,
+    service: Arc<ServiceTime>,
+    /// The model's name.
+    pub model: String,
+    /// Its section (limits).
+    pub context_tokens: usize,
+    /// New tokens when a chat request does not say.
+    pub default_max_tokens: usize,
+    _thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator").field("model", &self.model).finish_non_exhaustive()
+    }
+}
+
+impl Generator {
+    /// Starts the generation thread.
+    pub fn start(
+        worker: Arc<Worker>,
+        model: String,
+        mut gemma: Gemma,
+        s: &super::ModelSection,
+    ) -> anyhow::Result<Self> {
+        let (tx, mut rx) = mpsc::channel::<GenJob>(s.queue);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let service = Arc::new(ServiceTime::default());
+        let (w, sv, name, limit) = (waiting.clone(), service.clone(), model.clone(), s.context_tokens);
+        let thread = std::thread::Builder::new().name("kairos-llm".into()).spawn(move || {
+            let l = labels(&[("model", &name)]);
+            while let Some(job) = rx.blocking_recv() {
+                w.fetch_sub(1, Ordering::Relaxed);
+                publish(&worker, &l, &w, 1);
+                let t0 = Instant::now();
+                run_one(&worker, &l, &mut gemma, job, limit);
+                sv.record(t0.elapsed().as_secs_f64());
+                publish(&worker, &l, &w, 0);
+            }
+        })?;
+        Ok(Self {
+            tx,
+            waiting,
+            service,
+            model,
+            context_tokens: s.context_tokens,
+            default_max_tokens: s.default_max_tokens,
+            _thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Queues `job`, or refuses it when the queue is full.
+    pub fn submit(&self, job: GenJob) -> Result<(), Busy> {
+        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(Busy { retry_after_s: self.service.retry_after(waiting) })
+            }
+        }
+    }
+}
+
+fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: usize) {
+    let m = &worker.metrics;
+    let now = Instant::now();
+    m.observe("kairos_worker_queue_time_seconds", l.to_string(), LATENCY_BUCKETS, now.duration_since(job.arrived).as_secs_f64());
+    let events = job.events.clone();
+    let fail = |e: GenError| {
+        let _ = events.send(GenEvent::Failed(e));
+    };
+    if job.deadline <= now {
+        m.add("kairos_worker_rejected_total", format!("{l},reason=\"deadline\""), 1.0);
+        return fail(GenError::Deadline);
+    }
+    if events.is_closed() {
+        return;
+    }
+    let ids = match &job.prompt {
+        PromptSpec::Text(t) => gemma.prompt_tokens(t, false),
+        PromptSpec::Tokens(ids) => ids.clone(),
+        PromptSpec::Chat(turns) => {
+            let t: Vec<ChatTurn<'_>> =
+                turns.iter().map(|(r, c)| ChatTurn { role: r, content: c }).collect();
+            match gemma.chat_tokens(&t) {
+                Ok(ids) => ids,
+                Err(e) => return fail(GenError::Invalid(e.to_string())),
+            }
+        }
+    };
+    let vocab = gemma.tokenizer().len();
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        return fail(GenError::Invalid(format!("token id {bad} is outside the vocabulary of {vocab}")));
+    }
+    if ids.is_empty() {
+        return fail(GenError::Invalid("the prompt is empty".into()));
+    }
+    if !job.max_tokens_given {
+        job.opts.max_tokens = job.opts.max_tokens.min(limit.saturating_sub(ids.len()).max(1));
+    }
+    if ids.len() + job.opts.max_tokens > limit {
+        return fail(GenError::ContextLength { prompt: ids.len(), asked: job.opts.max_tokens, limit });
+    }
+    let _ = events.send(GenEvent::Started { prompt_tokens: ids.len() });
+    m.add("kairos_worker_prompt_tokens_total", l.to_string(), ids.len() as f64);
+    let deadline = job.deadline;
+    let arrived = job.arrived;
+    let want = job.top_logprobs > 0 || job.opts.logprobs;
+    let mut first = true;
+    let mut late = false;
+    let tok = gemma.tokenizer().clone();
+    let piece = |id: u32| {
+        let mut b = Vec::new();
+        tok.bytes(id, &mut b);
+        (String::from_utf8_lossy(&b).into_owned(), b)
+    };
+    let result = gemma.generate_from(&ids, &job.opts, job.top_logprobs, |step| {
+        if first {
+            first = false;
+            m.observe(
+                "kairos_worker_time_to_first_token_seconds",
+                l.to_string(),
+                LATENCY_BUCKETS,
+                arrived.elapsed().as_secs_f64(),
+            );
+        }
+        let (token, bytes) = if want { piece(step.id) } else { (String::new(), Vec::new()) };
+        let top = step.top.iter().map(|&(id, lp)| {
+            let (t, b) = piece(id);
+            (t, b, lp)
+        });
+        let out = TokenOut {
+            text: step.text.to_string(),
+            token,
+            bytes,
+            logprob: step.logprob,
+            top: top.collect(),
+        };
+        if events.send(GenEvent::Token(out)).is_err() {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            late = true;
+            return false;
+        }
+        true
+    });
+    match result {
+        Ok(g) => {
+            m.add("kairos_worker_generation_tokens_total", l.to_string(), g.tokens as f64);
+            if late {
+                fail(GenError::Deadline);
+            } else {
+                let _ = events.send(GenEvent::Done(g));
+            }
+        }
+        Err(e) => fail(GenError::Model(e.to_string())),
+    }
+}
+
+/// The deadline of a request that arrived at `arrived`: the config's, lowered by what the
+/// caller asks for (`x-kairos-deadline-ms`, or the OpenAI client's `x-stainless-timeout` in
+/// seconds).
+pub fn deadline(arrived: Instant, config_ms: u64, headers: &axum::http::HeaderMap) -> Instant {
+    let mut ms = config_ms as f64;
+    let read = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
+    if let Some(v) = read("x-kairos-deadline-ms").filter(|v| v.is_finite() && *v > 0.0) {
+        ms = ms.min(v);
+    }
+    if let Some(v) = read("x-stainless-timeout").filter(|v| v.is_finite() && *v > 0.0) {
+        ms = ms.min(v * 1000.0);
+    }
+    arrived + Duration::from_micros((ms * 1000.0) as u64)
+}
