@@ -120,7 +120,8 @@ impl std::fmt::Debug for TextEncoder {
 
 fn file(dir: &Path, name: &str) -> Result<PathBuf> {
     let p = dir.join(name);
-    if p.is_file() {
+    // Not `is_file`: a pipe or a device that streams the file is fine too.
+    if p.exists() && !p.is_dir() {
         Ok(p)
     } else {
         Err(Error::ModelFile {

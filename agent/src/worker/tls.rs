@@ -28,8 +28,9 @@ pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
         anyhow::bail!("tls.cert {}: no certificate in the file", cert.display());
     }
     // The key's bytes never reach an error message: only the file's name.
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|_| anyhow::anyhow!("tls.key {}: no PEM private key in the file", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|_| {
+        anyhow::anyhow!("tls.key {}: no PEM private key in the file", key.display())
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

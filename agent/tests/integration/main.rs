@@ -22,3 +22,4 @@ mod run;
 mod sweep_cli;
 mod top;
 mod wallet;
+mod worker;

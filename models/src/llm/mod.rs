@@ -104,9 +104,8 @@ fn log_softmax_pick(logits: &[f32], pick: u32, k: usize, top: &mut Vec<(u32, f32
     if k > 0 {
         let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
         let k = k.min(idx.len());
-        let by = |a: &u32, b: &u32| {
-            logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b))
-        };
+        let by =
+            |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
         idx.select_nth_unstable_by(k.saturating_sub(1), by);
         idx.truncate(k);
         idx.sort_by(by);
