@@ -10,9 +10,10 @@
 //!   deadline passed or whose client went away.
 //!
 //! A full queue is refused at once with a `Retry-After` estimate from the recent service time;
-//! a request whose deadline passes while it waits is answered without running.
+//! a request whose deadline passes while it waits is answered without running, and one whose
+//! client went away (or whose deadline passed) gives its place in the queue up at once.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,120 @@ impl ServiceTime {
     }
 }
 
+/// Something that waits in a [`Queue`].
+pub trait Waits: Send + 'static {
+    /// Whether nobody wants its answer any more (its deadline passed or its client went away),
+    /// so that it no longer holds a place.
+    fn abandoned(&self, now: Instant) -> bool;
+}
+
+/// A bounded queue whose abandoned entries give their places up: a request cut by its deadline
+/// or dropped by its client stops counting against the bound at once, not when the model gets
+/// to it. Waits asynchronously (the batchers) or on a thread (the LLM).
+struct Queue<J> {
+    jobs: Mutex<std::collections::VecDeque<J>>,
+    cap: usize,
+    notify: tokio::sync::Notify,
+    ready: std::sync::Condvar,
+    worker: Arc<Worker>,
+    labels: String,
+    service: ServiceTime,
+}
+
+impl<J: Waits> Queue<J> {
+    fn new(worker: Arc<Worker>, model: &str, cap: usize) -> Self {
+        Self {
+            jobs: Mutex::new(std::collections::VecDeque::new()),
+            cap: cap.max(1),
+            notify: tokio::sync::Notify::new(),
+            ready: std::sync::Condvar::new(),
+            worker,
+            labels: labels(&[("model", model)]),
+            service: ServiceTime::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<J>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes the waiting count (call with the lock held, so updates stay in order).
+    fn gauge(&self, n: usize) {
+        self.worker.metrics.set(
+            "kairos_worker_num_requests_waiting",
+            self.labels.clone(),
+            n as f64,
+        );
+    }
+
+    /// Queues `job`, or refuses it when the queue is full of live requests. The refused job is
+    /// dropped, which closes its reply channel.
+    fn push(&self, job: J) -> Result<(), Busy> {
+        let mut q = self.lock();
+        if q.len() >= self.cap {
+            let now = Instant::now();
+            let before = q.len();
+            q.retain(|j| !j.abandoned(now));
+            self.count_abandoned(before - q.len());
+        }
+        if q.len() >= self.cap {
+            return Err(Busy { retry_after_s: self.service.retry_after(q.len()) });
+        }
+        q.push_back(job);
+        self.gauge(q.len());
+        drop(q);
+        self.notify.notify_one();
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn count_abandoned(&self, n: usize) {
+        if n > 0 {
+            let l = format!("{},reason=\"abandoned\"", self.labels);
+            self.worker.metrics.add("kairos_worker_rejected_total", l, n as f64);
+        }
+    }
+
+    /// Takes up to `budget` worth of jobs (at least one), waiting for the first.
+    async fn take(&self, budget: usize, cost: impl Fn(&J) -> usize) -> Vec<J> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut q = self.lock();
+                let mut batch = Vec::new();
+                let mut used = 0;
+                while let Some(j) = q.front() {
+                    let c = cost(j);
+                    if !batch.is_empty() && used + c > budget {
+                        break;
+                    }
+                    used += c;
+                    batch.extend(q.pop_front());
+                }
+                if !batch.is_empty() {
+                    self.gauge(q.len());
+                    return batch;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes the next job, blocking the thread until there is one.
+    fn take_blocking(&self) -> J {
+        let mut q = self.lock();
+        loop {
+            if let Some(j) = q.pop_front() {
+                self.gauge(q.len());
+                return j;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// A request for a batched model.
-pub trait Job: Send + 'static {
+pub trait Job: Waits {
     /// What it adds to a batch's budget.
     fn cost(&self) -> usize;
     /// When its answer is no longer wanted.
@@ -62,10 +175,7 @@ pub trait Job: Send + 'static {
 
 /// A queue in front of a batched model.
 pub struct Batcher<J: Job> {
-    tx: mpsc::Sender<J>,
-    waiting: Arc<AtomicUsize>,
-    worker: Arc<Worker>,
-    service: Arc<ServiceTime>,
+    queue: Arc<Queue<J>>,
     /// The model's name.
     pub model: String,
     /// Most inputs a request may carry.
@@ -90,35 +200,14 @@ impl<J: Job> Batcher<J> {
         rt: &tokio::runtime::Handle,
         run: impl Fn(Vec<J>) + Send + Sync + 'static,
     ) -> Self {
-        let (tx, mut rx) = mpsc::channel::<J>(queue);
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let service = Arc::new(ServiceTime::default());
+        let q = Arc::new(Queue::new(worker.clone(), &model, queue));
         let run = Arc::new(run);
-        let (w, s, name, wk) = (waiting.clone(), service.clone(), model.clone(), worker.clone());
+        let (qq, name) = (q.clone(), model.clone());
         rt.spawn(async move {
-            let worker = wk;
+            let q = qq;
             let l = labels(&[("model", &name)]);
-            let mut carry: Option<J> = None;
             loop {
-                let first = match carry.take() {
-                    Some(j) => j,
-                    None => match rx.recv().await {
-                        Some(j) => j,
-                        None => return,
-                    },
-                };
-                let mut batch = vec![first];
-                let mut cost = batch[0].cost();
-                while let Ok(j) = rx.try_recv() {
-                    if cost + j.cost() > budget {
-                        carry = Some(j);
-                        break;
-                    }
-                    cost += j.cost();
-                    batch.push(j);
-                }
-                // The carried job still waits.
-                w.fetch_sub(batch.len(), Ordering::Relaxed);
+                let batch = q.take(budget, J::cost).await;
                 let now = Instant::now();
                 let (live, late): (Vec<J>, Vec<J>) =
                     batch.into_iter().partition(|j| j.deadline() > now);
@@ -130,14 +219,15 @@ impl<J: Job> Batcher<J> {
                     );
                     j.expire();
                 }
-                publish(&worker, &l, &w, live.len());
                 if live.is_empty() {
                     continue;
                 }
                 let m = &worker.metrics;
+                m.set("kairos_worker_num_requests_running", l.clone(), live.len() as f64);
+                let cost: usize = live.iter().map(J::cost).sum();
                 for j in &live {
-                    let q = now.duration_since(j.arrived()).as_secs_f64();
-                    m.observe("kairos_worker_queue_time_seconds", l.clone(), LATENCY_BUCKETS, q);
+                    let w = now.duration_since(j.arrived()).as_secs_f64();
+                    m.observe("kairos_worker_queue_time_seconds", l.clone(), LATENCY_BUCKETS, w);
                 }
                 m.observe("kairos_worker_batch_size", l.clone(), BATCH_BUCKETS, live.len() as f64);
                 m.observe("kairos_worker_batch_inputs", l.clone(), BATCH_BUCKETS, cost as f64);
@@ -145,53 +235,17 @@ impl<J: Job> Batcher<J> {
                 let run = run.clone();
                 let t0 = Instant::now();
                 let _ = tokio::task::spawn_blocking(move || run(live)).await;
-                s.record(t0.elapsed().as_secs_f64() / n as f64);
-                publish(&worker, &l, &w, 0);
+                q.service.record(t0.elapsed().as_secs_f64() / n as f64);
+                m.set("kairos_worker_num_requests_running", l.clone(), 0.0);
             }
         });
-        Self { tx, waiting, worker, service, model, max_inputs }
+        Self { queue: q, model, max_inputs }
     }
 
     /// Queues `job`, or refuses it when the queue is full.
     pub fn submit(&self, job: J) -> Result<(), Busy> {
-        enqueue(&self.tx, job, &self.waiting, &self.service, &self.worker, &self.model)
+        self.queue.push(job)
     }
-}
-
-/// Counts `job` as waiting and sends it, or refuses it when the queue is full.
-fn enqueue<J>(
-    tx: &mpsc::Sender<J>,
-    job: J,
-    waiting: &AtomicUsize,
-    service: &ServiceTime,
-    worker: &Worker,
-    model: &str,
-) -> Result<(), Busy> {
-    let before = waiting.fetch_add(1, Ordering::Relaxed);
-    match tx.try_send(job) {
-        Ok(()) => {
-            worker.metrics.set(
-                "kairos_worker_num_requests_waiting",
-                labels(&[("model", model)]),
-                waiting.load(Ordering::Relaxed) as f64,
-            );
-            Ok(())
-        }
-        Err(_) => {
-            waiting.fetch_sub(1, Ordering::Relaxed);
-            Err(Busy { retry_after_s: service.retry_after(before) })
-        }
-    }
-}
-
-fn publish(worker: &Worker, l: &str, waiting: &AtomicUsize, running: usize) {
-    let m = &worker.metrics;
-    m.set(
-        "kairos_worker_num_requests_waiting",
-        l.to_string(),
-        waiting.load(Ordering::Relaxed) as f64,
-    );
-    m.set("kairos_worker_num_requests_running", l.to_string(), running as f64);
 }
 
 /// An embedding request.
@@ -215,6 +269,12 @@ pub enum JobError {
     Deadline,
     /// The model failed.
     Model(String),
+}
+
+impl Waits for EmbedJob {
+    fn abandoned(&self, now: Instant) -> bool {
+        self.deadline <= now || self.reply.is_closed()
+    }
 }
 
 impl Job for EmbedJob {
@@ -289,6 +349,12 @@ pub struct ForecastJob {
     pub deadline: Instant,
     /// Where the prediction goes.
     pub reply: oneshot::Sender<Result<f64, JobError>>,
+}
+
+impl Waits for ForecastJob {
+    fn abandoned(&self, now: Instant) -> bool {
+        self.deadline <= now || self.reply.is_closed()
+    }
 }
 
 impl Job for ForecastJob {
@@ -433,12 +499,15 @@ pub struct GenJob {
     pub events: mpsc::UnboundedSender<GenEvent>,
 }
 
+impl Waits for GenJob {
+    fn abandoned(&self, now: Instant) -> bool {
+        self.deadline <= now || self.events.is_closed()
+    }
+}
+
 /// The LLM's thread and queue.
 pub struct Generator {
-    tx: mpsc::Sender<GenJob>,
-    waiting: Arc<AtomicUsize>,
-    worker: Arc<Worker>,
-    service: Arc<ServiceTime>,
+    queue: Arc<Queue<GenJob>>,
     /// The model's name.
     pub model: String,
     /// Its section (limits).
@@ -462,28 +531,23 @@ impl Generator {
         mut gemma: Gemma,
         s: &super::ModelSection,
     ) -> anyhow::Result<Self> {
-        let (tx, mut rx) = mpsc::channel::<GenJob>(s.queue);
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let service = Arc::new(ServiceTime::default());
-        let (w, sv, name, limit, wk) =
-            (waiting.clone(), service.clone(), model.clone(), s.context_tokens, worker.clone());
+        let q = Arc::new(Queue::new(worker.clone(), &model, s.queue));
+        let (qq, name, limit) = (q.clone(), model.clone(), s.context_tokens);
         let thread = std::thread::Builder::new().name("kairos-llm".into()).spawn(move || {
-            let worker = wk;
+            let q = qq;
             let l = labels(&[("model", &name)]);
-            while let Some(job) = rx.blocking_recv() {
-                w.fetch_sub(1, Ordering::Relaxed);
-                publish(&worker, &l, &w, 1);
+            loop {
+                let job = q.take_blocking();
+                let m = &worker.metrics;
+                m.set("kairos_worker_num_requests_running", l.clone(), 1.0);
                 let t0 = Instant::now();
                 run_one(&worker, &l, &mut gemma, job, limit);
-                sv.record(t0.elapsed().as_secs_f64());
-                publish(&worker, &l, &w, 0);
+                q.service.record(t0.elapsed().as_secs_f64());
+                m.set("kairos_worker_num_requests_running", l.clone(), 0.0);
             }
         })?;
         Ok(Self {
-            tx,
-            waiting,
-            worker,
-            service,
+            queue: q,
             model,
             context_tokens: s.context_tokens,
             default_max_tokens: s.default_max_tokens,
@@ -493,7 +557,7 @@ impl Generator {
 
     /// Queues `job`, or refuses it when the queue is full.
     pub fn submit(&self, job: GenJob) -> Result<(), Busy> {
-        enqueue(&self.tx, job, &self.waiting, &self.service, &self.worker, &self.model)
+        self.queue.push(job)
     }
 }
 
@@ -513,6 +577,10 @@ fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: 
     if job.deadline <= now {
         m.add("kairos_worker_rejected_total", format!("{l},reason=\"deadline\""), 1.0);
         return fail(GenError::Deadline);
+    }
+    if job.events.is_closed() {
+        m.add("kairos_worker_rejected_total", format!("{l},reason=\"abandoned\""), 1.0);
+        return;
     }
     if events.is_closed() {
         return;

@@ -523,7 +523,7 @@ async fn chat(
     let model = g.model.clone();
     if !req.stream {
         let (tokens, gen_) = collect(g, rx, deadline, "messages").await?;
-        log_done(&w, &model, &gen_, arrived);
+        log_done(&model, &gen_, arrived);
         return Ok(axum::Json(ChatCompletion {
             id,
             object: "chat.completion".into(),
@@ -610,8 +610,7 @@ enum StreamItem {
     End(Generation),
 }
 
-fn log_done(w: &Worker, model: &str, g: &Generation, arrived: Instant) {
-    let _ = w;
+fn log_done(model: &str, g: &Generation, arrived: Instant) {
     tracing::info!(
         model,
         prompt_tokens = g.prompt_tokens,
@@ -678,7 +677,7 @@ async fn completions(
     };
     if !req.stream {
         let (tokens, gen_) = collect(g, rx, deadline, "prompt").await?;
-        log_done(&w, &model, &gen_, arrived);
+        log_done(&model, &gen_, arrived);
         let lp = want_logprobs.then(|| completion_logprobs(&tokens, 0));
         let mut c =
             completion(&id, &model, gen_.text.clone(), lp, Some(finish_reason(&gen_).into()));
