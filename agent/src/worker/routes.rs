@@ -957,7 +957,7 @@ fn sse_stream(
                     s.pending.extend((s.map)(StreamItem::End(g.clone())));
                     s.pending.push_back(Event::default().data("[DONE]"));
                     s.finished = true;
-                    log_done(&s.w, &s.model, &g, s.arrived);
+                    log_done(&s.model, &g, s.arrived);
                     s.w.metrics.observe(
                         "kairos_worker_e2e_request_latency_seconds",
                         labels(&[("route", "stream")]),
