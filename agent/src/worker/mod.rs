@@ -521,3 +521,82 @@ async fn stop_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/worker.toml");
+        std::fs::read_to_string(p).unwrap()
+    }
+
+    /// examples/worker.toml parses (unknown keys are errors), shows the defaults it says it
+    /// shows, and names every key of the file format, commented out or not.
+    #[test]
+    fn the_example_documents_every_key() {
+        let text = example();
+        let c: WorkerConfig = toml::from_str(&text).unwrap();
+        let d = WorkerConfig::default();
+        assert_eq!((&c.listen, &c.device, &c.api_key_env), (&d.listen, &d.device, &d.api_key_env));
+        assert_eq!(
+            (c.max_body_bytes, c.deadline_ms, c.shutdown_grace_ms, c.log_prompts),
+            (d.max_body_bytes, d.deadline_ms, d.shutdown_grace_ms, d.log_prompts)
+        );
+        assert!(!c.insecure_no_auth && c.api_key_file.is_none() && c.tls.is_none());
+        for s in [c.embed.as_ref(), c.llm.as_ref(), c.forecaster.as_ref()] {
+            let s = s.expect("every model section is in the example");
+            let def = ModelSection::new(s.path.clone());
+            assert_eq!(
+                (s.queue, s.max_batch, s.max_inputs, s.context_tokens, s.default_max_tokens),
+                (
+                    def.queue,
+                    def.max_batch,
+                    def.max_inputs,
+                    def.context_tokens,
+                    def.default_max_tokens
+                )
+            );
+        }
+        // Uncommented, the optional keys parse too.
+        let all: WorkerConfig = toml::from_str(
+            &text
+                .replace("# api_key_file", "api_key_file")
+                .replace("# dtype", "dtype")
+                .replace("# [tls]", "[tls]")
+                .replace("# cert", "cert")
+                .replace("# key =", "key ="),
+        )
+        .unwrap();
+        assert!(all.api_key_file.is_some() && all.tls.is_some());
+        assert_eq!(all.embed.unwrap().dtype.as_deref(), Some("f16"));
+        let keys = [
+            "listen",
+            "device",
+            "api_key_file",
+            "api_key_env",
+            "max_body_bytes",
+            "deadline_ms",
+            "shutdown_grace_ms",
+            "log_prompts",
+            "insecure_no_auth",
+            "[embed]",
+            "[llm]",
+            "[forecaster]",
+            "[tls]",
+            "path",
+            "name",
+            "queue",
+            "max_batch",
+            "max_inputs",
+            "context_tokens",
+            "default_max_tokens",
+            "dtype",
+            "cert",
+            "key",
+        ];
+        for k in keys {
+            assert!(text.contains(k), "examples/worker.toml does not mention {k}");
+        }
+    }
+}
