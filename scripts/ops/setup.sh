@@ -9,6 +9,10 @@
 #     deploy/k8s/sweep-job.yaml;
 #   - openai 3.51.0 (PyPI, the official client, same venv): agent/tests/integration/worker.rs
 #     drives `kairos worker` with it;
+#   - @akashnetwork/akashjs 0.11.1 and @nosana/types 2.1.6 (npm, scripts/ops/package-lock.json,
+#     in scripts/ops/node_modules; install scripts off: akashjs' optional keychain module
+#     needs a native build the SDL parser does not use): scripts/ops/check-deploy.mjs parses
+#     deploy/akash/worker.sdl.yaml and validates deploy/nosana/worker.json with them;
 #   - chromium (Debian's): agent/tests/integration/report_browser.rs opens report.html in it,
 #     headless; fonts-dejavu-core: the fonts `--png` draws chart text with.
 # Idempotent; CI runs it before the tests. Needs root or sudo for apt-get.
@@ -37,6 +41,13 @@ if [ "$("$VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "1.37.0" ]; t
 fi
 if [ "$("$VENV/bin/python" -c 'import openai; print(openai.__version__)' 2>/dev/null)" != "3.51.0" ]; then
   "$VENV/bin/pip" install -q openai==3.51.0
+fi
+# Reinstalled whenever package-lock.json changes.
+STAMP=scripts/ops/node_modules/.kairos-lock-sha256
+WANT=$(sha256sum scripts/ops/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  (cd scripts/ops && npm ci --silent --no-audit --no-fund --ignore-scripts)
+  echo "$WANT" > "$STAMP"
 fi
 "$VENV/bin/hadolint" --version
 echo "openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)')"

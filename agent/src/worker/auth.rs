@@ -3,6 +3,10 @@
 //! key is compared with every configured key in constant time over SHA-256 digests, so neither
 //! the content nor the length of a key leaks through timing. Keys never reach a log: [`Keys`]
 //! prints only how many there are.
+//!
+//! An entry `sha256:<64 hex digits>` is a key's digest rather than the key: a worker whose
+//! configuration is public (a Nosana job definition lives on IPFS) is given digests only, and
+//! the keys stay with the agent (`printf %s KEY | sha256sum` gives the digits).
 
 use std::path::Path;
 
@@ -28,11 +32,32 @@ fn digest(key: &str) -> [u8; 32] {
 /// Shortest key accepted: a guessable key on a public port is no key.
 pub const MIN_KEY_LEN: usize = 16;
 
+/// One configured entry as a digest: a key, or `sha256:` and the key's digest in hex. The
+/// error says what is wrong without the entry.
+fn entry(k: &str) -> Result<[u8; 32], String> {
+    if let Some(hex) = k.strip_prefix("sha256:") {
+        let b = hex.as_bytes();
+        if b.len() != 64 || !b.iter().all(u8::is_ascii_hexdigit) {
+            return Err("a sha256: entry needs 64 hex digits".into());
+        }
+        let mut d = [0u8; 32];
+        for (i, pair) in b.chunks(2).enumerate() {
+            let s = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+            d[i] = u8::from_str_radix(s, 16).map_err(|e| e.to_string())?;
+        }
+        return Ok(d);
+    }
+    if k.len() < MIN_KEY_LEN {
+        return Err(format!("a key needs at least {MIN_KEY_LEN} characters"));
+    }
+    Ok(digest(k))
+}
+
 impl Keys {
     /// Keys from a file's lines (blank lines and `#` comments skipped) and from the
     /// comma-separated `env` value. An error names the file, never a key.
     pub fn load(file: Option<&Path>, env: Option<&str>) -> anyhow::Result<Self> {
-        let mut keys = Vec::new();
+        let mut digests = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("api key file {}: {e}", path.display()))?;
@@ -41,29 +66,20 @@ impl Keys {
                 if k.is_empty() || k.starts_with('#') {
                     continue;
                 }
-                if k.len() < MIN_KEY_LEN {
-                    anyhow::bail!(
-                        "api key file {} line {}: a key needs at least {MIN_KEY_LEN} characters",
-                        path.display(),
-                        i + 1
-                    );
-                }
-                keys.push(k.to_string());
+                let d = entry(k).map_err(|e| {
+                    anyhow::anyhow!("api key file {} line {}: {e}", path.display(), i + 1)
+                })?;
+                digests.push(d);
             }
         }
         if let Some(v) = env {
             for (i, k) in v.split(',').map(str::trim).filter(|k| !k.is_empty()).enumerate() {
-                if k.len() < MIN_KEY_LEN {
-                    anyhow::bail!(
-                        "api key {} of the environment: a key needs at least {MIN_KEY_LEN} \
-                         characters",
-                        i + 1
-                    );
-                }
-                keys.push(k.to_string());
+                let d = entry(k)
+                    .map_err(|e| anyhow::anyhow!("api key {} of the environment: {e}", i + 1))?;
+                digests.push(d);
             }
         }
-        Ok(Self { digests: keys.iter().map(|k| digest(k)).collect() })
+        Ok(Self { digests })
     }
 
     /// No key configured.
@@ -121,6 +137,29 @@ mod tests {
             assert!(!k.accepts(bad), "{bad:?}");
         }
         assert!(!format!("{k:?}").contains("key-one"));
+    }
+
+    #[test]
+    fn digests_stand_for_keys() {
+        // printf %s key-hashed-0123456789 | sha256sum
+        let d = "sha256:".to_string() + &hex(&digest("key-hashed-0123456789"));
+        let k = Keys::load(None, Some(&format!("{d},key-plain-0123456789"))).unwrap();
+        assert!(k.accepts(Some("Bearer key-hashed-0123456789")));
+        assert!(k.accepts(Some("Bearer key-plain-0123456789")));
+        // The digest itself is not a key.
+        assert!(!k.accepts(Some(&format!("Bearer {d}"))));
+        for bad in ["sha256:abc", &format!("{}zz", &d[..d.len() - 2]), &format!("{d}00")] {
+            let e = Keys::load(None, Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("64 hex digits") && !e.contains(&bad[7..]), "{e}");
+        }
+        assert_eq!(
+            hex(&digest("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    fn hex(d: &[u8]) -> String {
+        d.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]
