@@ -208,6 +208,7 @@ fn floats(v: &Value) -> Vec<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 async fn openai_routes_keys_limits_batching_and_metrics() {
     let Some((minilm, gguf)) = weights() else { return };
     let mut w = Worker::start(
@@ -528,6 +529,7 @@ fn promtool(metrics: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 async fn health_is_503_until_the_models_load() {
     let Some((minilm, _)) = weights() else { return };
     // The model's config.json is a FIFO: loading blocks until the test writes it.
@@ -566,6 +568,7 @@ async fn health_is_503_until_the_models_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 async fn sigterm_finishes_the_stream_in_flight_then_exits() {
     let Some((minilm, gguf)) = weights() else { return };
     let mut w = Worker::start(&config(&minilm, &gguf, ""), &[], &[]);
@@ -593,6 +596,7 @@ async fn sigterm_finishes_the_stream_in_flight_then_exits() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn refuses_bad_setups_with_clear_errors() {
     let Some((minilm, gguf)) = weights() else { return };
     let run = |args: &[&str], env: &[(&str, &str)]| {
@@ -638,6 +642,7 @@ fn refuses_bad_setups_with_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 async fn tls_serves_https_with_the_given_certificate() {
     let Some((minilm, _)) = weights() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -781,6 +786,7 @@ pub(crate) fn openai_client_checks(url: &str, chat_model: &str, embed_model: &st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 async fn the_official_openai_python_client_works_against_the_worker() {
     let Some((minilm, gguf)) = weights() else { return };
     let mut w = Worker::start(&config(&minilm, &gguf, ""), &[], &[]);
