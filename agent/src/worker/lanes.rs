@@ -103,9 +103,10 @@ impl<J: Waits> Queue<J> {
             let now = Instant::now();
             let before = q.len();
             q.retain(|j| !j.abandoned(now));
-            self.count_abandoned(before - q.len());
+            rejected(&self.worker, &self.labels, "abandoned", before - q.len());
         }
         if q.len() >= self.cap {
+            rejected(&self.worker, &self.labels, "queue_full", 1);
             return Err(Busy { retry_after_s: self.service.retry_after(q.len()) });
         }
         q.push_back(job);
@@ -114,13 +115,6 @@ impl<J: Waits> Queue<J> {
         self.notify.notify_one();
         self.ready.notify_one();
         Ok(())
-    }
-
-    fn count_abandoned(&self, n: usize) {
-        if n > 0 {
-            let l = format!("{},reason=\"abandoned\"", self.labels);
-            self.worker.metrics.add("kairos_worker_rejected_total", l, n as f64);
-        }
     }
 
     /// Takes up to `budget` worth of jobs (at least one), waiting for the first.
@@ -158,6 +152,15 @@ impl<J: Waits> Queue<J> {
             }
             q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
         }
+    }
+}
+
+/// Counts `n` requests refused for `reason` (`queue_full`, `deadline`, `abandoned`) under the
+/// model's labels `l`.
+fn rejected(worker: &Worker, l: &str, reason: &str, n: usize) {
+    if n > 0 {
+        let l = format!("{l},reason=\"{reason}\"");
+        worker.metrics.add("kairos_worker_rejected_total", l, n as f64);
     }
 }
 
@@ -202,21 +205,17 @@ impl<J: Job> Batcher<J> {
     ) -> Self {
         let q = Arc::new(Queue::new(worker.clone(), &model, queue));
         let run = Arc::new(run);
-        let (qq, name) = (q.clone(), model.clone());
+        let task_q = q.clone();
         rt.spawn(async move {
-            let q = qq;
-            let l = labels(&[("model", &name)]);
+            let q = task_q;
+            let l = q.labels.clone();
             loop {
                 let batch = q.take(budget, J::cost).await;
                 let now = Instant::now();
                 let (live, late): (Vec<J>, Vec<J>) =
                     batch.into_iter().partition(|j| j.deadline() > now);
+                rejected(&worker, &l, "deadline", late.len());
                 for j in late {
-                    worker.metrics.add(
-                        "kairos_worker_rejected_total",
-                        labels(&[("model", &name), ("reason", "deadline")]),
-                        1.0,
-                    );
                     j.expire();
                 }
                 if live.is_empty() {
@@ -532,10 +531,10 @@ impl Generator {
         s: &super::ModelSection,
     ) -> anyhow::Result<Self> {
         let q = Arc::new(Queue::new(worker.clone(), &model, s.queue));
-        let (qq, name, limit) = (q.clone(), model.clone(), s.context_tokens);
+        let (thread_q, limit) = (q.clone(), s.context_tokens);
         let thread = std::thread::Builder::new().name("kairos-llm".into()).spawn(move || {
-            let q = qq;
-            let l = labels(&[("model", &name)]);
+            let q = thread_q;
+            let l = q.labels.clone();
             loop {
                 let job = q.take_blocking();
                 let m = &worker.metrics;
@@ -575,14 +574,11 @@ fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: 
         let _ = events.send(GenEvent::Failed(e));
     };
     if job.deadline <= now {
-        m.add("kairos_worker_rejected_total", format!("{l},reason=\"deadline\""), 1.0);
+        rejected(worker, l, "deadline", 1);
         return fail(GenError::Deadline);
     }
-    if job.events.is_closed() {
-        m.add("kairos_worker_rejected_total", format!("{l},reason=\"abandoned\""), 1.0);
-        return;
-    }
     if events.is_closed() {
+        rejected(worker, l, "abandoned", 1);
         return;
     }
     let ids = match &job.prompt {

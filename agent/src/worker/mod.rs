@@ -354,7 +354,7 @@ fn describe(m: &Metrics) {
     m.describe(
         "kairos_worker_rejected_total",
         "counter",
-        "Requests refused: full queue, deadline.",
+        "Requests refused or dropped: full queue, deadline passed, client gone.",
     );
 }
 

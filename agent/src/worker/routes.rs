@@ -392,14 +392,7 @@ async fn start_generation(
         deadline,
         events: tx,
     })
-    .map_err(|b| {
-        w.metrics.add(
-            "kairos_worker_rejected_total",
-            labels(&[("model", &g.model), ("reason", "queue_full")]),
-            1.0,
-        );
-        ApiError::busy(&g.model, b.retry_after_s)
-    })?;
+    .map_err(|b| ApiError::busy(&g.model, b.retry_after_s))?;
     match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
         Err(_) => Err(ApiError::deadline(&g.model)),
         Ok(None) => Err(ApiError::server("the generator stopped")),

@@ -134,19 +134,7 @@ depth_limit = 5000
             .stderr(Stdio::piped())
             .spawn()
             .expect("run kairos");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        let lines = capture_output(&mut child);
         Agent { child, lines }
     }
 
@@ -159,6 +147,24 @@ depth_limit = 5000
             .map(|o| (o.client_order_id.clone(), o.status.clone()))
             .collect()
     }
+}
+
+/// Collects the lines `child` writes to stderr and stdout (piped), as they come.
+pub(crate) fn capture_output(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    for pipe in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    lines
 }
 
 pub(crate) struct Agent {

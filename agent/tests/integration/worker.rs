@@ -4,7 +4,6 @@
 //! models load, `/metrics` through promtool, TLS, graceful shutdown, and the official OpenAI
 //! Python client against it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -69,19 +68,7 @@ impl Worker {
             c.env(k, v);
         }
         let mut child = c.spawn().expect("run kairos worker");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        let lines = crate::run::capture_output(&mut child);
         let mut w = Worker { child, lines, url: String::new(), _dir: dir };
         let l = w.wait_line("kairos worker listening on ");
         w.url = l.rsplit(' ').next().unwrap().to_string();
@@ -496,6 +483,7 @@ async fn openai_routes_keys_limits_batching_and_metrics() {
         "kairos_worker_time_to_first_token_seconds_bucket",
         "kairos_worker_e2e_request_latency_seconds_bucket",
         "kairos_worker_requests_total{route=\"/v1/chat/completions\",code=\"429\"} 1",
+        "kairos_worker_rejected_total{model=\"gemma\",reason=\"queue_full\"} 1",
         "kairos_worker_generation_tokens_total{model=\"gemma\"}",
     ] {
         assert!(m.contains(name), "{name} missing:\n{m}");
