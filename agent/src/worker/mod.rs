@@ -19,7 +19,7 @@
 
 pub mod auth;
 pub mod lanes;
-pub mod metrics;
+pub use kairos_models::metrics;
 pub mod routes;
 pub mod tls;
 

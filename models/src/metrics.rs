@@ -1,6 +1,7 @@
-//! The worker's figures in the Prometheus text format (`GET /metrics`), named after vLLM's
-//! (`num_requests_running`, `num_requests_waiting`, `time_to_first_token_seconds`,
-//! `e2e_request_latency_seconds`, ...) under the `kairos_worker_` prefix.
+//! Figures in the Prometheus text format, for the worker's and the router's `GET /metrics`
+//! (the worker names its own after vLLM's: `num_requests_running`, `time_to_first_token_seconds`,
+//! `e2e_request_latency_seconds`, ... under `kairos_worker_`; the router's are under
+//! `kairos_router_`).
 //!
 //! Counters, gauges and histograms keyed by name and label set, behind one mutex: a request
 //! touches it a handful of times, far from the cost of the inference it measures.
@@ -32,7 +33,7 @@ struct Registry {
     histograms: BTreeMap<(&'static str, String), Histogram>,
 }
 
-/// The worker's metrics.
+/// A metrics registry.
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Registry>,
