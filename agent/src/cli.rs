@@ -129,6 +129,11 @@ enum Command {
     /// forecasts) with keys, limits and metrics: the program for a rented GPU (see
     /// examples/worker.toml).
     Worker(Box<crate::worker::WorkerArgs>),
+    /// The inference router: an OpenAI-compatible gateway in front of remote workers and the
+    /// local model, with one deadline per request, fail-over, circuit breakers and hedging
+    /// (see examples/router.toml).
+    #[command(subcommand)]
+    Router(RouterCmd),
     /// Replay a recorded exchange feed (`<receive ns> <raw JSON>` a line, gzipped).
     Replay(ReplayArgs),
     /// Run a strategy on live feeds with paper execution (see examples/agent.toml).
@@ -346,6 +351,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Evaluate(a) => crate::ml::evaluate(a),
         Command::Generate(a) => crate::ml::generate(*a),
         Command::Worker(a) => crate::worker::worker(*a),
+        Command::Router(RouterCmd::Serve(a)) => crate::gateway::serve(*a),
         Command::Walkforward(a) => crate::ml::walk_forward(&registry, *a),
     };
     match result {
@@ -1335,4 +1341,11 @@ pub(crate) fn same_source(a: &str, b: &str) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     }
+}
+
+/// `kairos router ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RouterCmd {
+    /// Serve the OpenAI-compatible gateway until SIGTERM or Ctrl-C.
+    Serve(Box<crate::gateway::ServeArgs>),
 }

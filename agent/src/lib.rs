@@ -23,6 +23,7 @@ pub mod check;
 #[macro_use]
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod journal;
 pub mod live;
 pub mod ml;

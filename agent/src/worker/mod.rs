@@ -500,7 +500,7 @@ async fn serve(config: WorkerConfig, keys: Keys) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         let mut term =

@@ -18,6 +18,7 @@ mod paper;
 mod paper_faults;
 mod replay;
 mod report_browser;
+mod router;
 mod run;
 mod sweep_cli;
 mod top;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const KEY: &str = "worker-key-0123456789";
+pub(crate) const KEY: &str = "worker-key-0123456789";
 const KEY2: &str = "worker-key-rotated-0123456789";
 /// A hang, not a measurement: every wait below is for an event, bounded by this.
 const HANG: Duration = Duration::from_secs(180);
@@ -21,7 +21,7 @@ fn models_dir() -> PathBuf {
 }
 
 /// The fetched weights, or a skip note (a failure in CI).
-fn weights() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn weights() -> Option<(PathBuf, PathBuf)> {
     let minilm = models_dir().join("all-MiniLM-L6-v2");
     let gguf = models_dir().join("gemma-3-270m-q4_k_m.gguf");
     if minilm.join("model.safetensors").is_file() && gguf.is_file() {
@@ -52,16 +52,30 @@ impl Drop for Worker {
 impl Worker {
     /// Starts `kairos worker` with `config` (TOML) and `args`, waits for its address.
     pub(crate) fn start(config: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(&["worker"], "kairos worker listening on ", config, args, env)
+    }
+
+    /// Starts `kairos SUBCOMMAND --config FILE --listen 127.0.0.1:0 --api-key-file KEYS ARGS`
+    /// (the worker, or the router's gateway) and waits for the `needle` line with its address.
+    pub(crate) fn spawn(
+        sub: &[&str],
+        needle: &str,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keys"), format!("# test keys\n{KEY}\n")).unwrap();
-        let cfg = dir.path().join("worker.toml");
+        let cfg = dir.path().join("service.toml");
         std::fs::write(&cfg, config).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_kairos"));
-        c.args(["worker", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        c.args(sub)
+            .args(["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .args(["--api-key-file", dir.path().join("keys").to_str().unwrap()])
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("KAIROS_WORKER_API_KEYS")
+            .env_remove("KAIROS_ROUTER_API_KEYS")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -70,7 +84,7 @@ impl Worker {
         let mut child = c.spawn().expect("run kairos worker");
         let lines = crate::run::capture_output(&mut child);
         let mut w = Worker { child, lines, url: String::new(), _dir: dir };
-        let l = w.wait_line("kairos worker listening on ");
+        let l = w.wait_line(needle);
         w.url = l.rsplit(' ').next().unwrap().to_string();
         w
     }

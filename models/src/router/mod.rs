@@ -642,7 +642,11 @@ impl Router {
     fn record(&self, log: &mut Vec<AttemptLog>, t0: Instant, t: &TargetConfig, outcome: &str) {
         self.metrics.add(
             "kairos_router_attempts_total",
-            labels(&[("endpoint", &t.endpoint), ("outcome", outcome)]),
+            // The label without the detail ("cut (after 13 chars)" counts as "cut").
+            labels(&[
+                ("endpoint", &t.endpoint),
+                ("outcome", outcome.split(' ').next().unwrap_or("")),
+            ]),
             1.0,
         );
         log.push(AttemptLog {

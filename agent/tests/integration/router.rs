@@ -1,0 +1,611 @@
+//! `kairos router serve` as a real process on 127.0.0.1 in front of misbehaving servers (an
+//! axum server in this test, plus a raw TCP listener that resets connections), run through
+//! the sixteen fault scenarios of the failoverbench suite, each once as a whole answer and
+//! once as a stream, and scored as the suite scores them: the caller gets a complete, correct
+//! answer within the route's deadline (or, where the request itself is at fault, the error
+//! without retries), and the answer names who gave it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as AxPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::worker::{KEY, Worker, post, sse_data};
+
+/// The routes' deadline in this suite, ms.
+const DEADLINE_MS: u64 = 3000;
+/// Slack for the scheduler of a 2-core machine on top of a deadline.
+const SLACK_MS: u64 = 600;
+
+#[derive(Default)]
+struct Faults {
+    /// Requests seen, by `scenario/role`: arrival and body.
+    hits: Mutex<BTreeMap<String, Vec<(Instant, Value)>>>,
+    /// When the `recover` primary comes back.
+    recover_at: Mutex<Option<Instant>>,
+}
+
+impl Faults {
+    fn hits(&self, key: &str) -> Vec<(Instant, Value)> {
+        self.hits.lock().unwrap().get(key).cloned().unwrap_or_default()
+    }
+}
+
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+    let c = json!({"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 1,
+        "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    format!("data: {c}\n\n")
+}
+
+/// A complete, well-formed streamed answer.
+fn good_stream(model: &str, pieces: &[&str], usage: (u32, u32)) -> Vec<String> {
+    let mut out = vec![chunk(model, json!({"role": "assistant", "content": ""}), None)];
+    for p in pieces {
+        out.push(chunk(model, json!({"content": p}), None));
+    }
+    out.push(chunk(model, json!({}), Some("stop")));
+    let u = json!({"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 1,
+        "model": model, "choices": [],
+        "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1}});
+    out.push(format!("data: {u}\n\n"));
+    out.push("data: [DONE]\n\n".into());
+    out
+}
+
+enum Tail {
+    /// End the body cleanly.
+    End,
+    /// Abort the connection mid-body.
+    Cut,
+    /// Keep the connection open, silent.
+    Hang,
+}
+
+fn sse(parts: Vec<String>, gap: Option<(usize, Duration)>, tail: Tail) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    tokio::spawn(async move {
+        for (i, p) in parts.into_iter().enumerate() {
+            if let Some((at, d)) = gap
+                && at == i
+            {
+                tokio::time::sleep(d).await;
+            }
+            if tx.send(Ok(Bytes::from(p))).await.is_err() {
+                return;
+            }
+        }
+        match tail {
+            Tail::End => {}
+            Tail::Cut => {
+                // Mid-answer: after what was sent has reached the caller.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = tx.send(Err(std::io::Error::other("cut"))).await;
+            }
+            Tail::Hang => {
+                tokio::time::sleep(Duration::from_secs(120)).await;
+                drop(tx);
+            }
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn status(code: u16, retry_after: Option<&str>, body: Value) -> Response {
+    let mut r = (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response();
+    if let Some(ra) = retry_after {
+        r.headers_mut().insert("retry-after", ra.parse().unwrap());
+    }
+    r
+}
+
+fn err(message: &str, code: &str) -> Value {
+    json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}})
+}
+
+fn last_role(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["role"].as_str())
+        .unwrap_or("")
+        .into()
+}
+
+async fn fault(
+    State(f): State<Arc<Faults>>,
+    AxPath((sc, role)): AxPath<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let key = format!("{sc}/{role}");
+    let n = {
+        let mut h = f.hits.lock().unwrap();
+        let v = h.entry(key).or_default();
+        v.push((Instant::now(), body.clone()));
+        v.len() - 1
+    };
+    let model = body["model"].as_str().unwrap_or("?").to_string();
+    let ok = |text: &str| sse(good_stream(&model, &[text], (5, 2)), None, Tail::End);
+    let partial = || good_stream(&model, &["The answer", " is"], (5, 2))[..3].to_vec();
+    if role != "primary" {
+        // Fallbacks answer well, except where the scenario says otherwise.
+        return match (sc.as_str(), role.as_str()) {
+            ("policy400", "same") => {
+                status(400, None, err("flagged by the content filter", "content_policy_violation"))
+            }
+            ("prefill", "fallback") if last_role(&body) == "assistant" => status(
+                400,
+                None,
+                err(
+                    "This model does not support assistant message prefill.",
+                    "invalid_request_error",
+                ),
+            ),
+            ("accounting", _) => {
+                sse(good_stream("fallback-model", &["from the fallback"], (7, 3)), None, Tail::End)
+            }
+            (_, _) if last_role(&body) == "assistant" => ok(" 42."),
+            _ => ok(&format!("answer from {role}")),
+        };
+    }
+    match sc.as_str() {
+        "s429ra" if n % 2 == 0 => {
+            status(429, Some("1"), err("rate limited", "rate_limit_exceeded"))
+        }
+        "s429" => status(429, None, err("rate limited", "rate_limit_exceeded")),
+        "s500once" if n % 2 == 0 => {
+            status(500, None, json!({"error": {"message": "internal error"}}))
+        }
+        "s503" => status(503, None, json!({"error": {"message": "overloaded"}})),
+        "noresp" => {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            ok("too late")
+        }
+        "slowfirst" => sse(
+            good_stream(&model, &["too late"], (5, 2)),
+            Some((1, Duration::from_secs(20))),
+            Tail::End,
+        ),
+        "cut" => sse(partial(), None, Tail::Cut),
+        "stall" => sse(partial(), None, Tail::Hang),
+        "malformed" => {
+            let mut p = partial()[..1].to_vec();
+            p.push("data: {\"choices\": [{\"delta\": {\"content\": 5\n\n".into());
+            sse(p, None, Tail::End)
+        }
+        "nodone" => sse(partial(), None, Tail::End),
+        "ctx400" => status(
+            400,
+            None,
+            err("This model's maximum context length is 8192 tokens.", "context_length_exceeded"),
+        ),
+        "policy400" => {
+            status(400, None, err("flagged by the content filter", "content_policy_violation"))
+        }
+        "prefill" | "accounting" => status(500, None, json!({"error": {"message": "down"}})),
+        "recover" => {
+            let at = *f
+                .recover_at
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| Instant::now() + Duration::from_millis(1500));
+            if Instant::now() < at {
+                status(503, None, json!({"error": {"message": "down for maintenance"}}))
+            } else {
+                ok("answer from primary")
+            }
+        }
+        _ => ok("answer from primary"),
+    }
+}
+
+async fn fault_health(
+    State(f): State<Arc<Faults>>,
+    AxPath((sc, _)): AxPath<(String, String)>,
+) -> StatusCode {
+    if sc == "recover" && f.recover_at.lock().unwrap().is_some_and(|at| Instant::now() < at) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    StatusCode::OK
+}
+
+/// Accepts connections, reads the request, and resets them before any header.
+async fn resetter() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut s = s;
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await;
+                let _ = s.set_zero_linger();
+                drop(s);
+            });
+        }
+    });
+    port
+}
+
+struct Scenario {
+    name: &'static str,
+    /// The targets: (role, model).
+    targets: &'static [(&'static str, &'static str)],
+    /// A request ending in an assistant prefill.
+    prefill: bool,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario { name: "s429ra", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario { name: "s429", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario { name: "s500once", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario { name: "s503", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario { name: "reset", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario { name: "noresp", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario {
+        name: "slowfirst",
+        targets: &[("primary", "m"), ("fallback", "m2")],
+        prefill: false,
+    },
+    Scenario { name: "cut", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario { name: "stall", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario {
+        name: "malformed",
+        targets: &[("primary", "m"), ("fallback", "m2")],
+        prefill: false,
+    },
+    Scenario { name: "nodone", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario {
+        name: "ctx400",
+        targets: &[("primary", "m-8k"), ("fallback", "m-128k")],
+        prefill: false,
+    },
+    Scenario {
+        name: "policy400",
+        targets: &[("primary", "m"), ("same", "m"), ("fallback", "m2")],
+        prefill: false,
+    },
+    Scenario { name: "prefill", targets: &[("primary", "m"), ("fallback", "m2")], prefill: true },
+    Scenario { name: "recover", targets: &[("primary", "m"), ("fallback", "m2")], prefill: false },
+    Scenario {
+        name: "accounting",
+        targets: &[("primary", "m"), ("fallback", "m2")],
+        prefill: false,
+    },
+];
+
+fn router_toml(http: u16, reset: u16) -> String {
+    let mut s = String::from("[breaker]\nfailures = 2\nopen_ms = 300\n\n");
+    for sc in SCENARIOS {
+        for (role, _) in sc.targets {
+            let url = if sc.name == "reset" && *role == "primary" {
+                format!("http://127.0.0.1:{reset}")
+            } else {
+                format!("http://127.0.0.1:{http}/s/{}/{role}", sc.name)
+            };
+            let probe = if sc.name == "recover" { "probe_ms = 100" } else { "probe_path = \"\"" };
+            s += &format!(
+                "[[endpoints]]\nname = \"{}-{role}\"\nurl = \"{url}\"\n{probe}\n\n",
+                sc.name
+            );
+        }
+        let targets: Vec<String> = sc
+            .targets
+            .iter()
+            .map(|(role, m)| format!("{{ endpoint = \"{}-{role}\", model = \"{m}\" }}", sc.name))
+            .collect();
+        s += &format!(
+            "[[routes]]\nmodel = \"{}\"\ntargets = [{}]\ndeadline_ms = {DEADLINE_MS}\n\
+             first_token_ms = 700\nstall_ms = 400\nretries = 1\nbackoff_ms = 20\n\n",
+            sc.name,
+            targets.join(", ")
+        );
+    }
+    s
+}
+
+/// One call through the gateway: status, headers, the answer text (assembled from the
+/// stream when streaming), the whole body or the stream's events, and the time it took.
+struct Reply {
+    status: u16,
+    endpoint: String,
+    text: Option<String>,
+    body: Value,
+    done: bool,
+    ms: u64,
+}
+
+async fn ask(url: &str, model: &str, prefill: bool, stream: bool) -> Reply {
+    let mut messages = vec![json!({"role": "user", "content": "What is the answer?"})];
+    if prefill {
+        messages.push(json!({"role": "assistant", "content": "The answer is"}));
+    }
+    let mut body = json!({"model": model, "messages": messages, "max_tokens": 16});
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    let t0 = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let endpoint = r
+        .headers()
+        .get("x-kairos-endpoint")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let raw = r.text().await.unwrap();
+    let ms = t0.elapsed().as_millis() as u64;
+    if !stream || status != 200 {
+        let body: Value = serde_json::from_str(&raw).unwrap_or(Value::String(raw));
+        let text =
+            body.pointer("/choices/0/message/content").and_then(Value::as_str).map(str::to_string);
+        return Reply { status, endpoint, text, body, done: true, ms };
+    }
+    let events = sse_data(&raw);
+    let done = events.last().is_some_and(|e| e == "[DONE]");
+    let mut text = String::new();
+    let mut chunks = Vec::new();
+    let mut malformed = false;
+    for e in events.iter().filter(|e| *e != "[DONE]") {
+        match serde_json::from_str::<Value>(e) {
+            Ok(v) if v.get("error").is_none() => {
+                if let Some(t) = v.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+                    text.push_str(t);
+                }
+                chunks.push(v);
+            }
+            _ => malformed = true,
+        }
+    }
+    Reply {
+        status,
+        endpoint,
+        text: (!malformed).then_some(text),
+        body: Value::Array(chunks),
+        done,
+        ms,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sixteen_failoverbench_scenarios_pass_through_the_gateway() {
+    let faults = Arc::new(Faults::default());
+    let app = axum::Router::new()
+        .route("/s/{sc}/{role}/v1/chat/completions", axum::routing::post(fault))
+        .route("/s/{sc}/{role}/health", axum::routing::get(fault_health))
+        .with_state(faults.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let reset = resetter().await;
+    let gw = Worker::spawn(
+        &["router", "serve"],
+        "kairos router listening on ",
+        &router_toml(http, reset),
+        &[],
+        &[],
+    );
+    let url = gw.url.clone();
+
+    let mut score = BTreeMap::new();
+    for sc in SCENARIOS {
+        let mut failures: Vec<String> = Vec::new();
+        for stream in [false, true] {
+            let how = if stream { "stream" } else { "whole" };
+            let n = if sc.name == "recover" { 20 } else { 1 };
+            let mut replies = Vec::new();
+            for _ in 0..n {
+                replies.push(ask(&url, sc.name, sc.prefill, stream).await);
+                if sc.name == "recover" {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            let r = &replies[replies.len() - 1];
+            let mut check = |ok: bool, what: &str| {
+                if !ok {
+                    failures.push(format!(
+                        "{how}: {what} (status {}, endpoint {:?}, text {:?}, {} ms, body {})",
+                        r.status, r.endpoint, r.text, r.ms, r.body
+                    ));
+                }
+            };
+            for x in &replies {
+                check(x.ms <= DEADLINE_MS + SLACK_MS, &format!("deadline missed: {} ms", x.ms));
+                check(x.status == 200, "not a success");
+                check(x.done, "the stream has no [DONE]");
+                check(x.text.as_deref().is_some_and(|t| !t.is_empty()), "no well-formed answer");
+            }
+            let text = r.text.clone().unwrap_or_default();
+            match sc.name {
+                "s429ra" => {
+                    // The Retry-After was honoured: the retry came a second after the 429.
+                    let h = faults.hits("s429ra/primary");
+                    let k = h.len();
+                    check(
+                        k >= 2 && h[k - 1].0 - h[k - 2].0 >= Duration::from_millis(990),
+                        "Retry-After not honoured",
+                    );
+                    check(
+                        r.endpoint == "s429ra-primary" && text == "answer from primary",
+                        "not the primary after its wait",
+                    );
+                }
+                "s500once" => {
+                    check(r.endpoint == "s500once-primary", "the retry did not go to the primary")
+                }
+                "cut" | "stall" | "nodone" => {
+                    // The fallback continued the answer from where the primary stopped.
+                    check(text == "The answer is 42.", "the answer was not continued whole");
+                    let fb = faults.hits(&format!("{}/fallback", sc.name));
+                    let last = fb.last().map(|h| h.1.clone()).unwrap_or(Value::Null);
+                    check(
+                        last_role(&last) == "assistant"
+                            && last["messages"][1]["content"] == "The answer is",
+                        "the fallback was not given the text so far",
+                    );
+                }
+                "ctx400" => {
+                    check(r.endpoint == "ctx400-fallback", "not the longer-context fallback");
+                }
+                "policy400" => {
+                    check(
+                        faults.hits("policy400/same").is_empty(),
+                        "the refused model was asked again on another endpoint",
+                    );
+                    check(r.endpoint == "policy400-fallback", "not the other model");
+                }
+                "prefill" => {
+                    let fb = faults.hits("prefill/fallback");
+                    check(
+                        fb.len() >= 2 && last_role(&fb[fb.len() - 1].1) == "user",
+                        "the prefill was not rewritten for the fallback",
+                    );
+                    check(text == "answer from fallback", "not the fallback's answer");
+                }
+                "recover" => {
+                    let tail: Vec<&str> =
+                        replies[15..].iter().map(|x| x.endpoint.as_str()).collect();
+                    check(
+                        tail.iter().all(|e| *e == "recover-primary"),
+                        &format!("traffic did not return to the primary: {tail:?}"),
+                    );
+                }
+                "accounting" => {
+                    let (model, usage) = if stream {
+                        let chunks = r.body.as_array().cloned().unwrap_or_default();
+                        let m = chunks
+                            .iter()
+                            .filter_map(|c| c["model"].as_str())
+                            .next_back()
+                            .unwrap_or("")
+                            .to_string();
+                        let u = chunks
+                            .iter()
+                            .rev()
+                            .find(|c| !c["usage"].is_null())
+                            .map(|c| c["usage"].clone())
+                            .unwrap_or(Value::Null);
+                        (m, u)
+                    } else {
+                        (
+                            r.body["model"].as_str().unwrap_or("").to_string(),
+                            r.body["usage"].clone(),
+                        )
+                    };
+                    check(
+                        model == "fallback-model",
+                        "the reply does not name the fallback's model",
+                    );
+                    check(
+                        usage["prompt_tokens"] == 7 && usage["completion_tokens"] == 3,
+                        "the usage is not the fallback's",
+                    );
+                    check(
+                        r.endpoint == "accounting-fallback",
+                        "the header does not name the fallback",
+                    );
+                    if !stream {
+                        check(
+                            r.body["kairos"]["endpoint"] == "accounting-fallback",
+                            "the kairos block does not name the fallback",
+                        );
+                    }
+                }
+                _ => check(
+                    r.endpoint.ends_with("-fallback") && text == "answer from fallback",
+                    "not the fallback's answer",
+                ),
+            }
+            if sc.name == "recover" {
+                faults.recover_at.lock().unwrap().take();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+        }
+        if sc.name == "recover" {
+            // While down, the breaker kept most requests off the primary.
+            let hits = faults.hits("recover/primary").len();
+            if hits >= 40 {
+                failures.push(format!("the primary got {hits} requests for 40 calls: no breaker"));
+            }
+        }
+        score.insert(sc.name, failures);
+    }
+    let passed = score.values().filter(|f| f.is_empty()).count();
+    let mut report = format!("failoverbench through kairos router serve: {passed}/16\n");
+    for (name, f) in &score {
+        report +=
+            &format!("  {name:<11} {}\n", if f.is_empty() { "pass".into() } else { f.join("; ") });
+    }
+    eprintln!("{report}");
+    assert_eq!(passed, 16, "{report}\ngateway output:\n{}", gw.output());
+
+    // The figures: per-endpoint attempts and circuits, per-route requests.
+    let m = reqwest::Client::new()
+        .get(format!("{url}/metrics"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "kairos_router_attempts_total{endpoint=\"s503-primary\",outcome=\"http_503\"}",
+        "kairos_router_circuit_opened_total{endpoint=\"s503-primary\"}",
+        "kairos_router_attempts_total{endpoint=\"noresp-primary\",outcome=\"no_response\"}",
+        "kairos_router_attempts_total{endpoint=\"slowfirst-primary\",outcome=\"first_token_timeout\"}",
+        "kairos_router_attempts_total{endpoint=\"cut-primary\",outcome=\"cut\"} 2",
+        "kairos_router_continuations_total{route=\"cut\"} 2",
+        "kairos_router_requests_total{route=\"accounting\",outcome=\"ok\"} 2",
+        "kairos_router_circuit_state{endpoint=\"recover-primary\"} 0",
+    ] {
+        assert!(m.contains(needle), "no {needle} in /metrics:\n{m}");
+    }
+    // A request the gateway refuses itself never leaves the machine.
+    let before = faults.hits.lock().unwrap().values().map(Vec::len).sum::<usize>();
+    let (st, _, b) = post(
+        &format!("{url}/v1/chat/completions"),
+        Some(KEY),
+        &json!({"model": "s503", "messages": []}),
+        &[],
+    )
+    .await;
+    assert_eq!(st, 400, "{b}");
+    let (st, _, b) = post(
+        &format!("{url}/v1/chat/completions"),
+        Some(KEY),
+        &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("model_not_found")), "{b}");
+    let (st, _, _) = post(
+        &format!("{url}/v1/chat/completions"),
+        Some("wrong-key-0123456789"),
+        &json!({"model": "s503"}),
+        &[],
+    )
+    .await;
+    assert_eq!(st, 401);
+    let after = faults.hits.lock().unwrap().values().map(Vec::len).sum::<usize>();
+    assert_eq!(before, after, "refused requests reached an endpoint");
+}
