@@ -547,3 +547,107 @@ fn check_request(kind: Kind, b: &Value) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// examples/router.toml parses (unknown keys are errors), shows the defaults it says it
+    /// shows, and names every key of the file format.
+    #[test]
+    fn the_example_documents_every_key() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/router.toml");
+        let text = std::fs::read_to_string(p).unwrap();
+        let c = GatewayConfig::parse(&text).unwrap();
+        assert_eq!(c.server, ServerSection::default());
+        let d: RouterConfig = toml::from_str(
+            "[[routes]]\nmodel = \"x\"\ntargets = [{ endpoint = \"local\", model = \"y\" }]\n\
+             [[endpoints]]\nname = \"e\"\nurl = \"http://h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.router.breaker, d.breaker);
+        let (r, dr) = (&c.router.routes[0], &d.routes[0]);
+        assert_eq!(
+            (r.deadline_ms, r.first_token_ms, r.stall_ms, r.retries, r.backoff_ms),
+            (dr.deadline_ms, dr.first_token_ms, dr.stall_ms, dr.retries, dr.backoff_ms)
+        );
+        assert_eq!(
+            (r.backoff_max_ms, r.local_reserve_ms, r.hedge, r.hedge_min_samples),
+            (dr.backoff_max_ms, dr.local_reserve_ms, dr.hedge, dr.hedge_min_samples)
+        );
+        assert_eq!(r.hedge_max_share, dr.hedge_max_share);
+        let (e, de) = (&c.router.endpoints[0], &d.endpoints[0]);
+        assert_eq!(
+            (e.cost, e.weight, &e.probe_path, e.probe_ms),
+            (de.cost, de.weight, &de.probe_path, de.probe_ms)
+        );
+        assert_eq!(c.local.device, "cpu");
+        assert_eq!(c.local.max_tokens, default_local_tokens());
+        for k in [
+            "[server]",
+            "listen",
+            "api_key_file",
+            "api_key_env",
+            "max_body_bytes",
+            "insecure_no_auth",
+            "[local]",
+            "llm",
+            "embed",
+            "device",
+            "max_tokens",
+            "[breaker]",
+            "failures",
+            "open_ms",
+            "[[endpoints]]",
+            "name",
+            "url",
+            "cost",
+            "weight",
+            "probe_path",
+            "probe_ms",
+            "[[routes]]",
+            "model",
+            "targets",
+            "endpoint",
+            "priority",
+            "deadline_ms",
+            "first_token_ms",
+            "stall_ms",
+            "retries",
+            "backoff_ms",
+            "backoff_max_ms",
+            "local_reserve_ms",
+            "hedge",
+            "hedge_max_share",
+            "hedge_min_samples",
+        ] {
+            assert!(text.contains(k), "examples/router.toml does not mention {k}");
+        }
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        let base = "[[endpoints]]\nname = \"a\"\nurl = \"http://h\"\n";
+        for (extra, want) in [
+            (
+                "[[routes]]\nmodel = \"m\"\ntargets = [{ endpoint = \"b\", model = \"x\" }]\n",
+                "targets[0].endpoint \"b\"",
+            ),
+            ("[[routes]]\nmodel = \"m\"\ntargets = []\n", "targets: at least one"),
+            (
+                "[[routes]]\nmodel = \"m\"\ntargets = [{ endpoint = \"a\", model = \"x\" }]\ndeadline_ms = 0\n",
+                "deadline_ms",
+            ),
+            (
+                "[[routes]]\nmodel = \"m\"\ntargets = [{ endpoint = \"a\", model = \"x\" }]\ntypo = 1\n",
+                "typo",
+            ),
+            ("[server]\nlisten = 5\n", "[server]"),
+            ("[[endpoints]]\nname = \"a\"\nurl = \"http://h2\"\n", "used by another endpoint"),
+            ("[[endpoints]]\nname = \"c\"\nurl = \"ftp://h\"\n", "want http:// or https://"),
+        ] {
+            let e = GatewayConfig::parse(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(e.contains(want), "{extra:?}: {e}");
+        }
+    }
+}

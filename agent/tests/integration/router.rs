@@ -609,3 +609,103 @@ async fn the_sixteen_failoverbench_scenarios_pass_through_the_gateway() {
     let after = faults.hits.lock().unwrap().values().map(Vec::len).sum::<usize>();
     assert_eq!(before, after, "refused requests reached an endpoint");
 }
+
+/// Two real Kairos workers (Gemma and MiniLM) behind the gateway, the gateway's own local
+/// models as the last target: the official OpenAI client through the gateway, the same greedy
+/// answer as a worker gives directly, fail-over when a worker is killed (timed, within the
+/// deadline), and the local models answering once both workers are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
+async fn two_workers_fail_over_to_each_other_then_to_the_local_model() {
+    let Some((minilm, gguf)) = crate::worker::weights() else { return };
+    let cfg = crate::worker::config(&minilm, &gguf, "");
+    let mut a = Worker::start(&cfg, &[], &[]);
+    let mut b = Worker::start(&cfg, &[], &[]);
+    a.ready().await;
+    b.ready().await;
+    let local_llm = gguf.file_stem().unwrap().to_str().unwrap().to_string();
+    let local_embed = minilm.file_name().unwrap().to_str().unwrap().to_string();
+    let toml = format!(
+        "[breaker]\nfailures = 1\nopen_ms = 60000\n\
+         [[endpoints]]\nname = \"a\"\nurl = \"{}\"\napi_key_env = \"TEST_WORKER_KEY\"\nprobe_path = \"\"\n\
+         [[endpoints]]\nname = \"b\"\nurl = \"{}/v1\"\napi_key_env = \"TEST_WORKER_KEY\"\nprobe_path = \"\"\n\
+         [[routes]]\nmodel = \"gemma\"\ntargets = [{{ endpoint = \"a\", model = \"gemma\" }}, {{ endpoint = \"b\", model = \"gemma\" }}, {{ endpoint = \"local\", model = \"{local_llm}\" }}]\n\
+         deadline_ms = 60000\nlocal_reserve_ms = 20000\n\
+         [[routes]]\nmodel = \"minilm\"\ntargets = [{{ endpoint = \"a\", model = \"minilm\" }}, {{ endpoint = \"b\", model = \"minilm\" }}, {{ endpoint = \"local\", model = \"{local_embed}\" }}]\n\
+         deadline_ms = 20000\n",
+        a.url, b.url
+    );
+    let gw = Worker::spawn(
+        &["router", "serve"],
+        "kairos router listening on ",
+        &toml,
+        &["--local-llm", gguf.to_str().unwrap(), "--local-embed", minilm.to_str().unwrap()],
+        &[("TEST_WORKER_KEY", KEY)],
+    );
+    let url = gw.url.clone();
+
+    // The official client through the gateway.
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || crate::worker::openai_client_checks(&u, "gemma", "minilm"))
+        .await
+        .unwrap();
+
+    let ask = json!({"model": "gemma", "messages": [{"role": "user", "content": "Name a colour."}],
+        "max_tokens": 8, "temperature": 0});
+    let chat = format!("{url}/v1/chat/completions");
+    let (st, _, direct) =
+        post(&format!("{}/v1/chat/completions", a.url), Some(KEY), &ask, &[]).await;
+    assert_eq!(st, 200, "{direct}");
+    let (st, h, via) = post(&chat, Some(KEY), &ask, &[]).await;
+    assert_eq!(st, 200, "{via}");
+    assert_eq!(
+        via["choices"][0]["message"], direct["choices"][0]["message"],
+        "the gateway changed the answer"
+    );
+    assert_eq!(h["x-kairos-endpoint"], "a");
+    let t = Instant::now();
+    let (st, _, _) = post(&chat, Some(KEY), &ask, &[]).await;
+    assert_eq!(st, 200);
+    let healthy_ms = t.elapsed().as_millis();
+
+    // Worker a dies: the next request goes to b, with the time a failed attempt cost.
+    a.signal("-KILL");
+    let t = Instant::now();
+    let (st, h, r) = post(&chat, Some(KEY), &ask, &[]).await;
+    let failover_ms = t.elapsed().as_millis();
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(h["x-kairos-endpoint"], "b", "{r}");
+    assert_eq!(r["choices"][0]["message"], direct["choices"][0]["message"]);
+    assert_eq!(r["kairos"]["attempts"][0]["outcome"], "connect", "{r}");
+    eprintln!(
+        "fail-over after a worker died: {failover_ms} ms (a healthy request: {healthy_ms} ms)"
+    );
+    assert!(failover_ms < 60_000, "the deadline was missed");
+    // The breaker (one failure opens it here) keeps the next request off the dead worker.
+    let (st, _, r) = post(&chat, Some(KEY), &ask, &[]).await;
+    assert_eq!(st, 200);
+    assert_eq!(r["kairos"]["attempts"][0]["outcome"], "circuit_open", "{r}");
+
+    // Both gone: the local models answer, the same greedy text as the workers'.
+    b.signal("-KILL");
+    let (st, h, r) = post(&chat, Some(KEY), &ask, &[]).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(h["x-kairos-endpoint"], "local", "{r}");
+    assert_eq!(r["model"], local_llm.as_str());
+    assert_eq!(r["choices"][0]["message"]["content"], direct["choices"][0]["message"]["content"]);
+    let mut s = ask.clone();
+    s["stream"] = json!(true);
+    let (st, h, r) = post(&chat, Some(KEY), &s, &[]).await;
+    assert_eq!((st, h["x-kairos-endpoint"].to_str().unwrap()), (200, "local"));
+    let events = sse_data(r.as_str().unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    let (st, h, e) = post(
+        &format!("{url}/v1/embeddings"),
+        Some(KEY),
+        &json!({"model": "minilm", "input": ["btc up"]}),
+        &[],
+    )
+    .await;
+    assert_eq!((st, h["x-kairos-endpoint"].to_str().unwrap()), (200, "local"), "{e}");
+    assert_eq!(e["data"][0]["embedding"].as_array().unwrap().len(), 384);
+}

@@ -127,7 +127,7 @@ impl Worker {
         }
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
@@ -189,7 +189,7 @@ pub(crate) fn sse_data(body: &str) -> Vec<String> {
         .collect()
 }
 
-fn config(minilm: &Path, gguf: &Path, extra_llm: &str) -> String {
+pub(crate) fn config(minilm: &Path, gguf: &Path, extra_llm: &str) -> String {
     format!(
         "max_body_bytes = 65536\n\
          [embed]\npath = {:?}\nname = \"minilm\"\nmax_batch = 4096\n\
