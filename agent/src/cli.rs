@@ -352,6 +352,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Generate(a) => crate::ml::generate(*a),
         Command::Worker(a) => crate::worker::worker(*a),
         Command::Router(RouterCmd::Serve(a)) => crate::gateway::serve(*a),
+        Command::Router(RouterCmd::Release(a)) => crate::gateway::release(a),
         Command::Walkforward(a) => crate::ml::walk_forward(&registry, *a),
     };
     match result {
@@ -1348,4 +1349,7 @@ pub(crate) fn same_source(a: &str, b: &str) -> bool {
 pub enum RouterCmd {
     /// Serve the OpenAI-compatible gateway until SIGTERM or Ctrl-C.
     Serve(Box<crate::gateway::ServeArgs>),
+    /// Let a quarantined endpoint back in (it failed verification) and forget its failed
+    /// checks.
+    Release(crate::gateway::ReleaseArgs),
 }

@@ -59,6 +59,39 @@ pub struct ServeArgs {
     pub insecure_no_auth: bool,
 }
 
+/// `kairos router release`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReleaseArgs {
+    /// The router's TOML file (its `[verify] db`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The endpoint to let back in.
+    pub endpoint: String,
+}
+
+/// `kairos router release`: lets a quarantined endpoint back into its routes (at the
+/// gateway's next start) and forgets its failed checks.
+pub fn release(args: ReleaseArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading router config {}", args.config.display()))?;
+    let c = GatewayConfig::parse(&text)
+        .map_err(|e| anyhow::anyhow!("router config {}: {e}", args.config.display()))?;
+    let v = c.router.verify.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "router config {}: no [verify] section, so no quarantine",
+            args.config.display()
+        )
+    })?;
+    if kairos_models::router::verify::release(&v.db, &args.endpoint)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        println!("{} released: it serves again from the router's next start", args.endpoint);
+    } else {
+        println!("{} was not quarantined", args.endpoint);
+    }
+    Ok(())
+}
+
 /// `[server]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +275,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let router = Arc::new(Router::new(c.router, local).map_err(|e| anyhow::anyhow!("{e}"))?);
         router.spawn_probes();
+        router.spawn_canaries();
         let addr: SocketAddr = c.server.listen.parse()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await

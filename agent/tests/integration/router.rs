@@ -709,3 +709,178 @@ async fn two_workers_fail_over_to_each_other_then_to_the_local_model() {
     assert_eq!((st, h["x-kairos-endpoint"].to_str().unwrap()), (200, "local"), "{e}");
     assert_eq!(e["data"][0]["embedding"].as_array().unwrap().len(), 384);
 }
+
+/// The lying workers: each proxies a real Kairos worker and changes what it says.
+async fn liar(
+    State(real): State<Arc<String>>,
+    AxPath((name, path)): AxPath<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let mut req: Value = serde_json::from_slice(&body).unwrap();
+    if name == "tokens" {
+        let m = req["model"].as_str().unwrap_or("?").to_string();
+        return sse(good_stream(&m, &["Definitely", " purple."], (5, 2)), None, Tail::End);
+    }
+    req["model"] = json!(req["model"].as_str().unwrap());
+    let resp = reqwest::Client::new()
+        .post(format!("{real}/v1/{path}"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .body(req.to_string())
+        .send()
+        .await
+        .unwrap();
+    let st = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    if path == "embeddings" {
+        let mut v: Value = serde_json::from_str(&text).unwrap();
+        if name == "embed" {
+            // A cheaper encoder's vectors: the same size, pointing elsewhere.
+            for d in v["data"].as_array_mut().unwrap() {
+                let e = d["embedding"].as_array_mut().unwrap();
+                e.reverse();
+            }
+        }
+        return (StatusCode::from_u16(st).unwrap(), axum::Json(v)).into_response();
+    }
+    // Chat streams: the same tokens; a substitute's log-probabilities.
+    let mut out = Vec::new();
+    for e in sse_data(&text) {
+        if e == "[DONE]" {
+            out.push("data: [DONE]\n\n".to_string());
+            continue;
+        }
+        let mut v: Value = serde_json::from_str(&e).unwrap();
+        if name == "subst"
+            && let Some(lp) =
+                v.pointer_mut("/choices/0/logprobs/content").and_then(Value::as_array_mut)
+        {
+            for t in lp {
+                let l = t["logprob"].as_f64().unwrap();
+                t["logprob"] = json!(l - 0.7);
+            }
+        }
+        out.push(format!("data: {v}\n\n"));
+    }
+    sse(out, None, Tail::End)
+}
+
+async fn metric(url: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{url}/metrics"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn wait_metric(gw: &Worker, needle: &str) {
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        if metric(&gw.url).await.contains(needle) {
+            return;
+        }
+        assert!(Instant::now() < until, "no {needle}:\n{}\n{}", metric(&gw.url).await, gw.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A worker that returns wrong embeddings, one that returns wrong tokens, and one that serves
+/// a substitute model (the same text, other log-probabilities) are caught by spot checks and
+/// canaries against a real worker, quarantined, kept out after a restart (SQLite), and let
+/// back in by `kairos router release`; an honest proxy of the same worker passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
+async fn lying_workers_are_quarantined_across_restarts() {
+    let Some((minilm, gguf)) = crate::worker::weights() else { return };
+    let mut w = Worker::start(&crate::worker::config(&minilm, &gguf, ""), &[], &[]);
+    w.ready().await;
+    let app = axum::Router::new()
+        .route("/liar/{name}/v1/{*path}", axum::routing::post(liar))
+        .with_state(Arc::new(w.url.clone()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("verify.sqlite");
+    let ep = |name: &str, url: String| {
+        format!(
+            "[[endpoints]]\nname = \"{name}\"\nurl = \"{url}\"\napi_key_env = \"TEST_WORKER_KEY\"\nprobe_path = \"\"\n"
+        )
+    };
+    let liar_url = |n: &str| format!("http://127.0.0.1:{port}/liar/{n}");
+    let toml = [
+        format!("[verify]\ndb = {db:?}\nfailures_to_quarantine = 1\nlogprob_tolerance = 0.15\ncanary_ms = 600000\n"),
+        ep("honest", w.url.clone()),
+        ep("liar-embed", liar_url("embed")),
+        ep("liar-tokens", liar_url("tokens")),
+        ep("liar-subst", liar_url("subst")),
+        ep("honest-proxy", liar_url("proxy")),
+        "[[routes]]\nmodel = \"minilm\"\ntargets = [{ endpoint = \"liar-embed\", model = \"minilm\" }, { endpoint = \"honest\", model = \"minilm\" }]\nverify_fraction = 1.0\nverify_with = \"honest\"\n".into(),
+        "[[routes]]\nmodel = \"gemma\"\ntargets = [{ endpoint = \"liar-tokens\", model = \"gemma\" }, { endpoint = \"honest\", model = \"gemma\" }]\nverify_fraction = 1.0\nverify_with = \"honest\"\n".into(),
+        "[[routes]]\nmodel = \"subst\"\ntargets = [{ endpoint = \"liar-subst\", model = \"gemma\" }, { endpoint = \"honest-proxy\", model = \"gemma\" }, { endpoint = \"honest\", model = \"gemma\" }]\nverify_with = \"honest\"\n".into(),
+        "[[canaries]]\nroute = \"subst\"\nprompt = \"Name a colour.\"\nmax_tokens = 6\n".into(),
+    ]
+    .join("\n");
+    let env = [("TEST_WORKER_KEY", KEY)];
+    let gw = Worker::spawn(&["router", "serve"], "kairos router listening on ", &toml, &[], &env);
+    let url = gw.url.clone();
+
+    // Wrong embeddings: answered once (the check runs after the answer), then quarantined.
+    let emb = json!({"model": "minilm", "input": ["btc breaks out", "eth unlock delayed"]});
+    let (st, h, _) = post(&format!("{url}/v1/embeddings"), Some(KEY), &emb, &[]).await;
+    assert_eq!((st, h["x-kairos-endpoint"].to_str().unwrap()), (200, "liar-embed"));
+    wait_metric(&gw, "kairos_router_quarantined{endpoint=\"liar-embed\"} 1").await;
+    let (st, h, e) = post(&format!("{url}/v1/embeddings"), Some(KEY), &emb, &[]).await;
+    assert_eq!((st, h["x-kairos-endpoint"].to_str().unwrap()), (200, "honest"), "{e}");
+    assert_eq!(e["kairos"]["attempts"][0]["outcome"], "quarantined", "{e}");
+
+    // Wrong tokens.
+    let ask = json!({"model": "gemma", "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6, "temperature": 0});
+    let (st, h, _) = post(&format!("{url}/v1/chat/completions"), Some(KEY), &ask, &[]).await;
+    assert_eq!((st, h["x-kairos-endpoint"].to_str().unwrap()), (200, "liar-tokens"));
+    wait_metric(&gw, "kairos_router_quarantined{endpoint=\"liar-tokens\"} 1").await;
+    let (_, h, _) = post(&format!("{url}/v1/chat/completions"), Some(KEY), &ask, &[]).await;
+    assert_eq!(h["x-kairos-endpoint"], "honest");
+
+    // The substitute: the canary round at start catches it by its log-probabilities; the
+    // honest proxy of the same worker passes the same canary.
+    wait_metric(&gw, "kairos_router_quarantined{endpoint=\"liar-subst\"} 1").await;
+    wait_metric(&gw, "kairos_router_verifications_total{endpoint=\"honest-proxy\",kind=\"canary\",result=\"pass\"} 1").await;
+    let m = metric(&url).await;
+    assert!(m.contains("kairos_router_quarantined{endpoint=\"honest-proxy\"} 0"), "{m}");
+    assert!(m.contains("kairos_router_quarantined{endpoint=\"honest\"} 0"), "{m}");
+    drop(gw);
+
+    // A restart keeps the three out (the record is in SQLite), before any new check.
+    let gw = Worker::spawn(&["router", "serve"], "kairos router listening on ", &toml, &[], &env);
+    let m = metric(&gw.url).await;
+    for liar in ["liar-embed", "liar-tokens", "liar-subst"] {
+        assert!(
+            m.contains(&format!("kairos_router_quarantined{{endpoint=\"{liar}\"}} 1")),
+            "{liar}:\n{m}"
+        );
+    }
+    let sub = json!({"model": "subst", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "temperature": 0});
+    let (st, h, r) = post(&format!("{}/v1/chat/completions", gw.url), Some(KEY), &sub, &[]).await;
+    assert_eq!((st, h["x-kairos-endpoint"].to_str().unwrap()), (200, "honest-proxy"), "{r}");
+    assert_eq!(r["kairos"]["attempts"][0]["outcome"], "quarantined");
+    drop(gw);
+
+    // The operator lets one back in.
+    let cfg = dir.path().join("router.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["router", "release", "--config", cfg.to_str().unwrap(), "liar-tokens"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("liar-tokens released"));
+    let gw = Worker::spawn(&["router", "serve"], "kairos router listening on ", &toml, &[], &env);
+    let m = metric(&gw.url).await;
+    assert!(m.contains("kairos_router_quarantined{endpoint=\"liar-tokens\"} 0"), "{m}");
+    assert!(m.contains("kairos_router_quarantined{endpoint=\"liar-embed\"} 1"), "{m}");
+}

@@ -104,6 +104,27 @@ pub struct RouteConfig {
     /// Answers seen from an endpoint before its p95 is trusted for hedging.
     #[serde(default = "default_hedge_min")]
     pub hedge_min_samples: u32,
+    /// Share of remote answers re-run on `verify_with` and compared (see
+    /// [`super::verify`]).
+    #[serde(default)]
+    pub verify_fraction: f64,
+    /// The trusted target checks and canaries are compared with: an endpoint of this route's
+    /// targets, or `local`.
+    #[serde(default)]
+    pub verify_with: Option<String>,
+    /// Spot checks: the least share of the longer answer both answers must begin with.
+    #[serde(default = "default_agreement")]
+    pub verify_min_agreement: f64,
+    /// Spot checks: the least cosine between matching embeddings.
+    #[serde(default = "default_cosine")]
+    pub verify_cosine: f64,
+}
+
+fn default_agreement() -> f64 {
+    0.5
+}
+fn default_cosine() -> f64 {
+    0.99
 }
 
 fn one_u32() -> u32 {
@@ -169,6 +190,12 @@ pub struct RouterConfig {
     /// The circuit breaker.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// Verification of untrusted workers (off when absent).
+    #[serde(default)]
+    pub verify: Option<super::verify::VerifyConfig>,
+    /// Canary prompts.
+    #[serde(default)]
+    pub canaries: Vec<super::verify::CanaryConfig>,
 }
 
 impl RouterConfig {
@@ -239,6 +266,47 @@ impl RouterConfig {
             if !(0.0..=1.0).contains(&r.hedge_max_share) {
                 return Err(format!("{at}.hedge_max_share: between 0 and 1"));
             }
+            if !(0.0..=1.0).contains(&r.verify_fraction)
+                || !(0.0..=1.0).contains(&r.verify_min_agreement)
+                || !(-1.0..=1.0).contains(&r.verify_cosine)
+            {
+                return Err(format!(
+                    "{at}: verify_fraction and verify_min_agreement between 0 and 1, verify_cosine between -1 and 1"
+                ));
+            }
+            match &r.verify_with {
+                Some(w) if !r.targets.iter().any(|t| &t.endpoint == w) => {
+                    return Err(format!("{at}.verify_with {w:?}: not one of the route's targets"));
+                }
+                None if r.verify_fraction > 0.0 => {
+                    return Err(format!("{at}.verify_fraction: set verify_with too"));
+                }
+                _ => {}
+            }
+            if (r.verify_fraction > 0.0) && self.verify.is_none() {
+                return Err(format!("{at}.verify_fraction: needs a [verify] section (its db)"));
+            }
+        }
+        for (i, c) in self.canaries.iter().enumerate() {
+            let at = format!("canaries[{i}]");
+            match self.route(&c.route) {
+                None => return Err(format!("{at}.route {:?}: no such route", c.route)),
+                Some(r) if r.verify_with.is_none() => {
+                    return Err(format!("{at}.route {:?}: the route has no verify_with", c.route));
+                }
+                _ => {}
+            }
+            if self.verify.is_none() {
+                return Err(format!("{at}: needs a [verify] section (its db)"));
+            }
+            if c.prompt.is_empty() || c.max_tokens == 0 {
+                return Err(format!("{at}: prompt and max_tokens must not be empty"));
+            }
+        }
+        if let Some(v) = &self.verify
+            && (v.canary_ms == 0 || !(v.logprob_tolerance >= 0.0))
+        {
+            return Err("verify: canary_ms above 0, logprob_tolerance 0 or more".into());
         }
         if self.breaker.failures == 0 || self.breaker.open_ms == 0 {
             return Err("breaker: failures and open_ms must be above 0".into());

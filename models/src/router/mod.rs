@@ -27,6 +27,7 @@ pub mod assemble;
 pub mod config;
 pub mod health;
 pub mod upstream;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -219,6 +220,7 @@ pub struct Router {
     requests: AtomicU64,
     hedged: AtomicU64,
     rng: std::sync::Mutex<rand_chacha::ChaCha20Rng>,
+    verifier: Option<Arc<verify::Verifier>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -273,6 +275,12 @@ fn describe(m: &Metrics) {
     m.describe("kairos_router_spend_total", "counter", "Tokens times the endpoint's cost.");
     m.describe("kairos_router_tokens_total", "counter", "Prompt and completion tokens.");
     m.describe("kairos_router_probe_up", "gauge", "1 when the last health probe succeeded.");
+    m.describe(
+        "kairos_router_verifications_total",
+        "counter",
+        "Spot checks and canaries, by endpoint, kind and result.",
+    );
+    m.describe("kairos_router_quarantined", "gauge", "1 while the endpoint is quarantined.");
 }
 
 impl Router {
@@ -314,6 +322,22 @@ impl Router {
         for name in endpoints.keys() {
             metrics.set("kairos_router_circuit_state", labels(&[("endpoint", name)]), 0.0);
         }
+        let verifier = match &config.verify {
+            None => None,
+            Some(v) => {
+                let eps: Vec<(String, String)> =
+                    endpoints.values().map(|e| (e.name.clone(), e.base.clone())).collect();
+                let ver = verify::Verifier::open(&v.db, v.failures_to_quarantine, &eps)?;
+                for name in endpoints.keys() {
+                    let q = if ver.is_quarantined(name) { 1.0 } else { 0.0 };
+                    metrics.set("kairos_router_quarantined", labels(&[("endpoint", name)]), q);
+                }
+                for name in ver.quarantined() {
+                    tracing::warn!(endpoint = %name, "endpoint stays quarantined (verify.db)");
+                }
+                Some(Arc::new(ver))
+            }
+        };
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| format!("seeding the sampler: {e}"))?;
         Ok(Self {
@@ -326,6 +350,7 @@ impl Router {
             requests: AtomicU64::new(0),
             hedged: AtomicU64::new(0),
             rng: std::sync::Mutex::new(rand_chacha::ChaCha20Rng::from_seed(seed)),
+            verifier,
         })
     }
 
@@ -390,11 +415,13 @@ impl Router {
     }
 
     /// One whole answer (streams are assembled).
-    pub async fn call(&self, req: Request) -> Result<Answer, RouteError> {
+    pub async fn call(self: &Arc<Self>, req: Request) -> Result<Answer, RouteError> {
         let kind = req.kind;
         let t0 = Instant::now();
         let (tx, mut rx) = mpsc::channel(64);
-        let drive = self.drive(req, tx);
+        // Its own task: a spot check after the answer runs on without delaying the caller.
+        let me = self.clone();
+        tokio::spawn(async move { me.drive(req, tx).await });
         let collect = async {
             let mut asm = Assembler::default();
             let mut whole = None;
@@ -425,8 +452,7 @@ impl Router {
             }
             Err(RouteError::Invalid("the request ended without an answer".into()))
         };
-        let (_, out) = tokio::join!(drive, collect);
-        out
+        collect.await
     }
 
     /// A streamed answer: returns once the first token is in (or the request failed).
@@ -747,6 +773,10 @@ impl Router {
                     self.record(&mut log, t0, &t, "deadline");
                     continue 'targets;
                 }
+                if self.verifier.as_ref().is_some_and(|v| v.is_quarantined(&t.endpoint)) {
+                    self.record(&mut log, t0, &t, "quarantined");
+                    continue 'targets;
+                }
                 if let Some(e) = self.endpoints.get(&t.endpoint)
                     && !e.health.admit(now.into_std())
                 {
@@ -863,6 +893,8 @@ impl Router {
                 }
                 let mut finished = false;
                 let mut usage = None;
+                let mut whole = None;
+                let from = partial.len();
                 let mut pending: std::collections::VecDeque<Value> = first.into();
                 let outcome: Result<(), Failure> = loop {
                     let v = match pending.pop_front() {
@@ -895,6 +927,9 @@ impl Router {
                             usage = Some(u.clone());
                         }
                     }
+                    if !kind.streams() {
+                        whole = Some(v.clone());
+                    }
                     if tx.send(Msg::Event(StreamEvent::Chunk(v))).await.is_err() {
                         // The caller went away: stop reading (dropping the stream closes it).
                         if let Some(e) = self.endpoints.get(&who.endpoint) {
@@ -924,6 +959,10 @@ impl Router {
                         }
                         finish("ok");
                         let _ = tx.send(Msg::Event(StreamEvent::Done(log))).await;
+                        drop(tx);
+                        if from == 0 {
+                            self.spot_check(route, kind, &req.body, &who, &partial, whole).await;
+                        }
                         return;
                     }
                     Err(f) => {
@@ -955,6 +994,224 @@ impl Router {
             }
         };
         let _ = tx.send(fail(err)).await;
+    }
+}
+
+impl Router {
+    /// An attempt run to its end: the whole answer (streams assembled).
+    async fn complete(
+        &self,
+        kind: Kind,
+        t: &TargetConfig,
+        body: Value,
+        until: Instant,
+    ) -> Result<Value, Failure> {
+        let (mut up, first) = self.open(kind, t, body, until).await?;
+        if !kind.streams() {
+            return first.into_iter().next().ok_or(Failure::Truncated);
+        }
+        let mut asm = Assembler::default();
+        let mut finished = false;
+        for v in &first {
+            let (_, fin) = assemble::check_chunk(kind, v).map_err(Failure::Malformed)?;
+            finished |= fin;
+            asm.push(kind, v);
+        }
+        while let Some(v) = up.next(until).await? {
+            let (_, fin) = assemble::check_chunk(kind, &v).map_err(Failure::Malformed)?;
+            finished |= fin;
+            asm.push(kind, &v);
+        }
+        if !finished {
+            return Err(Failure::Truncated);
+        }
+        Ok(asm.finish(kind))
+    }
+
+    fn reference(&self, route: &RouteConfig) -> Option<TargetConfig> {
+        let w = route.verify_with.as_ref()?;
+        route.targets.iter().find(|t| &t.endpoint == w).cloned()
+    }
+
+    fn verified(&self, endpoint: &str, kind: &str, passed: bool, detail: &str) {
+        let (Some(v), Some(e)) = (&self.verifier, self.endpoints.get(endpoint)) else { return };
+        let l = labels(&[
+            ("endpoint", endpoint),
+            ("kind", kind),
+            ("result", if passed { "pass" } else { "fail" }),
+        ]);
+        self.metrics.add("kairos_router_verifications_total", l, 1.0);
+        if v.record(endpoint, &e.base, kind, passed, detail) {
+            self.metrics.set("kairos_router_quarantined", labels(&[("endpoint", endpoint)]), 1.0);
+        }
+    }
+
+    /// After an answer from `who`: with the route's probability, the same request greedily
+    /// on the reference, compared.
+    async fn spot_check(
+        &self,
+        route: &RouteConfig,
+        kind: Kind,
+        req: &Value,
+        who: &TargetConfig,
+        text: &str,
+        whole: Option<Value>,
+    ) {
+        if self.verifier.is_none() || route.verify_fraction <= 0.0 || who.endpoint == LOCAL {
+            return;
+        }
+        let Some(reference) = self.reference(route) else { return };
+        if reference.endpoint == who.endpoint {
+            return;
+        }
+        if kind.streams() && req.get("temperature").and_then(Value::as_f64).unwrap_or(1.0) != 0.0 {
+            return; // sampled text cannot be compared token by token
+        }
+        let draw = self.rng.lock().unwrap_or_else(|p| p.into_inner()).random::<f64>();
+        if draw >= route.verify_fraction {
+            return;
+        }
+        let mut body = self.body_for(kind, &reference, req, "", false);
+        if kind.streams() {
+            body["temperature"] = json!(0);
+        }
+        if kind == Kind::Embedding {
+            body["encoding_format"] = json!("float");
+        }
+        let until = Instant::now() + Duration::from_millis(route.deadline_ms);
+        let r = match self.complete(kind, &reference, body, until).await {
+            Ok(r) => r,
+            Err(f) => {
+                tracing::info!(reference = %reference.endpoint, failure = %f.detail(), "spot check skipped: the reference did not answer");
+                return;
+            }
+        };
+        let (passed, detail) = match kind {
+            Kind::Chat | Kind::Completion => {
+                let rt = match kind {
+                    Kind::Chat => r.pointer("/choices/0/message/content"),
+                    _ => r.pointer("/choices/0/text"),
+                }
+                .and_then(Value::as_str)
+                .unwrap_or("");
+                let a = verify::agreement(text, rt);
+                (
+                    a >= route.verify_min_agreement,
+                    format!(
+                        "answers agree on {:.0}% (need {:.0}%)",
+                        a * 100.0,
+                        route.verify_min_agreement * 100.0
+                    ),
+                )
+            }
+            Kind::Embedding => {
+                let got = whole.as_ref().and_then(verify::vectors);
+                let want = verify::vectors(&r);
+                match (got, want) {
+                    (Some(g), Some(w)) => match verify::min_cosine(&g, &w) {
+                        Some(c) => (
+                            c >= route.verify_cosine,
+                            format!("embedding cosine {c:.4} (need {})", route.verify_cosine),
+                        ),
+                        None => (
+                            false,
+                            "embeddings of other counts or sizes than the reference's".into(),
+                        ),
+                    },
+                    _ => return,
+                }
+            }
+            Kind::Forecast => {
+                let g = whole.as_ref().and_then(|w| w.get("prediction")).and_then(Value::as_f64);
+                let w = r.get("prediction").and_then(Value::as_f64);
+                match (g, w) {
+                    (Some(g), Some(w)) => {
+                        let ok = (g - w).abs() <= 1e-4 * w.abs().max(1.0);
+                        (ok, format!("forecast {g} where the reference gave {w}"))
+                    }
+                    _ => return,
+                }
+            }
+        };
+        let kind_label = format!(
+            "spot_{}",
+            match kind {
+                Kind::Chat => "chat",
+                Kind::Completion => "completion",
+                Kind::Embedding => "embedding",
+                Kind::Forecast => "forecast",
+            }
+        );
+        self.verified(&who.endpoint, &kind_label, passed, &detail);
+    }
+
+    /// One round of canaries: each prompt greedily, with log-probabilities, on the reference
+    /// and on every other remote target of its route, compared.
+    pub async fn canary_round(&self) {
+        let Some(vc) = &self.config.verify else { return };
+        for c in &self.config.canaries {
+            let Some(route) = self.config.route(&c.route) else { continue };
+            let Some(reference) = self.reference(route) else { continue };
+            let body = json!({"model": route.model, "messages": [{"role": "user", "content": c.prompt}],
+                "max_tokens": c.max_tokens, "temperature": 0, "logprobs": true, "top_logprobs": 1});
+            let until = Instant::now() + Duration::from_millis(route.deadline_ms);
+            let rb = self.body_for(Kind::Chat, &reference, &body, "", false);
+            let r = match self.complete(Kind::Chat, &reference, rb, until).await {
+                Ok(r) => r,
+                Err(f) => {
+                    tracing::warn!(reference = %reference.endpoint, failure = %f.detail(), "canary round skipped: the reference did not answer");
+                    continue;
+                }
+            };
+            for t in route
+                .targets
+                .iter()
+                .filter(|t| t.endpoint != LOCAL && t.endpoint != reference.endpoint)
+            {
+                if self.verifier.as_ref().is_some_and(|v| v.is_quarantined(&t.endpoint)) {
+                    continue;
+                }
+                let until = Instant::now() + Duration::from_millis(route.deadline_ms);
+                let b = self.body_for(Kind::Chat, t, &body, "", false);
+                match self.complete(Kind::Chat, t, b, until).await {
+                    Ok(a) => match verify::compare_canary(&r, &a, vc.logprob_tolerance) {
+                        Ok(d) => self.verified(
+                            &t.endpoint,
+                            "canary",
+                            true,
+                            &format!("mean |dlogprob| {d:.4}"),
+                        ),
+                        Err(e) => self.verified(&t.endpoint, "canary", false, &e),
+                    },
+                    // An endpoint that does not answer is the breaker's business, not a lie.
+                    Err(f) => {
+                        tracing::info!(endpoint = %t.endpoint, failure = %f.detail(), "canary unanswered")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the canary task (call from a runtime): a round at start, then every
+    /// `canary_ms`.
+    pub fn spawn_canaries(self: &Arc<Self>) {
+        let Some(v) = &self.config.verify else { return };
+        if self.config.canaries.is_empty() {
+            return;
+        }
+        let every = Duration::from_millis(v.canary_ms);
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                me.canary_round().await;
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    /// The endpoints quarantined now.
+    pub fn quarantined(&self) -> Vec<String> {
+        self.verifier.as_ref().map(|v| v.quarantined()).unwrap_or_default()
     }
 }
 

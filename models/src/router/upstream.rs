@@ -63,7 +63,7 @@ impl Failure {
     /// The request itself was refused (context length, content policy, a bad field): the
     /// same model would refuse it again.
     pub fn is_request_error(&self) -> bool {
-        matches!(self, Failure::Status { status: 400 | 404 | 413 | 422, .. })
+        matches!(self, Failure::Status { status: 400 | 413 | 422, .. })
     }
 
     /// Worth trying the same endpoint again (after a backoff or its `Retry-After`).
