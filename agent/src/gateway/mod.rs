@@ -610,6 +610,17 @@ mod tests {
             (dr.backoff_max_ms, dr.local_reserve_ms, dr.hedge, dr.hedge_min_samples)
         );
         assert_eq!(r.hedge_max_share, dr.hedge_max_share);
+        assert_eq!(
+            (r.verify_min_agreement, r.verify_cosine),
+            (dr.verify_min_agreement, dr.verify_cosine)
+        );
+        let v = c.router.verify.as_ref().unwrap();
+        let dv: kairos_models::router::verify::VerifyConfig = toml::from_str("db = \"x\"").unwrap();
+        assert_eq!(
+            (v.failures_to_quarantine, v.logprob_tolerance, v.canary_ms),
+            (dv.failures_to_quarantine, dv.logprob_tolerance, dv.canary_ms)
+        );
+        assert_eq!(c.router.canaries[0].max_tokens, 8);
         let (e, de) = (&c.router.endpoints[0], &d.endpoints[0]);
         assert_eq!(
             (e.cost, e.weight, &e.probe_path, e.probe_ms),
@@ -654,6 +665,18 @@ mod tests {
             "hedge",
             "hedge_max_share",
             "hedge_min_samples",
+            "verify_fraction",
+            "verify_with",
+            "verify_min_agreement",
+            "verify_cosine",
+            "[verify]",
+            "db",
+            "failures_to_quarantine",
+            "logprob_tolerance",
+            "canary_ms",
+            "[[canaries]]",
+            "route",
+            "prompt",
         ] {
             assert!(text.contains(k), "examples/router.toml does not mention {k}");
         }

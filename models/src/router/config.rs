@@ -304,7 +304,8 @@ impl RouterConfig {
             }
         }
         if let Some(v) = &self.verify
-            && (v.canary_ms == 0 || !(v.logprob_tolerance >= 0.0))
+            && (v.canary_ms == 0
+                || !(v.logprob_tolerance.is_finite() && v.logprob_tolerance >= 0.0))
         {
             return Err("verify: canary_ms above 0, logprob_tolerance 0 or more".into());
         }

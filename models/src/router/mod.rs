@@ -732,7 +732,7 @@ impl Router {
             deadline_ms = deadline_ms.min(d.as_millis().max(1) as u64);
         }
         let deadline = t0 + Duration::from_millis(deadline_ms);
-        let plan = self.plan(route);
+        let mut plan = self.plan(route);
         let has_local = plan.iter().any(|t| t.endpoint == LOCAL);
         let remote_deadline = if has_local {
             deadline - Duration::from_millis(route.local_reserve_ms)
@@ -758,7 +758,19 @@ impl Router {
                 t0.elapsed().as_secs_f64(),
             );
         };
-        'targets: while idx < plan.len() {
+        // Targets skipped for an open circuit: when nothing else answered, they get one try
+        // each anyway (a breaker must not turn "all endpoints flaky" into "no answer").
+        let mut skipped_open: Vec<TargetConfig> = Vec::new();
+        let mut forced = false;
+        'targets: loop {
+            if idx >= plan.len() {
+                if forced || skipped_open.is_empty() || started || Instant::now() >= deadline {
+                    break;
+                }
+                forced = true;
+                plan = std::mem::take(&mut skipped_open);
+                idx = 0;
+            }
             let t = plan[idx].clone();
             idx += 1;
             if refused.contains(&t.model) {
@@ -777,10 +789,12 @@ impl Router {
                     self.record(&mut log, t0, &t, "quarantined");
                     continue 'targets;
                 }
-                if let Some(e) = self.endpoints.get(&t.endpoint)
+                if !forced
+                    && let Some(e) = self.endpoints.get(&t.endpoint)
                     && !e.health.admit(now.into_std())
                 {
                     self.record(&mut log, t0, &t, "circuit_open");
+                    skipped_open.push(t.clone());
                     continue 'targets;
                 }
                 let until = until_all.min(now + Duration::from_millis(route.first_token_ms));
@@ -1174,6 +1188,27 @@ impl Router {
                 let until = Instant::now() + Duration::from_millis(route.deadline_ms);
                 let b = self.body_for(Kind::Chat, t, &body, "", false);
                 match self.complete(Kind::Chat, t, b, until).await {
+                    // A reference without log-probabilities (the local model) is compared by
+                    // its text alone.
+                    Ok(a) if verify::token_logprobs(&r).is_empty() => {
+                        let text = |v: &Value| {
+                            v.pointer("/choices/0/message/content")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        let (rt, at) = (text(&r), text(&a));
+                        if rt == at {
+                            self.verified(&t.endpoint, "canary", true, "same text");
+                        } else {
+                            self.verified(
+                                &t.endpoint,
+                                "canary",
+                                false,
+                                &format!("canary answer {at:?} where the reference gave {rt:?}"),
+                            );
+                        }
+                    }
                     Ok(a) => match verify::compare_canary(&r, &a, vc.logprob_tolerance) {
                         Ok(d) => self.verified(
                             &t.endpoint,
