@@ -627,7 +627,11 @@ impl Router {
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             let ra = upstream::retry_after(resp.headers());
-            let text = tokio::time::timeout_at(until, resp.text()).await.ok().and_then(Result::ok);
+            // An error body is read up to 64 KiB: a hostile endpoint cannot fill the memory.
+            let text = match tokio::time::timeout_at(until, read_capped(resp, 64 << 10)).await {
+                Ok(Ok((b, _))) => Some(String::from_utf8_lossy(&b).into_owned()),
+                _ => None,
+            };
             let body = text
                 .as_deref()
                 .and_then(|t| serde_json::from_str::<Value>(t).ok())
@@ -635,10 +639,16 @@ impl Router {
             return Err(Failure::Status { status, retry_after: ra, body });
         }
         if !kind.streams() {
-            let bytes = match tokio::time::timeout_at(until, resp.bytes()).await {
+            let bytes = match tokio::time::timeout_at(until, read_capped(resp, MAX_ANSWER)).await {
                 Err(_) => return Err(Failure::NoResponse),
                 Ok(Err(e)) => return Err(Failure::Cut(e.to_string())),
-                Ok(Ok(b)) => b,
+                Ok(Ok((_, true))) => {
+                    return Err(Failure::Malformed(format!(
+                        "an answer over {} MiB",
+                        MAX_ANSWER >> 20
+                    )));
+                }
+                Ok(Ok((b, false))) => b,
             };
             let v: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Failure::Malformed(format!("an answer that is not JSON: {e}")))?;
@@ -1248,6 +1258,25 @@ impl Router {
     pub fn quarantined(&self) -> Vec<String> {
         self.verifier.as_ref().map(|v| v.quarantined()).unwrap_or_default()
     }
+}
+
+/// The largest whole answer (embeddings, forecasts) read from an endpoint.
+const MAX_ANSWER: usize = 64 << 20;
+
+/// A body up to `cap` bytes, and whether there was more.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(c) = resp.chunk().await? {
+        if out.len() + c.len() > cap {
+            out.extend_from_slice(&c[..cap - out.len()]);
+            return Ok((out, true));
+        }
+        out.extend_from_slice(&c);
+    }
+    Ok((out, false))
 }
 
 fn ends_with_assistant(body: &Value, partial: &str) -> bool {
