@@ -150,37 +150,47 @@ impl Verifier {
 
     /// Records a check; returns true when this failure quarantined the endpoint.
     pub fn record(&self, name: &str, url: &str, kind: &str, passed: bool, detail: &str) -> bool {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let r = conn.execute(
-            "INSERT INTO checks (ts_ms, endpoint, url, kind, passed, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![now_ms(), name, url, kind, passed as i64, detail],
-        );
-        if let Err(e) = r {
-            tracing::error!(endpoint = %name, error = %e, "could not record a verification");
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let already = self.is_quarantined(name);
+        // The check and the quarantine it triggers commit together: a crash between them
+        // cannot leave a failed check without its quarantine.
+        let r = (|| -> rusqlite::Result<bool> {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO checks (ts_ms, endpoint, url, kind, passed, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![now_ms(), name, url, kind, passed as i64, detail],
+            )?;
+            let mut quarantine = false;
+            if !passed && !already {
+                let failed: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM checks WHERE endpoint = ?1 AND url = ?2 AND passed = 0",
+                    params![name, url],
+                    |r| r.get(0),
+                )?;
+                if failed >= self.failures_to_quarantine as i64 {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO quarantine (endpoint, url, since_ms, reason) VALUES (?1, ?2, ?3, ?4)",
+                        params![name, url, now_ms(), detail],
+                    )?;
+                    quarantine = true;
+                }
+            }
+            tx.commit()?;
+            Ok(quarantine)
+        })();
+        let quarantine = match r {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::error!(endpoint = %name, error = %e, "could not record a verification");
+                // Out of caution a failed check still takes the endpoint out for this run.
+                !passed && !already
+            }
+        };
+        if quarantine {
+            self.quarantined.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
+            tracing::warn!(endpoint = %name, %url, reason = %detail, "endpoint quarantined: it failed verification");
         }
-        if passed || self.is_quarantined(name) {
-            return false;
-        }
-        let failed: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM checks WHERE endpoint = ?1 AND url = ?2 AND passed = 0",
-                params![name, url],
-                |r| r.get(0),
-            )
-            .unwrap_or(i64::MAX);
-        if failed < self.failures_to_quarantine as i64 {
-            return false;
-        }
-        let r = conn.execute(
-            "INSERT OR REPLACE INTO quarantine (endpoint, url, since_ms, reason) VALUES (?1, ?2, ?3, ?4)",
-            params![name, url, now_ms(), detail],
-        );
-        if let Err(e) = r {
-            tracing::error!(endpoint = %name, error = %e, "could not record a quarantine");
-        }
-        self.quarantined.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
-        tracing::warn!(endpoint = %name, %url, reason = %detail, "endpoint quarantined: it failed verification");
-        true
+        quarantine
     }
 }
 
