@@ -72,10 +72,7 @@ pub struct ReleaseArgs {
 /// `kairos router release`: lets a quarantined endpoint back into its routes (at the
 /// gateway's next start) and forgets its failed checks.
 pub fn release(args: ReleaseArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("reading router config {}", args.config.display()))?;
-    let c = GatewayConfig::parse(&text)
-        .map_err(|e| anyhow::anyhow!("router config {}: {e}", args.config.display()))?;
+    let c = GatewayConfig::load(&args.config)?;
     let v = c.router.verify.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
             "router config {}: no [verify] section, so no quarantine",
@@ -189,12 +186,16 @@ impl GatewayConfig {
         Ok(Self { server, local, router })
     }
 
+    /// Reads and parses a `router.toml` file; errors name it.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading router config {}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("router config {}: {e}", path.display()))
+    }
+
     /// The file with the flags on top.
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(&args.config)
-            .with_context(|| format!("reading router config {}", args.config.display()))?;
-        let mut c = Self::parse(&text)
-            .map_err(|e| anyhow::anyhow!("router config {}: {e}", args.config.display()))?;
+        let mut c = Self::load(&args.config)?;
         if let Some(l) = &args.listen {
             c.server.listen = l.clone();
         }
@@ -225,17 +226,11 @@ struct Gateway {
 /// `kairos router serve`: serves until SIGTERM or Ctrl-C.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let c = GatewayConfig::resolve(&args)?;
-    let keys = Keys::load(
+    let keys = Keys::required(
         c.server.api_key_file.as_deref(),
-        std::env::var(&c.server.api_key_env).ok().as_deref(),
+        &c.server.api_key_env,
+        c.server.insecure_no_auth,
     )?;
-    if keys.is_empty() && !c.server.insecure_no_auth {
-        anyhow::bail!(
-            "no api key: give --api-key-file (one key a line) or set {} (comma-separated); \
-             --insecure-no-auth serves without keys",
-            c.server.api_key_env
-        );
-    }
     let uses_local =
         c.router.routes.iter().any(|r| r.targets.iter().any(|t| t.endpoint == "local"));
     let local: Option<Arc<dyn LocalModel>> = if uses_local {
@@ -331,17 +326,9 @@ fn error(status: StatusCode, kind: &str, code: Option<&str>, message: &str) -> R
 }
 
 async fn auth(State(g): State<Arc<Gateway>>, req: AxRequest, next: Next) -> Response {
-    if g.keys.is_empty() && g.insecure {
-        return next.run(req).await;
-    }
     let h = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if g.keys.accepts(h) {
+    let Some(message) = g.keys.refusal(g.insecure, h) else {
         return next.run(req).await;
-    }
-    let message = if h.is_none() {
-        "You didn't provide an API key: send `Authorization: Bearer KEY`."
-    } else {
-        "Incorrect API key provided."
     };
     error(StatusCode::UNAUTHORIZED, "invalid_request_error", Some("invalid_api_key"), message)
 }
@@ -367,15 +354,9 @@ async fn models(State(g): State<Arc<Gateway>>) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-/// The caller's own deadline: `x-kairos-deadline-ms`, or the OpenAI client's
-/// `x-stainless-timeout` (seconds).
+/// The caller's own deadline (the worker's reading of the same headers).
 fn caller_deadline(h: &HeaderMap) -> Option<Duration> {
-    let read = |name: &str| {
-        h.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    let ms = read("x-kairos-deadline-ms").filter(|v| v.is_finite() && *v > 0.0).or_else(|| {
-        read("x-stainless-timeout").filter(|v| v.is_finite() && *v > 0.0).map(|s| s * 1e3)
-    })?;
+    let ms = crate::worker::lanes::caller_deadline_ms(h)?;
     Some(Duration::from_micros((ms.min(86_400_000.0) * 1e3) as u64))
 }
 

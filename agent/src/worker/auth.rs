@@ -82,6 +82,35 @@ impl Keys {
         Ok(Self { digests })
     }
 
+    /// The keys a server starts with: the file's and those in the environment variable
+    /// `env_name`; none is an error unless the server runs with `insecure_no_auth`.
+    pub fn required(
+        file: Option<&Path>,
+        env_name: &str,
+        insecure_no_auth: bool,
+    ) -> anyhow::Result<Self> {
+        let keys = Self::load(file, std::env::var(env_name).ok().as_deref())?;
+        if keys.is_empty() && !insecure_no_auth {
+            anyhow::bail!(
+                "no api key: give --api-key-file (one key a line) or set {env_name} \
+                 (comma-separated); --insecure-no-auth serves without keys"
+            );
+        }
+        Ok(keys)
+    }
+
+    /// Why a request with this `Authorization` header is refused (`None`: let it in).
+    pub fn refusal(&self, insecure_no_auth: bool, header: Option<&str>) -> Option<&'static str> {
+        if (self.is_empty() && insecure_no_auth) || self.accepts(header) {
+            return None;
+        }
+        Some(if header.is_none() {
+            "You didn't provide an API key: send `Authorization: Bearer KEY`."
+        } else {
+            "Incorrect API key provided."
+        })
+    }
+
     /// No key configured.
     pub fn is_empty(&self) -> bool {
         self.digests.is_empty()

@@ -673,15 +673,24 @@ fn run_one(worker: &Worker, l: &str, gemma: &mut Gemma, mut job: GenJob, limit: 
 /// caller asks for (`x-kairos-deadline-ms`, or the OpenAI client's `x-stainless-timeout` in
 /// seconds).
 pub fn deadline(arrived: Instant, config_ms: u64, headers: &axum::http::HeaderMap) -> Instant {
-    let mut ms = config_ms as f64;
-    let read = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    if let Some(v) = read("x-kairos-deadline-ms").filter(|v| v.is_finite() && *v > 0.0) {
-        ms = ms.min(v);
-    }
-    if let Some(v) = read("x-stainless-timeout").filter(|v| v.is_finite() && *v > 0.0) {
-        ms = ms.min(v * 1000.0);
-    }
+    let ms = caller_deadline_ms(headers).map_or(config_ms as f64, |c| c.min(config_ms as f64));
     arrived + Duration::from_micros((ms * 1000.0) as u64)
+}
+
+/// The caller's own deadline in ms, the lower of `x-kairos-deadline-ms` and the OpenAI
+/// clients' `x-stainless-timeout` (seconds); garbage, zero and negative values are ignored.
+pub fn caller_deadline_ms(headers: &axum::http::HeaderMap) -> Option<f64> {
+    let read = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
+    let ms = read("x-kairos-deadline-ms");
+    let stainless = read("x-stainless-timeout").map(|s| s * 1000.0);
+    match (ms, stainless) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

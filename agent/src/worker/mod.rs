@@ -400,17 +400,11 @@ fn load_models(worker: &Arc<Worker>, rt: &tokio::runtime::Handle) -> anyhow::Res
 /// `kairos worker`: serves until SIGTERM or Ctrl-C.
 pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let config = WorkerConfig::resolve(&args)?;
-    let keys = Keys::load(
+    let keys = Keys::required(
         config.api_key_file.as_deref(),
-        std::env::var(&config.api_key_env).ok().as_deref(),
+        &config.api_key_env,
+        config.insecure_no_auth,
     )?;
-    if keys.is_empty() && !config.insecure_no_auth {
-        anyhow::bail!(
-            "no api key: give --api-key-file (one key a line) or set {} (comma-separated); \
-             --insecure-no-auth serves without keys",
-            config.api_key_env
-        );
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -150,17 +150,9 @@ pub fn router(worker: Arc<Worker>) -> Router {
 }
 
 async fn auth(State(w): State<Arc<Worker>>, req: Request, next: Next) -> Response {
-    if w.keys.is_empty() && w.config.insecure_no_auth {
-        return next.run(req).await;
-    }
     let h = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if w.keys.accepts(h) {
+    let Some(message) = w.keys.refusal(w.config.insecure_no_auth, h) else {
         return next.run(req).await;
-    }
-    let message = if h.is_none() {
-        "You didn't provide an API key: send `Authorization: Bearer KEY`."
-    } else {
-        "Incorrect API key provided."
     };
     ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message)
         .code("invalid_api_key")

@@ -573,15 +573,7 @@ async fn the_sixteen_failoverbench_scenarios_pass_through_the_gateway() {
     assert_eq!(passed, 16, "{report}\ngateway output:\n{}", gw.output());
 
     // The figures: per-endpoint attempts and circuits, per-route requests.
-    let m = reqwest::Client::new()
-        .get(format!("{url}/metrics"))
-        .header("authorization", format!("Bearer {KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metric(&url).await;
     for needle in [
         "kairos_router_attempts_total{endpoint=\"s503-primary\",outcome=\"http_503\"}",
         "kairos_router_circuit_opened_total{endpoint=\"s503-primary\"}",
