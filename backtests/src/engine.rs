@@ -178,6 +178,18 @@ impl Backtest {
         series: &[BarSeries],
         strategy: &mut S,
     ) -> Result<BacktestResult> {
+        self.run_with(series, strategy, None)
+    }
+
+    /// [`Backtest::run`] with `models` answering the strategy's model asks
+    /// ([`Context::ask`](kairos_strategies::Context::ask)): a simulated service that delays
+    /// each answer by a modelled inference latency. Without one, every ask fails at once.
+    pub fn run_with<S: Strategy + ?Sized>(
+        &self,
+        series: &[BarSeries],
+        strategy: &mut S,
+        models: Option<Box<dyn kairos_engine::Models>>,
+    ) -> Result<BacktestResult> {
         self.config.validate()?;
         if series.is_empty() || series.iter().all(BarSeries::is_empty) {
             return Err(Error::Config { key: "data", reason: "no bars to replay".into() });
@@ -201,6 +213,9 @@ impl Backtest {
             equity_time: TimeIndex::new(),
             equity: Vec::new(),
         };
+        if let Some(m) = models {
+            run.engine.set_models(m);
+        }
         run.engine.start(strategy);
         if let [only] = series {
             // One instrument: every bar is its own timestamp, so the curve has exactly one

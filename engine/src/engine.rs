@@ -4,12 +4,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use kairos_strategies::{
-    Bar, BookSide, BookUpdate, Command, Context, Data, Fixed, InstrumentId, MarketEvent, OrderBook,
-    OrderEvent, OrderUpdate, RejectRule, Rejection, Strategy, Timer, TimerId, Timestamp,
-    TradingStatus,
+    Bar, BookSide, BookUpdate, Command, Context, Data, Fixed, InstrumentId, MarketEvent,
+    ModelAnswer, OrderBook, OrderEvent, OrderUpdate, RejectRule, Rejection, Strategy, Timer,
+    TimerId, Timestamp, TradingStatus,
 };
 
-use crate::{Clock, Execution, HistoricalClock, Phase, Report, Reports};
+use crate::models::{Due, answer_event, no_service};
+use crate::{Answering, Clock, Execution, HistoricalClock, Models, Phase, Report, Reports};
 
 /// One strategy's run: its context, its venue, its timers and the reports on their way to it.
 ///
@@ -32,7 +33,12 @@ pub struct Engine<X, C = HistoricalClock> {
     commands: Vec<Command>,
     timers: BinaryHeap<Reverse<(Timestamp, TimerId, u64)>>,
     cancelled_timers: BTreeSet<TimerId>,
-    /// The earliest timer or venue wake-up (`i64::MAX` when none).
+    /// Who answers model asks (`None`: every ask fails at once, saying so).
+    models: Option<Box<dyn Models>>,
+    /// Answers waiting for their arrival time.
+    answers: BinaryHeap<Due>,
+    answer_seq: u64,
+    /// The earliest timer, model answer or venue wake-up (`i64::MAX` when none).
     next_due: Timestamp,
     /// `next_due`, or the earliest time there is when the venue has working orders: a bar
     /// at or after it takes the full path.
@@ -58,11 +64,25 @@ impl<X: Execution, C: Clock> Engine<X, C> {
             commands: Vec::new(),
             timers: BinaryHeap::new(),
             cancelled_timers: BTreeSet::new(),
+            models: None,
+            answers: BinaryHeap::new(),
+            answer_seq: 0,
             next_due: Timestamp(i64::MAX),
             gate: Timestamp(i64::MAX),
             close_phase: exec.fills_at_close(),
             exec,
         }
+    }
+
+    /// Answers the strategy's model asks with `models` (a backtest's simulated service, a live
+    /// session's router).
+    pub fn set_models(&mut self, models: Box<dyn Models>) {
+        self.models = Some(models);
+    }
+
+    /// Model answers held for a later time (a backtest's modelled latency).
+    pub fn answers_waiting(&self) -> usize {
+        self.answers.len()
     }
 
     /// Fills and closed trades so far.
@@ -106,6 +126,10 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         let now = self.ctx.now();
         if self.next_due <= now {
             self.advance(strategy, now);
+        }
+        let left = self.answers.len();
+        if let Some(m) = self.models.as_mut() {
+            m.unanswered(left);
         }
         strategy.on_stop(&mut self.ctx);
     }
@@ -298,6 +322,13 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.settle(strategy);
     }
 
+    /// A model's answer from a service that answers on its own time (a live session's router):
+    /// delivered to `on_data` now, as [`Engine::data`] delivers any event.
+    pub fn answer<S: Strategy + ?Sized>(&mut self, strategy: &mut S, answer: ModelAnswer) {
+        let data = answer_event(answer);
+        self.data(strategy, &data);
+    }
+
     /// Halts trading in `instrument` (its book is unsynced, its feed stale): orders sent
     /// meanwhile are rejected. Resting orders stay at the venue.
     pub fn halt(&mut self, instrument: InstrumentId, why: impl Into<String>) {
@@ -362,18 +393,14 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         }
     }
 
-    /// Fires, in time order, every timer and venue wake-up due at or before `until`; timers
-    /// before venue wake-ups at the same instant.
+    /// Fires, in time order, every timer, model answer and venue wake-up due at or before
+    /// `until`; at the same instant timers first, then answers, then venue wake-ups.
     pub fn advance<S: Strategy + ?Sized>(&mut self, strategy: &mut S, until: Timestamp) {
         loop {
             let timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let answer = self.answers.peek().map(|d| d.at);
             let wake = self.exec.next_wakeup();
-            let next = match (timer, wake) {
-                (Some(t), Some(w)) => t.min(w),
-                (Some(t), None) => t,
-                (None, Some(w)) => w,
-                (None, None) => break,
-            };
+            let Some(next) = [timer, answer, wake].into_iter().flatten().min() else { break };
             if next > until {
                 break;
             }
@@ -386,6 +413,9 @@ impl<X: Execution, C: Clock> Engine<X, C> {
                     continue;
                 }
                 strategy.on_timer(&mut self.ctx, &Timer { id, at, tag });
+            } else if answer == Some(next) {
+                let Some(due) = self.answers.pop() else { break };
+                strategy.on_data(&mut self.ctx, &answer_event(due.answer));
             } else {
                 self.exec.wake(&mut self.ctx, &mut self.reports);
             }
@@ -394,11 +424,40 @@ impl<X: Execution, C: Clock> Engine<X, C> {
         self.refresh_due();
     }
 
+    /// Hands the asks the strategy just made to the model service; answers that come with
+    /// their time wait in `answers` (one that is due now is delivered by the settle loop).
+    #[inline(never)]
+    fn send_asks(&mut self) {
+        for ask in self.ctx.take_asks() {
+            let answer = match self.models.as_mut() {
+                None => no_service(&ask),
+                Some(m) => match m.ask(ask) {
+                    Answering::At(a) => a,
+                    Answering::Later => continue,
+                },
+            };
+            let at = answer.at.max(answer.asked_at);
+            self.answer_seq += 1;
+            self.answers.push(Due {
+                at,
+                seq: self.answer_seq,
+                answer: ModelAnswer { at, ..answer },
+            });
+        }
+    }
+
+    /// Whether a held answer is due by now.
+    #[inline]
+    fn answer_due(&self) -> bool {
+        self.answers.peek().is_some_and(|d| d.at <= self.ctx.now())
+    }
+
     #[inline]
     fn refresh_due(&mut self) {
         let t = self.timers.peek().map_or(i64::MAX, |Reverse((at, _, _))| at.0);
         let w = self.exec.next_wakeup().map_or(i64::MAX, |w| w.0);
-        self.next_due = Timestamp(t.min(w));
+        let a = self.answers.peek().map_or(i64::MAX, |d| d.at.0);
+        self.next_due = Timestamp(t.min(w).min(a));
         self.gate = if self.exec.has_working() { Timestamp(i64::MIN) } else { self.next_due };
     }
 
@@ -437,6 +496,17 @@ impl<X: Execution, C: Clock> Engine<X, C> {
                 }
                 continue;
             }
+            if self.ctx.has_asks() {
+                self.send_asks();
+            }
+            // An answer due now (a backtest without latency) comes before the venue sees the
+            // requests, as a hook's own computation would.
+            if self.answer_due() {
+                if let Some(due) = self.answers.pop() {
+                    strategy.on_data(&mut self.ctx, &answer_event(due.answer));
+                }
+                continue;
+            }
             if !self.ctx.has_commands() {
                 break;
             }
@@ -470,6 +540,7 @@ impl<X: Execution, C: Clock> Engine<X, C> {
             if !self.reports.is_pending()
                 && !self.ctx.has_commands()
                 && !self.ctx.has_timer_changes()
+                && !self.ctx.has_asks()
             {
                 break;
             }

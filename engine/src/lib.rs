@@ -20,9 +20,11 @@
 mod clock;
 mod engine;
 mod execution;
+mod models;
 pub mod paper;
 pub mod risk;
 
 pub use clock::{Clock, HistoricalClock, LiveClock};
 pub use engine::Engine;
 pub use execution::{Execution, Phase, Report, Reports};
+pub use models::{Answering, Models, answer_event};

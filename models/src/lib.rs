@@ -15,6 +15,7 @@
 //! - [`synthetic`]: the same models with made-up weights (GPU timing and parity runs where
 //!   the real weights cannot be fetched).
 
+pub mod asks;
 mod bert;
 pub mod cache;
 pub mod device;

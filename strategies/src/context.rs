@@ -1,9 +1,9 @@
 //! The [`Context`]: what a strategy reads and how it trades.
 
 use crate::{
-    Command, Error, Fill, Instrument, InstrumentId, Modification, Order, OrderBook, OrderEvent,
-    OrderId, OrderKind, OrderRequest, OrderSize, OrderStatus, Portfolio, Result, Side, Timer,
-    TimerId, Timestamp,
+    AskId, Command, Error, Fill, Instrument, InstrumentId, ModelAsk, ModelInput, Modification,
+    Order, OrderBook, OrderEvent, OrderId, OrderKind, OrderRequest, OrderSize, OrderStatus,
+    Portfolio, Result, Side, Timer, TimerId, Timestamp,
 };
 
 /// A strategy's window on its run: the clock, the instruments, the portfolio, its orders and
@@ -37,6 +37,8 @@ pub struct Context {
     timers: Vec<Timer>,
     timer_cancels: Vec<TimerId>,
     next_timer_id: u64,
+    asks: Vec<ModelAsk>,
+    next_ask_id: u64,
     books: Vec<OrderBook>,
     halted: Vec<Option<String>>,
     /// How many instruments are halted.
@@ -228,6 +230,30 @@ impl Context {
         self.asked = true;
     }
 
+    /// Asks the model `model` (a route of the router's config live; a model of the run in a
+    /// backtest) for an answer to `input`, labelled `tag`. The hook goes on at once; the
+    /// answer arrives as a [`Data`](crate::Data) event whose payload is a
+    /// [`ModelAnswer`](crate::ModelAnswer) (source `model:<model>`), when it would arrive:
+    /// live, when the reply comes; in a backtest, after the run's modelled inference latency.
+    /// Every ask gets exactly one answer, a failure included (no route, every target down, the
+    /// deadline passed), unless the run ends first.
+    ///
+    /// Refused here, naming the field, when the input cannot be sent (no messages, an empty
+    /// text, a bar with a NaN price). Only what `input` holds leaves the machine.
+    pub fn ask(&mut self, model: &str, input: ModelInput, tag: u64) -> Result<AskId> {
+        if model.trim().is_empty() {
+            return Err(Error::InvalidAsk { reason: "the model name is empty".into() });
+        }
+        if let Some(reason) = input.problem() {
+            return Err(Error::InvalidAsk { reason: format!("{} ask: {reason}", input.kind()) });
+        }
+        let id = AskId(self.next_ask_id);
+        self.next_ask_id += 1;
+        self.asks.push(ModelAsk { id, model: model.to_string(), input, tag, at: self.now });
+        self.asked = true;
+        Ok(id)
+    }
+
     fn check(&self, r: &OrderRequest) -> Result<()> {
         let bad = |reason: String| Err(Error::InvalidOrder { reason });
         if r.instrument.index() >= self.instruments.len() {
@@ -270,6 +296,8 @@ impl Context {
             timers: Vec::new(),
             timer_cancels: Vec::new(),
             next_timer_id: 1,
+            asks: Vec::new(),
+            next_ask_id: 1,
             books: vec![OrderBook::new(); n],
             halted: vec![None; n],
             halts: 0,
@@ -345,6 +373,17 @@ impl Context {
     /// Runtime: the timers set and cancelled since the last call.
     pub fn take_timers(&mut self) -> (Vec<Timer>, Vec<TimerId>) {
         (std::mem::take(&mut self.timers), std::mem::take(&mut self.timer_cancels))
+    }
+
+    /// Runtime: whether model asks wait to be taken.
+    #[inline]
+    pub fn has_asks(&self) -> bool {
+        !self.asks.is_empty()
+    }
+
+    /// Runtime: the model asks made since the last call, oldest first.
+    pub fn take_asks(&mut self) -> Vec<ModelAsk> {
+        std::mem::take(&mut self.asks)
     }
 
     /// Runtime: updates the strategy's view with an order event (before the strategy's

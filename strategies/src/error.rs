@@ -40,6 +40,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A model ask the context refused (no model name, an input that cannot be sent).
+    #[error("model ask refused: {reason}")]
+    InvalidAsk {
+        /// Why.
+        reason: String,
+    },
     /// An instrument definition that cannot be traded (non-positive tick or lot size, ...).
     #[error("instrument `{symbol}`: {reason}")]
     InvalidInstrument {

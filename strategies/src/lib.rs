@@ -33,6 +33,7 @@ mod event;
 pub mod indicators;
 mod instrument;
 mod market;
+mod model;
 mod order;
 mod portfolio;
 mod registry;
@@ -46,6 +47,10 @@ pub use error::{Error, Result};
 pub use event::{Data, Timer, TimerId, TradingStatus};
 pub use instrument::{Instrument, InstrumentId};
 pub use market::{Bar, BookDelta, BookSide, BookUpdate, MarketEvent, Quote, Side, Trade};
+pub use model::{
+    AskId, ChatMessage, ModelAnswer, ModelAsk, ModelFailure, ModelInput, ModelOutput, ModelReply,
+    Role,
+};
 pub use order::{
     Command, Fill, Modification, Order, OrderEvent, OrderId, OrderKind, OrderRequest, OrderSize,
     OrderStatus, OrderUpdate, RejectRule, Rejection, RiskRule, TimeInForce,
@@ -63,8 +68,8 @@ pub mod prelude {
     };
     pub use crate::{
         Bar, BookDelta, BookSide, BookUpdate, Context, Data, Fill, Fixed, Instrument, InstrumentId,
-        MarketEvent, Modification, OrderBook, OrderEvent, OrderId, OrderKind, OrderRequest,
-        OrderSize, OrderStatus, OrderUpdate, Params, Quote, RejectRule, Side, Strategy,
-        TimeInForce, Timer, Timestamp, Trade,
+        MarketEvent, ModelAnswer, ModelInput, Modification, OrderBook, OrderEvent, OrderId,
+        OrderKind, OrderRequest, OrderSize, OrderStatus, OrderUpdate, Params, Quote, RejectRule,
+        Side, Strategy, TimeInForce, Timer, Timestamp, Trade,
     };
 }

@@ -1,10 +1,12 @@
 //! `ml_forecast`: trade a trained forecaster's prediction.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use kairos_strategies::{
-    Bar, Context, InstrumentId, ParamSpec, Params, Result, Strategy, StrategyInfo, Timestamp,
+    AskId, Bar, Context, Data, InstrumentId, ModelAnswer, ModelInput, ParamSpec, Params, Result,
+    Strategy, StrategyInfo, Timestamp,
 };
 
 use crate::features::{TargetKind, WARMUP};
@@ -24,6 +26,13 @@ pub type PredictionLog = Arc<Mutex<Vec<(InstrumentId, Timestamp, f64, f64)>>>;
 /// `long_only` mode); in between the position is kept, or closed with `flat_inside=true`. A new
 /// position's size is `size x min(1, |edge| / full)` of equity: stronger forecasts, bigger
 /// positions. Orders go in only when the target side changes.
+///
+/// With `ask=NAME` the strategy does not run the model itself: at each closed bar it asks the
+/// model `NAME` through its context (the bars the model reads), and decides when the answer
+/// arrives, as it would live behind the router. In a backtest the answer comes after the run's
+/// modelled inference latency, so the report shows what the delay costs; with no latency the
+/// trades are the same as the in-process run's. An answer older than one already acted on
+/// (latencies reorder them) is dropped, and a failed ask changes nothing.
 pub struct MlForecast {
     model: Arc<Forecaster>,
     threshold: f64,
@@ -33,11 +42,19 @@ pub struct MlForecast {
     flat_inside: bool,
     states: Vec<Option<State>>,
     log: Option<PredictionLog>,
+    ask: Option<String>,
+    /// Asks on their way: the bar each was made at.
+    pending: HashMap<AskId, Timestamp>,
+    failures: u64,
 }
 
 struct State {
     stream: ForecastStream,
     side: Option<bool>,
+    /// With `ask`: the last bars, as many as the model reads.
+    bars: VecDeque<Bar>,
+    /// With `ask`: the bar of the newest answer acted on.
+    acted: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for MlForecast {
@@ -61,7 +78,31 @@ impl MlForecast {
         shorts: bool,
         flat_inside: bool,
     ) -> Self {
-        Self { model, threshold, full, size, shorts, flat_inside, states: Vec::new(), log: None }
+        Self {
+            model,
+            threshold,
+            full,
+            size,
+            shorts,
+            flat_inside,
+            states: Vec::new(),
+            log: None,
+            ask: None,
+            pending: HashMap::new(),
+            failures: 0,
+        }
+    }
+
+    /// Asks the model `name` through the context instead of running it in the hook (see the
+    /// type's docs).
+    pub fn asking(mut self, name: impl Into<String>) -> Self {
+        self.ask = Some(name.into());
+        self
+    }
+
+    /// Asks that came back as failures.
+    pub fn failed_asks(&self) -> u64 {
+        self.failures
     }
 
     /// Records every prediction into `log` (tests, research notebooks).
@@ -98,17 +139,61 @@ impl Strategy for MlForecast {
         let st = self.states[i].get_or_insert_with(|| State {
             stream: ForecastStream::new(model.clone()),
             side: None,
+            bars: VecDeque::new(),
+            acted: None,
         });
-        let Some(pred) = st.stream.update(bar) else { return };
-        let edge = edge(model, pred);
-        if let Some(log) = &self.log {
-            log.lock().unwrap_or_else(|p| p.into_inner()).push((
-                bar.instrument,
-                bar.ts,
-                pred,
-                edge,
-            ));
+        if let Some(name) = &self.ask {
+            let need = WARMUP + model.window();
+            if st.bars.len() == need {
+                st.bars.pop_front();
+            }
+            st.bars.push_back(*bar);
+            if st.bars.len() < need {
+                return;
+            }
+            let input = ModelInput::Forecast { bars: st.bars.iter().copied().collect() };
+            // The bars come from the run, so the ask is valid; a refusal changes nothing.
+            if let Ok(id) = ctx.ask(name, input, i as u64) {
+                self.pending.insert(id, bar.ts);
+            }
+            return;
         }
+        let Some(pred) = st.stream.update(bar) else { return };
+        self.act(ctx, bar.instrument, bar.ts, pred);
+    }
+
+    fn on_data(&mut self, ctx: &mut Context, data: &Data) {
+        let Some(answer) = data.get::<ModelAnswer>() else { return };
+        let Some(bar_ts) = self.pending.remove(&answer.ask) else { return };
+        let id = InstrumentId(answer.tag as u32);
+        let Some(Some(st)) = self.states.get_mut(id.index()) else { return };
+        let Some(pred) = answer.forecast() else {
+            self.failures += 1;
+            if self.failures == 1 {
+                tracing::warn!(
+                    model = %answer.model,
+                    "a forecast ask failed (later failures are counted, not logged): {}",
+                    answer.failure().unwrap_or("the answer is not a forecast")
+                );
+            }
+            return;
+        };
+        if st.acted.is_some_and(|t| t >= bar_ts) {
+            return;
+        }
+        st.acted = Some(bar_ts);
+        self.act(ctx, id, bar_ts, pred);
+    }
+}
+
+impl MlForecast {
+    /// Turns a prediction made at the bar `bar_ts` of `id` into a target position.
+    fn act(&mut self, ctx: &mut Context, id: InstrumentId, bar_ts: Timestamp, pred: f64) {
+        let edge = edge(&self.model, pred);
+        if let Some(log) = &self.log {
+            log.lock().unwrap_or_else(|p| p.into_inner()).push((id, bar_ts, pred, edge));
+        }
+        let Some(Some(st)) = self.states.get_mut(id.index()) else { return };
         let side = if edge > self.threshold {
             Some(true)
         } else if edge < -self.threshold {
@@ -123,7 +208,7 @@ impl Strategy for MlForecast {
         }
         st.side = side;
         let size = super::scaled_size(self.size, edge, self.full);
-        super::target(ctx, bar.instrument, side, self.shorts, size);
+        super::target(ctx, id, side, self.shorts, size);
     }
 }
 
@@ -134,14 +219,10 @@ fn build(p: &Params) -> Result<Box<dyn Strategy>> {
         .map_err(|e| p.invalid("model", e.to_string()))?;
     let (threshold, full) = super::thresholds(p)?;
     let shorts = p.choice("mode")? == "long_short";
-    Ok(Box::new(MlForecast::new(
-        model,
-        threshold,
-        full,
-        p.float("size")?,
-        shorts,
-        p.bool("flat_inside")?,
-    )))
+    let s =
+        MlForecast::new(model, threshold, full, p.float("size")?, shorts, p.bool("flat_inside")?);
+    let ask = p.text("ask")?.trim();
+    Ok(Box::new(if ask.is_empty() { s } else { s.asking(ask) }))
 }
 
 pub(crate) fn info() -> StrategyInfo {
@@ -156,6 +237,12 @@ pub(crate) fn info() -> StrategyInfo {
                 "flat_inside",
                 false,
                 "close the position when the edge falls back inside the threshold",
+            ),
+            ParamSpec::text(
+                "ask",
+                "",
+                false,
+                "ask this model (a router route live; --model NAME=DIR in a backtest) through the context instead of running `model` in the hook; the answer arrives after the inference latency",
             ),
         ]
         .into_iter()
