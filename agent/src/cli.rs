@@ -212,6 +212,27 @@ struct BacktestArgs {
     /// Bars per block of the return bootstrap [default: the cube root of the bars].
     #[arg(long, value_name = "BARS")]
     mc_block: Option<usize>,
+    /// A model the strategy asks for (`ctx.ask`), as NAME=PATH: a forecaster folder, a
+    /// sentence-encoder folder or a Gemma .gguf. Repeat for several.
+    #[arg(long = "model", value_name = "NAME=PATH", value_parser = crate::inference::ModelSettings::parse_model)]
+    models: Vec<(String, PathBuf)>,
+    /// Answers recorded by a paper or live session (`record_answers`): asks with the same
+    /// model and input get the recorded answer, with its recorded latency unless
+    /// --model-latency says otherwise.
+    #[arg(long, value_name = "FILE")]
+    model_answers: Option<PathBuf>,
+    /// How late model answers arrive: 0, 250ms, lognormal:median=250ms,sigma=0.5,
+    /// empirical:FILE (latencies recorded live) or recorded. The run is then repeated with
+    /// every answer at once, and the difference reported as the cost of the delay
+    /// [default: recorded with --model-answers, else 0].
+    #[arg(long, value_name = "SPEC")]
+    model_latency: Option<String>,
+    /// Seed of the latency draws [default: 0].
+    #[arg(long, value_name = "SEED")]
+    model_seed: Option<u64>,
+    /// Device of the --model models: cpu, cuda or cuda:N [default: cpu].
+    #[arg(long, value_name = "DEVICE")]
+    model_device: Option<String>,
 }
 
 /// The engine's settings, shared by `backtest` and `sweep`.
@@ -1126,13 +1147,30 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
     for w in &warnings {
         say!("warning: {w}");
     }
+    let model_settings = crate::inference::ModelSettings {
+        models: args.models.clone(),
+        answers: args.model_answers.clone(),
+        latency: args.model_latency.clone(),
+        seed: args.model_seed.unwrap_or(0),
+        device: args.model_device.clone().unwrap_or_else(|| "cpu".into()),
+    };
     let started = Instant::now();
-    let result = Backtest::new(cfg).run(&series, &mut strategy)?;
+    let (result, delay) = crate::inference::run(
+        &Backtest::new(cfg),
+        &series,
+        &mut strategy,
+        || Ok(registry.build(&strategy_name, &params)?),
+        &model_settings,
+    )?;
     let elapsed = started.elapsed();
     let mut summary = result.summary();
     summary.warnings.splice(0..0, warnings);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let mut v = serde_json::to_value(&summary)?;
+        if let (Some(d), Some(o)) = (&delay, v.as_object_mut()) {
+            o.insert("model_answers".into(), serde_json::to_value(d)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
             "strategy: {strategy_name} {}",
@@ -1140,13 +1178,26 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         );
         print!("{}", report::table(&summary));
     }
+    // With a modelled delay the bars ran twice (with and without it).
+    let runs = if delay.as_ref().is_some_and(|d| d.instant.is_some()) { 2 } else { 1 };
     say!(
-        "replayed {} bar{} in {:.3} s ({:.1} M bars/s)",
+        "replayed {} bar{} in {:.3} s ({:.1} M bars/s){}",
         result.bars,
         if result.bars == 1 { "" } else { "s" },
         elapsed.as_secs_f64(),
-        result.bars as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
+        (runs * result.bars) as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6,
+        if runs == 2 { ", twice: with the answers delayed and at once" } else { "" }
     );
+    if let Some(d) = &delay {
+        for line in d.lines() {
+            // The figures on stdout with the summary; with --json they are in it.
+            if line.starts_with("warning:") {
+                say!("{line}");
+            } else if !args.json {
+                println!("{line}");
+            }
+        }
+    }
     let monte_carlo = match (args.monte_carlo.or(mc_file.runs), args.mc_seed, args.mc_block) {
         (None, None, None) => None,
         (None, _, _) => bail!("--mc-seed and --mc-block go with --monte-carlo N"),
@@ -1185,6 +1236,11 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         let about = report::html::about(&strategy_name, &params, &result, &summary);
         let title = format!("{strategy_name} on {}", data_title(&series));
         let mut page = report::html::run_page(title, about, &result, &summary, &series)?;
+        if let Some(d) = &delay {
+            std::fs::write(out.join("model_answers.json"), serde_json::to_vec_pretty(d)?)
+                .with_context(|| format!("writing {}/model_answers.json", out.display()))?;
+            page.tables.push(d.table());
+        }
         if let Some(o) = &monte_carlo {
             montecarlo::write(out, o)?;
             page.tables.push(monte_carlo_rows(o));
@@ -1193,8 +1249,9 @@ fn backtest(registry: &Registry, args: BacktestArgs) -> Result<()> {
         }
         let files = report::html::write(out, &page, args.png)?;
         say!(
-            "wrote {}/summary.json, trades.csv, equity.csv, report.html{}",
+            "wrote {}/summary.json, trades.csv, equity.csv, report.html{}{}",
             out.display(),
+            if delay.is_some() { ", model_answers.json" } else { "" },
             if args.png {
                 format!(" and {} charts as PNG", files.len() - 1)
             } else {

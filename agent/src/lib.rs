@@ -24,6 +24,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod inference;
 pub mod journal;
 pub mod live;
 pub mod ml;

@@ -798,3 +798,239 @@ impl Models for Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kairos_strategies::{AskId, Bar, InstrumentId};
+
+    fn ask(id: u64, model: &str, input: ModelInput, at: i64) -> ModelAsk {
+        ModelAsk { id: AskId(id), model: model.into(), input, tag: id, at: Timestamp(at) }
+    }
+
+    fn embed(t: &str) -> ModelInput {
+        ModelInput::Embed { texts: vec![t.into()] }
+    }
+
+    fn answered(m: &mut Simulated, a: ModelAsk) -> ModelAnswer {
+        match m.ask(a) {
+            Answering::At(a) => a,
+            Answering::Later => panic!("a backtest answers at once"),
+        }
+    }
+
+    #[test]
+    fn latency_specs_parse_and_bad_ones_are_refused_naming_the_problem() {
+        assert_eq!(Latency::parse("0").unwrap(), Latency::Zero);
+        assert_eq!(Latency::parse("250ms").unwrap(), Latency::Fixed(250_000_000));
+        assert_eq!(Latency::parse("fixed:1.5s").unwrap(), Latency::Fixed(1_500_000_000));
+        assert_eq!(Latency::parse("40").unwrap(), Latency::Fixed(40_000_000));
+        assert_eq!(
+            Latency::parse("lognormal:median=200ms,sigma=0.5").unwrap(),
+            Latency::LogNormal { median: 200_000_000, sigma: 0.5 }
+        );
+        for (spec, want) in [
+            ("fast", "not a duration"),
+            ("-5ms", "between 0 and"),
+            ("NaNms", "between 0 and"),
+            ("lognormal:median=200ms", "sigma is missing"),
+            ("lognormal:median=200ms,sigma=9", "outside [0, 5]"),
+            ("lognormal:mean=1ms,sigma=1", "unknown key `mean`"),
+            ("empirical:/nonexistent/lat.txt", "/nonexistent/lat.txt"),
+        ] {
+            let e = Latency::parse(spec).expect_err(spec);
+            assert!(e.contains(want), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn log_normal_draws_have_the_median_asked_for_and_repeat_with_the_seed() {
+        let l = Latency::LogNormal { median: 100_000_000, sigma: 0.8 };
+        let draws = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..20_001).map(|_| l.draw(&mut rng, None)).collect::<Vec<_>>()
+        };
+        let mut a = draws(7);
+        assert_eq!(a, draws(7));
+        assert_ne!(a, draws(8));
+        a.sort_unstable();
+        let median = a[a.len() / 2] as f64;
+        assert!((median / 1e8 - 1.0).abs() < 0.05, "median {median}");
+        // The right tail: p99 of a log-normal is median * exp(2.326 sigma) = 6.4x here.
+        let p99 = a[a.len() * 99 / 100] as f64 / 1e8;
+        assert!((5.5..7.5).contains(&p99), "p99 {p99}");
+        assert!(a[0] >= 0);
+    }
+
+    #[test]
+    fn empirical_latencies_come_from_a_recording_or_a_list_and_bad_lines_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("lat.txt");
+        std::fs::write(&list, "# ms\n120\n80ms\n\n1s\n").unwrap();
+        assert_eq!(
+            Latency::parse(&format!("empirical:{}", list.display())).unwrap(),
+            Latency::Empirical(vec![120_000_000, 80_000_000, 1_000_000_000])
+        );
+        std::fs::write(&list, "120\nsoon\n").unwrap();
+        let e = Latency::parse(&format!("empirical:{}", list.display())).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn a_recorded_session_is_replayed_by_input_with_its_latencies_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("answers.jsonl");
+        let mut rec = Recorder::open(&path).unwrap();
+        let live = |id: u64, text: &str, at: i64, lat: i64, result| {
+            let a = ask(id, "news", embed(text), at);
+            let answer = ModelAnswer {
+                ask: a.id,
+                model: "news".into(),
+                tag: a.tag,
+                asked_at: a.at,
+                at: Timestamp(at + lat),
+                result,
+            };
+            (a, answer)
+        };
+        let ok = |v: f32| {
+            Ok(ModelReply {
+                output: ModelOutput::Embeddings(vec![vec![v, 1.0]]),
+                endpoint: "w1".into(),
+                model: "minilm".into(),
+            })
+        };
+        for (a, answer) in [
+            live(1, "up", 1_000, 5_000_000, ok(0.5)),
+            live(2, "down", 2_000, 7_000_000, ok(-0.5)),
+            live(3, "up", 3_000, 9_000_000, ok(0.25)),
+            live(
+                4,
+                "boom",
+                4_000,
+                1_000,
+                Err(ModelFailure { reason: "every target failed".into() }),
+            ),
+        ] {
+            rec.write(&a, &answer).unwrap();
+        }
+        drop(rec);
+        let recording = Arc::new(Recording::load(&path).unwrap());
+        assert_eq!(recording.len(), 4);
+        let answers = Answers { recording: Some(recording), local: None };
+        let mut sim = Simulated::new(answers, Latency::Recorded, 0);
+        // A backtest asks at other times; the answers follow the input, in recorded order.
+        let a = answered(&mut sim, ask(1, "news", embed("up"), 10));
+        assert_eq!(a.embeddings().unwrap()[0][0], 0.5);
+        assert_eq!((a.latency_ns(), a.at), (5_000_000, Timestamp(5_000_010)));
+        assert_eq!(a.result.as_ref().unwrap().endpoint, "recorded");
+        assert_eq!(
+            answered(&mut sim, ask(2, "news", embed("up"), 20)).embeddings().unwrap()[0][0],
+            0.25
+        );
+        // Asked more often than recorded: the last answer again.
+        assert_eq!(
+            answered(&mut sim, ask(3, "news", embed("up"), 30)).embeddings().unwrap()[0][0],
+            0.25
+        );
+        assert_eq!(answered(&mut sim, ask(4, "news", embed("down"), 40)).latency_ns(), 7_000_000);
+        assert_eq!(
+            answered(&mut sim, ask(5, "news", embed("boom"), 50)).failure(),
+            Some("every target failed")
+        );
+        // Another model or input was never recorded: a failure that says how to answer it.
+        let miss = answered(&mut sim, ask(6, "other", embed("up"), 60));
+        assert!(miss.failure().unwrap().contains("--model other=PATH"), "{miss:?}");
+        let s = sim.stats();
+        let s = s.lock().unwrap();
+        assert_eq!((s.asked, s.from_recording, s.failed), (6, 5, 2));
+        assert_eq!(s.latencies_ns[..2], [5_000_000, 9_000_000]);
+
+        // A torn last line (a crash mid-write) and a hostile one are named.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"asked_at_ns\": 1, \"model\": \"news\"");
+        std::fs::write(&path, &text).unwrap();
+        let e = Recording::load(&path).unwrap_err();
+        assert!(e.contains("line 5"), "{e}");
+        let bad = "{\"asked_at_ns\":1,\"model\":\"m\",\"kind\":\"forecast\",\"digest\":\"d\",\"tag\":0,\"latency_ns\":-4,\"output\":{\"forecast\":1.0}}\n";
+        std::fs::write(&path, bad).unwrap();
+        assert!(Recording::load(&path).unwrap_err().contains("negative"));
+    }
+
+    #[test]
+    fn the_digest_follows_model_and_input() {
+        let bar = Bar {
+            instrument: InstrumentId(0),
+            ts: Timestamp(60),
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close: 1.5,
+            volume: 3.0,
+        };
+        let f = |close| ModelInput::Forecast { bars: vec![Bar { close, ..bar }] };
+        assert_eq!(digest("fc", &f(1.5)), digest("fc", &f(1.5)));
+        assert_ne!(digest("fc", &f(1.5)), digest("fc", &f(1.25)));
+        assert_ne!(digest("fc", &f(1.5)), digest("fc2", &f(1.5)));
+    }
+
+    #[test]
+    fn router_answers_are_typed_and_malformed_ones_refused() {
+        let chat = ModelInput::Chat {
+            messages: vec![kairos_strategies::ChatMessage::new(
+                kairos_strategies::Role::User,
+                "hi",
+            )],
+            max_tokens: 4,
+            temperature: 0.0,
+        };
+        let body = json!({"choices": [{"message": {"content": "hello"}}]});
+        assert_eq!(output(&chat, &body).unwrap(), ModelOutput::Text("hello".into()));
+        assert!(output(&chat, &json!({"choices": []})).unwrap_err().contains("choices[0]"));
+        let two = ModelInput::Embed { texts: vec!["a".into(), "b".into()] };
+        let body = json!({"data": [{"index": 1, "embedding": [2.0, 3.0]}, {"index": 0, "embedding": [0.0, 1.0]}]});
+        assert_eq!(
+            output(&two, &body).unwrap(),
+            ModelOutput::Embeddings(vec![vec![0.0, 1.0], vec![2.0, 3.0]])
+        );
+        for (bad, want) in [
+            (json!({"data": [{"embedding": [1.0]}]}), "1 embeddings for 2 texts"),
+            (
+                json!({"data": [{"embedding": [1.0]}, {"embedding": [1.0, 2.0]}]}),
+                "different lengths",
+            ),
+            (
+                json!({"data": [{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [1.0]}]}),
+                "twice",
+            ),
+            (json!({"data": [{"embedding": "AAAA"}, {"embedding": [1.0]}]}), "no float embedding"),
+        ] {
+            let e = output(&two, &bad).unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+        let fc = ModelInput::Forecast { bars: vec![] };
+        assert_eq!(output(&fc, &json!({"prediction": 0.25})).unwrap(), ModelOutput::Forecast(0.25));
+        assert!(output(&fc, &json!({"prediction": "NaN"})).is_err());
+        // The request carries only the input.
+        let r = request(&ask(
+            1,
+            "fc",
+            ModelInput::Forecast {
+                bars: vec![Bar {
+                    instrument: InstrumentId(0),
+                    ts: Timestamp(120_000_000),
+                    open: 1.0,
+                    high: 1.0,
+                    low: 1.0,
+                    close: 1.0,
+                    volume: 0.0,
+                }],
+            },
+            0,
+        ));
+        assert_eq!(
+            r.body,
+            json!({"model": "fc", "bars": [{"ts": 120, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 0.0}]})
+        );
+    }
+}

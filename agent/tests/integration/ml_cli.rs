@@ -123,6 +123,150 @@ fn train_evaluate_backtest_and_walk_forward() {
 }
 
 #[test]
+#[cfg_attr(kairos_no_shared_data, ignore = "needs ../shared/data")]
+fn an_ml_strategy_asking_its_model_reports_what_the_inference_delay_costs() {
+    let Some(data) = btc() else { return };
+    let data = data.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("fc");
+    let m = model.to_str().unwrap();
+    ok(&kairos(&["train", "--data", data, "--target", "sign", "--epochs", "2", "--out", m]));
+    let model_param = format!("model={m}");
+    let local = format!("fc={m}");
+    let backtest = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "backtest",
+            "--data",
+            data,
+            "--strategy",
+            "ml_forecast",
+            "-p",
+            &model_param,
+            "-p",
+            "threshold=0.02",
+            "--lot-size",
+            "0.001",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&kairos(&args))).unwrap()
+    };
+    // In the hook, then asked through the context with no latency: the same run, trade for
+    // trade (the answer is there before the venue sees the next bar).
+    let inline = backtest(&[]);
+    assert!(inline.get("model_answers").is_none());
+    let asked = backtest(&["-p", "ask=fc", "--model", &local]);
+    for k in ["return_pct", "num_trades", "equity_final", "sharpe"] {
+        assert_eq!(asked[k], inline[k], "{k}");
+    }
+    let a = &asked["model_answers"];
+    let bars = 45_031 - (60 + 1) + 1; // every bar once the model's 60 + 1 bars are there
+    assert_eq!(a["stats"]["asked"].as_u64(), Some(bars), "{a}");
+    assert_eq!(a["stats"]["from_local"].as_u64(), Some(bars));
+    assert!(a["instant"].is_null() && a["cost_return_points"].is_null(), "{a}");
+
+    // A decision that lands a bar and a half late on one-minute bars.
+    let out = tmp.path().join("late");
+    let late = backtest(&[
+        "-p",
+        "ask=fc",
+        "--model",
+        &local,
+        "--model-latency",
+        "90s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let a = &late["model_answers"];
+    // The twin without delay is the in-hook run; the reported run is the delayed one.
+    assert_eq!(a["instant"]["return_pct"], inline["return_pct"], "{a}");
+    assert_eq!(a["delayed"]["return_pct"], late["return_pct"]);
+    assert_ne!(late["return_pct"], inline["return_pct"]);
+    let cost = a["cost_return_points"].as_f64().unwrap();
+    let want = inline["return_pct"].as_f64().unwrap() - late["return_pct"].as_f64().unwrap();
+    assert!((cost - want).abs() < 1e-9, "{cost} vs {want}");
+    assert_eq!(a["latency_ms"][0].as_f64(), Some(90_000.0));
+    // Answers due after the last bar never arrive (one and a half bars' worth).
+    assert!((1..=2).contains(&a["stats"]["unanswered"].as_u64().unwrap()), "{a}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("cost of the decision delay"), "the report shows it");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model_answers.json")).unwrap()).unwrap();
+    assert_eq!(file["cost_return_points"], a["cost_return_points"]);
+
+    // A latency distribution: repeatable with its seed, another seed another draw.
+    let spec = "lognormal:median=40s,sigma=1";
+    let l0 = backtest(&["-p", "ask=fc", "--model", &local, "--model-latency", spec]);
+    let l0b = backtest(&["-p", "ask=fc", "--model", &local, "--model-latency", spec]);
+    let l1 = backtest(&[
+        "-p",
+        "ask=fc",
+        "--model",
+        &local,
+        "--model-latency",
+        spec,
+        "--model-seed",
+        "1",
+    ]);
+    assert_eq!(l0["model_answers"], l0b["model_answers"]);
+    assert_ne!(l0["model_answers"]["latency_ms"], l1["model_answers"]["latency_ms"]);
+    let p50 = l0["model_answers"]["latency_ms"][0].as_f64().unwrap();
+    assert!((36_000.0..44_000.0).contains(&p50), "{p50}");
+
+    // Latencies from a file of recorded ones.
+    let lat = tmp.path().join("lat.txt");
+    std::fs::write(&lat, "30s\n45s\n120s\n").unwrap();
+    let e = backtest(&[
+        "-p",
+        "ask=fc",
+        "--model",
+        &local,
+        "--model-latency",
+        &format!("empirical:{}", lat.display()),
+    ]);
+    let max = e["model_answers"]["latency_ms"][3].as_f64().unwrap();
+    assert_eq!(max, 120_000.0);
+
+    // Asking a model the run does not have: every ask fails, nothing trades, and it says how.
+    let o = kairos(&[
+        "backtest",
+        "--data",
+        data,
+        "--strategy",
+        "ml_forecast",
+        "-p",
+        &model_param,
+        "-p",
+        "ask=nope",
+        "--model",
+        &local,
+    ]);
+    let stdout = ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stdout.contains("0 by local models") && stdout.contains("failed"), "{stdout}");
+    assert!(
+        stderr.contains("no model answers `nope`") && stderr.contains("--model nope=PATH"),
+        "{stderr}"
+    );
+
+    // Bad settings are refused before anything runs, naming what is wrong.
+    for (args, want) in [
+        (vec!["--model", "fc"], "is not NAME=PATH"),
+        (vec!["--model", "fc=/nonexistent/fc"], "no such file or folder"),
+        (vec!["--model-latency", "lognormal:median=5ms"], "sigma is missing"),
+        (vec!["--model-latency", "soon"], "not a duration"),
+        (vec!["--model-latency", "recorded"], "give --model-answers FILE"),
+        (vec!["--model-answers", "/nonexistent/answers.jsonl"], "/nonexistent/answers.jsonl"),
+    ] {
+        let mut a =
+            vec!["backtest", "--data", data, "--strategy", "ml_forecast", "-p", &model_param];
+        a.extend(args);
+        let e = err(&kairos(&a));
+        assert!(e.contains(want), "{e}");
+    }
+}
+
+#[test]
 #[cfg_attr(kairos_no_weights, ignore = "needs model weights: run scripts/models/fetch.sh")]
 fn generate_text_and_a_decision() {
     let gguf =
