@@ -75,6 +75,45 @@ pub struct AgentFile {
     pub shutdown: crate::run::ShutdownSpec,
     /// On-chain execution of the `[[dex]]` instruments by `kairos run`.
     pub chain: Option<crate::chain_venue::ChainSpec>,
+    /// Where the strategy's model asks go (`[models]`).
+    pub models: Option<ModelsSpec>,
+}
+
+/// `[models]`: the strategy's model asks (`ctx.ask`) go through the inference router of a
+/// `router.toml` (the file `kairos router serve` reads; its own paths are relative to the
+/// working directory), and every answer is recorded for backtests to replay.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSpec {
+    /// The router config (relative to this file).
+    pub router: PathBuf,
+    /// Append every answer (and failure) with its latency to this JSON-lines file, for
+    /// `kairos backtest --model-answers` (relative to this file).
+    pub record_answers: Option<PathBuf>,
+}
+
+impl ModelsSpec {
+    /// Starts the router on the current tokio runtime and makes it `engine`'s model service;
+    /// answers arrive on the returned channel, for [`Hooks::answers`].
+    pub(crate) fn attach<X: kairos_engine::Execution>(
+        &self,
+        engine: &mut Engine<X, LiveClock>,
+    ) -> Result<mpsc::UnboundedReceiver<kairos_strategies::ModelAnswer>> {
+        let c = crate::gateway::GatewayConfig::load(&self.router)?;
+        let router = crate::gateway::start_router(c)
+            .with_context(|| format!("[models] router {}", self.router.display()))?;
+        let recorder = self
+            .record_answers
+            .as_deref()
+            .map(kairos_models::asks::Recorder::open)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("[models] record_answers: {e}"))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let live =
+            kairos_models::asks::Live::new(router, tokio::runtime::Handle::current(), tx, recorder);
+        engine.set_models(Box::new(live));
+        Ok(rx)
+    }
 }
 
 fn default_cash() -> f64 {
@@ -216,6 +255,12 @@ impl AgentFile {
         if let Some(c) = &mut cfg.chain {
             c.wallet = rel(std::mem::take(&mut c.wallet));
             c.password_file = c.password_file.take().map(rel);
+        }
+        if let Some(m) = &mut cfg.models {
+            m.router = rel(std::mem::take(&mut m.router));
+            m.record_answers = m.record_answers.take().map(rel);
+            // Refused at load, naming the file and the key, not when the first ask goes out.
+            crate::gateway::GatewayConfig::load(&m.router).context("[models] router")?;
         }
         cfg.check()?;
         Ok(cfg)
@@ -412,8 +457,9 @@ pub async fn run_with<S: Strategy>(
     let venue = Risk::new(PaperVenue::new(cfg.paper), cfg.risk.clone(), &ctx)
         .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
     let mut engine = Engine::new(ctx, venue, LiveClock, Reports::new(true));
+    let answers = cfg.models.as_ref().map(|m| m.attach(&mut engine)).transpose()?;
     let mut strategy = Recorder { inner: strategy, events: Vec::new() };
-    let mut hooks = Hooks { venue: None, poke: None, cancel_on_stop: false, drain: DRAIN };
+    let mut hooks = Hooks { venue: None, poke: None, cancel_on_stop: false, drain: DRAIN, answers };
     let tally = drive(cfg, &mut engine, &mut strategy, feeds, &mut hooks, stop, |_, _| {}).await;
     let (fills, _) = engine.take_history();
     let positions =
@@ -513,6 +559,8 @@ pub(crate) struct Hooks<Y> {
     pub cancel_on_stop: bool,
     /// How long a stopping session waits for its feeds, then for its cancels.
     pub drain: Duration,
+    /// The answers to the strategy's model asks ([`ModelsSpec::attach`]).
+    pub answers: Option<mpsc::UnboundedReceiver<kairos_strategies::ModelAnswer>>,
 }
 
 /// What a session saw.
@@ -584,6 +632,12 @@ pub(crate) async fn drive<Y: kairos_engine::Execution, W: Strategy>(
                 None => std::future::pending().await,
             }
         };
+        let answer = async {
+            match hooks.answers.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             ev = feeds.rx.recv() => {
                 let Some(ev) = ev else { break };
@@ -605,6 +659,13 @@ pub(crate) async fn drive<Y: kairos_engine::Execution, W: Strategy>(
             }
             _ = poke.notified() => {
                 engine.from_venue(strategy, |x, ctx, out| x.apply_switches(ctx, out));
+                after(engine, Seen::Other);
+            }
+            a = answer => {
+                match a {
+                    Some(a) => engine.answer(strategy, a),
+                    None => hooks.answers = None,
+                }
                 after(engine, Seen::Other);
             }
             _ = sleep => { engine.tick(strategy); after(engine, Seen::Other); }

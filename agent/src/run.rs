@@ -719,12 +719,14 @@ pub async fn run_observed<S: Strategy>(
     note(&journal, "strategy started", &cfg.strategy);
     let sink = MetricsSink { metrics: metrics.clone(), symbols: symbols.clone() };
     let mut strategy = Recorder { inner: strategy, events: sink };
+    let answers = cfg.models.as_ref().map(|m| m.attach(&mut engine)).transpose()?;
     let mut hooks = Hooks {
         venue: (cfg.venue.is_live() || cfg.chain.is_some())
             .then_some((report_rx, apply_report as _)),
         poke: Some(poke),
         cancel_on_stop: cfg.shutdown.on_stop == "cancel",
         drain: Duration::from_secs_f64(cfg.shutdown.drain_s),
+        answers,
     };
     let mut stop_rx = stop.clone();
     let stopping = metrics.clone();

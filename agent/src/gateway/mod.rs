@@ -223,17 +223,12 @@ struct Gateway {
     started: i64,
 }
 
-/// `kairos router serve`: serves until SIGTERM or Ctrl-C.
-pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let c = GatewayConfig::resolve(&args)?;
-    let keys = Keys::required(
-        c.server.api_key_file.as_deref(),
-        &c.server.api_key_env,
-        c.server.insecure_no_auth,
-    )?;
+/// The `[local]` models of a router config, loaded when a route names the `local` target
+/// (each such target's model checked to be among them).
+pub fn local_models(c: &GatewayConfig) -> anyhow::Result<Option<Arc<dyn LocalModel>>> {
     let uses_local =
         c.router.routes.iter().any(|r| r.targets.iter().any(|t| t.endpoint == "local"));
-    let local: Option<Arc<dyn LocalModel>> = if uses_local {
+    Ok(if uses_local {
         if c.local.llm.is_none() && c.local.embed.is_none() {
             anyhow::bail!(
                 "a route names the `local` target: give [local] llm or embed (or --local-llm, \
@@ -262,7 +257,28 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(Arc::new(l))
     } else {
         None
-    };
+    })
+}
+
+/// A router for `c` (with its local models), its probes and canaries started on the current
+/// tokio runtime: what a paper or live session's model asks go through.
+pub fn start_router(c: GatewayConfig) -> anyhow::Result<Arc<Router>> {
+    let local = local_models(&c)?;
+    let router = Arc::new(Router::new(c.router, local).map_err(|e| anyhow::anyhow!("{e}"))?);
+    router.spawn_probes();
+    router.spawn_canaries();
+    Ok(router)
+}
+
+/// `kairos router serve`: serves until SIGTERM or Ctrl-C.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let c = GatewayConfig::resolve(&args)?;
+    let keys = Keys::required(
+        c.server.api_key_file.as_deref(),
+        &c.server.api_key_env,
+        c.server.insecure_no_auth,
+    )?;
+    let local = local_models(&c)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,6 +16,7 @@ mod ml_cli;
 mod onchain;
 mod paper;
 mod paper_faults;
+mod paper_models;
 mod replay;
 mod report_browser;
 mod router;

@@ -89,6 +89,11 @@ impl Worker {
         w
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
