@@ -229,7 +229,7 @@ impl DelayReport {
                  {:.2}, max drawdown {:.2}% against {:.2}%, {} against {} trades)",
                 self.delayed.return_pct,
                 i.return_pct,
-                if cost >= 0.0 { "costs" } else { "gains (by luck of timing)" },
+                if cost >= 0.0 { "costs" } else { "gains" },
                 cost.abs(),
                 self.cost_equity.unwrap_or(f64::NAN).abs(),
                 self.delayed.sharpe,
@@ -255,7 +255,8 @@ impl DelayReport {
         let f2 = |v: f64| format!("{v:.2}");
         let mut rows = Vec::new();
         let inst = self.instant.as_ref();
-        let cells: [(&str, fn(&Figures) -> String); 5] = [
+        type Cell = fn(&Figures) -> String;
+        let cells: [(&str, Cell); 5] = [
             ("return %", |f| format!("{:.2}", f.return_pct)),
             ("final equity", |f| format!("{:.2}", f.equity_final)),
             ("Sharpe", |f| format!("{:.2}", f.sharpe)),
