@@ -26,15 +26,50 @@ const CLIENTS: usize = 4;
 
 fn texts(n: usize) -> Vec<String> {
     let words = [
-        "bitcoin", "rallies", "after", "the", "central", "bank", "signals", "a", "pause", "in",
-        "rate", "hikes", "while", "ether", "slips", "as", "traders", "weigh", "regulatory",
-        "risks", "and", "exchange", "outflows", "hit", "record", "levels", "across", "major",
-        "venues", "amid", "thin", "liquidity", "funding", "rates", "turn", "negative",
+        "bitcoin",
+        "rallies",
+        "after",
+        "the",
+        "central",
+        "bank",
+        "signals",
+        "a",
+        "pause",
+        "in",
+        "rate",
+        "hikes",
+        "while",
+        "ether",
+        "slips",
+        "as",
+        "traders",
+        "weigh",
+        "regulatory",
+        "risks",
+        "and",
+        "exchange",
+        "outflows",
+        "hit",
+        "record",
+        "levels",
+        "across",
+        "major",
+        "venues",
+        "amid",
+        "thin",
+        "liquidity",
+        "funding",
+        "rates",
+        "turn",
+        "negative",
     ];
     (0..n)
         .map(|i| {
             let len = 20 + (i * 7919) % 41;
-            (0..len).map(|j| words[(i * 31 + j * 17 + j * j) % words.len()]).collect::<Vec<_>>().join(" ")
+            (0..len)
+                .map(|j| words[(i * 31 + j * 17 + j * j) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect()
 }
@@ -81,7 +116,9 @@ fn main() {
     let file = tmp.path().join("texts.json");
     std::fs::write(&file, serde_json::to_vec(&texts).unwrap()).unwrap();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("== MiniLM-L6 embeddings on the CPU: {n} texts of 20 to 60 words, batch {BATCH} ({cores} cores)");
+    println!(
+        "== MiniLM-L6 embeddings on the CPU: {n} texts of 20 to 60 words, batch {BATCH} ({cores} cores)"
+    );
 
     // In process.
     let enc = kairos_models::embed::TextEncoder::load(&dir, &kairos_models::Device::Cpu).unwrap();
@@ -101,7 +138,8 @@ fn main() {
 
     // Through the worker.
     let (mut child, url) = worker(&dir);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let rate = rt.block_on(async {
         let c = reqwest::Client::new();
         let health = format!("{url}/health");
@@ -164,6 +202,8 @@ fn main() {
     {
         Ok(o) if o.status.success() => print!("{}", String::from_utf8_lossy(&o.stdout)),
         Ok(o) => eprintln!("sentence-transformers failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => eprintln!("no sentence-transformers ({py}: {e}); scripts/bench/worker.sh installs it"),
+        Err(e) => {
+            eprintln!("no sentence-transformers ({py}: {e}); scripts/bench/worker.sh installs it")
+        }
     }
 }

@@ -219,6 +219,13 @@ impl DelayReport {
             ms(self.latency_ms[2]),
             ms(self.latency_ms[3]),
         )];
+        if s.recording_reused > 0 {
+            v.push(format!(
+                "warning: {} asks were asked more often than the recording holds answers to them: \
+                 each got the last recorded answer again",
+                s.recording_reused
+            ));
+        }
         if let Some(f) = &s.first_failure {
             v.push(format!("warning: {} model asks failed; the first: {f}", s.failed));
         }

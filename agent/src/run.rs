@@ -288,6 +288,21 @@ pub fn describe(cfg: &AgentFile, config: &Path) -> Result<String> {
         let _ =
             writeln!(s, "feed        {} pool {} {} via {}", d.kind, d.symbol, d.address, d.rpc_url);
     }
+    if let Some(m) = &cfg.models {
+        let g = crate::gateway::GatewayConfig::load(&m.router)?;
+        let routes: Vec<&str> = g.router.routes.iter().map(|r| r.model.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "models      router {} (routes {}), answers recorded to {}",
+            m.router.display(),
+            routes.join(", "),
+            m.record_answers.as_ref().map_or("nowhere".into(), |p| p.display().to_string())
+        );
+        for e in &g.router.endpoints {
+            let _ =
+                writeln!(s, "model host  {} {} (sees only what the strategy asks)", e.name, e.url);
+        }
+    }
     match cfg.venue.kind.as_str() {
         "paper" => {
             let _ = writeln!(s, "orders      paper venue (no real orders)");

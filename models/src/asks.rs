@@ -488,6 +488,9 @@ pub struct AskStats {
     pub from_recording: u64,
     /// Asks answered by a local model.
     pub from_local: u64,
+    /// Asks answered from the recording with an answer already given (the input was asked
+    /// more often than it was recorded: the last recorded answer is given again).
+    pub recording_reused: u64,
     /// Asks that got a failure (no such model, a refused input, a recorded error).
     pub failed: u64,
     /// Asks whose answer was due after the run's last event.
@@ -544,15 +547,17 @@ impl Simulated {
         self.stats.clone()
     }
 
-    fn recorded(&mut self, ask: &ModelAsk) -> Option<Recorded> {
+    /// The recorded answer to `ask`, and whether it was given before.
+    fn recorded(&mut self, ask: &ModelAsk) -> Option<(Recorded, bool)> {
         let rec = self.answers.recording.as_ref()?;
         let d = digest(&ask.model, &ask.input);
         let list = rec.by_digest.get(&d)?;
         let n = self.used.entry(d).or_insert(0);
         // Asked more often than recorded: the last recorded answer again.
+        let reused = *n >= list.len();
         let r = list.get(*n).or_else(|| list.last())?.clone();
         *n += 1;
-        Some(r)
+        Some((r, reused))
     }
 }
 
@@ -561,8 +566,9 @@ impl Models for Simulated {
         let stats = self.stats.clone();
         let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.asked += 1;
-        let (result, recorded_latency) = if let Some(r) = self.recorded(&ask) {
+        let (result, recorded_latency) = if let Some((r, reused)) = self.recorded(&ask) {
             stats.from_recording += 1;
+            stats.recording_reused += u64::from(reused);
             let result = match (r.output, r.error) {
                 (Some(output), _) => {
                     Ok(ModelReply { output, endpoint: "recorded".into(), model: r.answered_by })
@@ -751,9 +757,27 @@ impl Live {
     }
 }
 
+/// The most asks a live session keeps in flight: one more fails at once (a strategy asking in
+/// a loop cannot flood the router or the memory).
+pub const MAX_IN_FLIGHT: usize = 1024;
+
 impl Models for Live {
     fn ask(&mut self, ask: ModelAsk) -> Answering {
         use std::sync::atomic::Ordering::Relaxed;
+        if self.in_flight.load(Relaxed) >= MAX_IN_FLIGHT {
+            return Answering::At(ModelAnswer {
+                ask: ask.id,
+                model: Arc::from(ask.model.as_str()),
+                tag: ask.tag,
+                asked_at: ask.at,
+                at: ask.at,
+                result: Err(ModelFailure {
+                    reason: format!(
+                        "{MAX_IN_FLIGHT} asks are already waiting for answers; this one was not sent"
+                    ),
+                }),
+            });
+        }
         let router = self.router.clone();
         let tx = self.answers.clone();
         let recorder = self.recorder.clone();
@@ -943,7 +967,7 @@ mod tests {
         assert!(miss.failure().unwrap().contains("--model other=PATH"), "{miss:?}");
         let s = sim.stats();
         let s = s.lock().unwrap();
-        assert_eq!((s.asked, s.from_recording, s.failed), (6, 5, 2));
+        assert_eq!((s.asked, s.from_recording, s.failed, s.recording_reused), (6, 5, 2, 1));
         assert_eq!(s.latencies_ns[..2], [5_000_000, 9_000_000]);
 
         // A torn last line (a crash mid-write) and a hostile one are named.
