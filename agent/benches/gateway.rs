@@ -77,6 +77,8 @@ async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
 }
 
 /// Starts a server process and waits for the line holding its address (`needle ... URL`).
+/// The caller kills and reaps it.
+#[allow(clippy::zombie_processes)]
 fn spawn(mut c: Command, needle: &str) -> (Child, String) {
     let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -228,8 +230,10 @@ fn main() {
             }
         }
         let _ = gw.kill();
+        let _ = gw.wait();
         if let Some((ch, _, _)) = &mut ll {
             let _ = ch.kill();
+            let _ = ch.wait();
         }
 
         println!("== fail-over: the primary upstream dies; requests timed one after another");
@@ -272,5 +276,6 @@ fn main() {
             println!("request {:>2} after the primary died: {ms:8.3} ms, answered by {by}", i + 1);
         }
         let _ = gw.kill();
+        let _ = gw.wait();
     });
 }

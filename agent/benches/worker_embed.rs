@@ -78,6 +78,8 @@ fn model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/all-MiniLM-L6-v2")
 }
 
+/// The caller kills and reaps it.
+#[allow(clippy::zombie_processes)]
 fn worker(dir: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
         .args(["worker", "--embed-model", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
@@ -188,6 +190,7 @@ fn main() {
     });
     println!("kairos worker, HTTP, {CLIENTS} clients, one pass          {rate:8.1} texts/s");
     let _ = child.kill();
+    let _ = child.wait();
 
     // sentence-transformers.
     let py = std::env::var("KAIROS_BENCH_PYTHON").unwrap_or_else(|_| {
