@@ -100,7 +100,8 @@ impl ModelsSpec {
         engine: &mut Engine<X, LiveClock>,
     ) -> Result<mpsc::UnboundedReceiver<kairos_strategies::ModelAnswer>> {
         let c = crate::gateway::GatewayConfig::load(&self.router)?;
-        let router = crate::gateway::start_router(c)
+        let router = crate::gateway::local_models(&c)
+            .and_then(|local| crate::gateway::start_router(c.router, local))
             .with_context(|| format!("[models] router {}", self.router.display()))?;
         let recorder = self
             .record_answers

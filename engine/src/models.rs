@@ -2,7 +2,6 @@
 //! come back as data events.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use kairos_strategies::{Data, ModelAnswer, ModelAsk, ModelFailure, Timestamp};
 
@@ -35,13 +34,9 @@ pub enum Answering {
 
 /// A run without a model service: every ask fails at once, saying so.
 pub(crate) fn no_service(ask: &ModelAsk) -> ModelAnswer {
-    ModelAnswer {
-        ask: ask.id,
-        model: Arc::from(ask.model.as_str()),
-        tag: ask.tag,
-        asked_at: ask.at,
-        at: ask.at,
-        result: Err(ModelFailure {
+    ask.answer(
+        ask.at,
+        Err(ModelFailure {
             reason: format!(
                 "this run has no model service, so `{}` cannot answer (backtests: give the \
                  models with --model NAME=PATH or recorded answers with --model-answers; \
@@ -49,7 +44,7 @@ pub(crate) fn no_service(ask: &ModelAsk) -> ModelAnswer {
                 ask.model
             ),
         }),
-    }
+    )
 }
 
 /// The data event that brings `answer` (source `model:<name>`).

@@ -611,14 +611,7 @@ impl Models for Simulated {
             }
             ModelFailure { reason }
         });
-        Answering::At(ModelAnswer {
-            ask: ask.id,
-            model: Arc::from(ask.model.as_str()),
-            tag: ask.tag,
-            asked_at: ask.at,
-            at: Timestamp(ask.at.0.saturating_add(latency)),
-            result,
-        })
+        Answering::At(ask.answer(Timestamp(ask.at.0.saturating_add(latency)), result))
     }
 
     fn unanswered(&mut self, asks: usize) {
@@ -750,11 +743,6 @@ impl Live {
             in_flight: Arc::default(),
         }
     }
-
-    /// Asks sent and not answered yet.
-    pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicUsize> {
-        self.in_flight.clone()
-    }
 }
 
 /// The most asks a live session keeps in flight: one more fails at once (a strategy asking in
@@ -765,18 +753,10 @@ impl Models for Live {
     fn ask(&mut self, ask: ModelAsk) -> Answering {
         use std::sync::atomic::Ordering::Relaxed;
         if self.in_flight.load(Relaxed) >= MAX_IN_FLIGHT {
-            return Answering::At(ModelAnswer {
-                ask: ask.id,
-                model: Arc::from(ask.model.as_str()),
-                tag: ask.tag,
-                asked_at: ask.at,
-                at: ask.at,
-                result: Err(ModelFailure {
-                    reason: format!(
-                        "{MAX_IN_FLIGHT} asks are already waiting for answers; this one was not sent"
-                    ),
-                }),
-            });
+            let reason = format!(
+                "{MAX_IN_FLIGHT} asks are already waiting for answers; this one was not sent"
+            );
+            return Answering::At(ask.answer(ask.at, Err(ModelFailure { reason })));
         }
         let router = self.router.clone();
         let tx = self.answers.clone();
@@ -795,14 +775,7 @@ impl Models for Live {
             };
             let took = i64::try_from(sent.elapsed().as_nanos()).unwrap_or(i64::MAX);
             let at = Timestamp(ask.at.0.saturating_add(took));
-            let answer = ModelAnswer {
-                ask: ask.id,
-                model: Arc::from(ask.model.as_str()),
-                tag: ask.tag,
-                asked_at: ask.at,
-                at,
-                result,
-            };
+            let answer = ask.answer(at, result);
             if let Some(r) = &recorder {
                 let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
                 if let Err(e) = r.write(&ask, &answer) {
@@ -907,14 +880,7 @@ mod tests {
         let mut rec = Recorder::open(&path).unwrap();
         let live = |id: u64, text: &str, at: i64, lat: i64, result| {
             let a = ask(id, "news", embed(text), at);
-            let answer = ModelAnswer {
-                ask: a.id,
-                model: "news".into(),
-                tag: a.tag,
-                asked_at: a.at,
-                at: Timestamp(at + lat),
-                result,
-            };
+            let answer = a.answer(Timestamp(at + lat), result);
             (a, answer)
         };
         let ok = |v: f32| {

@@ -201,6 +201,20 @@ pub struct ModelAsk {
     pub at: Timestamp,
 }
 
+impl ModelAsk {
+    /// The answer to this ask that arrives at `at` (how a runtime makes one).
+    pub fn answer(&self, at: Timestamp, result: Result<ModelReply, ModelFailure>) -> ModelAnswer {
+        ModelAnswer {
+            ask: self.id,
+            model: Arc::from(self.model.as_str()),
+            tag: self.tag,
+            asked_at: self.at,
+            at,
+            result,
+        }
+    }
+}
+
 /// What a model answered, checked and typed by the runtime: a strategy never sees a
 /// malformed or truncated answer, only this or a [`ModelFailure`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -260,11 +260,14 @@ pub fn local_models(c: &GatewayConfig) -> anyhow::Result<Option<Arc<dyn LocalMod
     })
 }
 
-/// A router for `c` (with its local models), its probes and canaries started on the current
-/// tokio runtime: what a paper or live session's model asks go through.
-pub fn start_router(c: GatewayConfig) -> anyhow::Result<Arc<Router>> {
-    let local = local_models(&c)?;
-    let router = Arc::new(Router::new(c.router, local).map_err(|e| anyhow::anyhow!("{e}"))?);
+/// A router over `config` and `local` (from [`local_models`]), its probes and canaries
+/// started on the current tokio runtime: what the gateway serves, and what a paper or live
+/// session's model asks go through.
+pub fn start_router(
+    config: RouterConfig,
+    local: Option<Arc<dyn LocalModel>>,
+) -> anyhow::Result<Arc<Router>> {
+    let router = Arc::new(Router::new(config, local).map_err(|e| anyhow::anyhow!("{e}"))?);
     router.spawn_probes();
     router.spawn_canaries();
     Ok(router)
@@ -284,9 +287,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let router = Arc::new(Router::new(c.router, local).map_err(|e| anyhow::anyhow!("{e}"))?);
-        router.spawn_probes();
-        router.spawn_canaries();
+        let router = start_router(c.router, local)?;
         let addr: SocketAddr = c.server.listen.parse()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
